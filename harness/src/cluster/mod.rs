@@ -1,0 +1,3 @@
+//! Clusters: starting one and applying manifests to it.
+
+pub mod apply;

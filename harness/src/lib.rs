@@ -1,0 +1,13 @@
+//! hadrill: a chaos + BDD test harness for Kubernetes high-availability controllers.
+//!
+//! - [`world`]: the cucumber World a scenario runs in.
+//! - [`steps`]: the step library, one module per subject.
+//! - [`cluster`]: getting a cluster and applying manifests to it.
+//! - [`report`]: the feature runner and its reports (JUnit XML and a human-readable log).
+
+pub mod cluster;
+pub mod report;
+pub mod steps;
+pub mod world;
+
+pub use world::HadrillWorld;

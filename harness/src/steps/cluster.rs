@@ -1,0 +1,82 @@
+//! Steps about the cluster itself.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, ensure};
+use cucumber::{given, then, when};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Node, Service};
+use kube::api::{Api, ListParams};
+
+use crate::HadrillWorld;
+use crate::cluster::apply::apply_file;
+
+/// Repository root: manifests in steps are given relative to it.
+fn repo_path(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+/// `Given an embedded cluster with 3 nodes`
+#[given(expr = "an embedded cluster with {int} node(s)")]
+async fn embedded_cluster(world: &mut HadrillWorld, nodes: usize) -> anyhow::Result<()> {
+    let sim = sim::Sim::start(sim::SimConfig { nodes, ..Default::default() }).await.context("starting the embedded cluster")?;
+    world.client = Some(sim.client()?);
+    world.sim = Some(sim);
+    Ok(())
+}
+
+/// `When the manifest "features/manifests/web.yaml" is applied`
+#[when(expr = "the manifest {string} is applied")]
+async fn manifest_applied(world: &mut HadrillWorld, path: String) -> anyhow::Result<()> {
+    let applied = apply_file(&world.client()?, &repo_path(&path), "default").await?;
+    ensure!(!applied.is_empty(), "{path} holds no objects");
+    Ok(())
+}
+
+/// `Then the cluster lists 3 nodes`
+#[then(expr = "the cluster lists {int} node(s)")]
+async fn lists_nodes(world: &mut HadrillWorld, want: usize) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(world.client()?);
+    let got = nodes.list(&ListParams::default()).await?.items.len();
+    ensure!(got == want, "the cluster lists {got} nodes, expected {want}");
+    Ok(())
+}
+
+/// `Then the deployment "web" wants 2 replicas`
+#[then(expr = "the deployment {string} wants {int} replica(s)")]
+async fn deployment_wants(world: &mut HadrillWorld, name: String, want: i32) -> anyhow::Result<()> {
+    let api: Api<Deployment> = Api::default_namespaced(world.client()?);
+    let d = api.get(&name).await.with_context(|| format!("reading deployment {name}"))?;
+    let got = d.spec.and_then(|s| s.replicas).unwrap_or(1);
+    ensure!(got == want, "deployment {name} wants {got} replicas, expected {want}");
+    Ok(())
+}
+
+/// `Then the service "web" selects pods labelled "app=web"`
+#[then(expr = "the service {string} selects pods labelled {string}")]
+async fn service_selects(world: &mut HadrillWorld, name: String, label: String) -> anyhow::Result<()> {
+    let api: Api<Service> = Api::default_namespaced(world.client()?);
+    let svc = api.get(&name).await.with_context(|| format!("reading service {name}"))?;
+    let selector = svc.spec.and_then(|s| s.selector).unwrap_or_default();
+    let (k, v) = label.split_once('=').with_context(|| format!("{label:?} is not key=value"))?;
+    ensure!(selector.get(k).map(String::as_str) == Some(v), "service {name} selects {selector:?}, expected {label}");
+    Ok(())
+}
+
+/// `When the deployment "web" is deleted`
+#[when(expr = "the deployment {string} is deleted")]
+async fn deployment_deleted(world: &mut HadrillWorld, name: String) -> anyhow::Result<()> {
+    let api: Api<Deployment> = Api::default_namespaced(world.client()?);
+    api.delete(&name, &Default::default()).await.with_context(|| format!("deleting deployment {name}"))?;
+    Ok(())
+}
+
+/// `Then the deployment "web" is gone`
+#[then(expr = "the deployment {string} is gone")]
+async fn deployment_gone(world: &mut HadrillWorld, name: String) -> anyhow::Result<()> {
+    let api: Api<Deployment> = Api::default_namespaced(world.client()?);
+    match api.get_opt(&name).await? {
+        None => Ok(()),
+        Some(_) => anyhow::bail!("deployment {name} still exists"),
+    }
+}

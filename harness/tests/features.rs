@@ -1,0 +1,14 @@
+//! `cargo test --test features`: the feature suite against the embedded cluster.
+
+fn main() -> std::process::ExitCode {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let features = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../features");
+    match rt.block_on(hadrill::report::run_features(&features)) {
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

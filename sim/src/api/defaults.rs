@@ -1,0 +1,116 @@
+//! Defaulting of built-in kinds on write, for the fields clients and controllers rely on
+//! (a subset of kube-apiserver's defaulters; fields left out keep their zero value).
+
+use serde_json::{Value, json};
+
+fn set_default(obj: &mut Value, key: &str, value: Value) {
+    if let Some(map) = obj.as_object_mut() {
+        if map.get(key).is_none_or(Value::is_null) {
+            map.insert(key.to_string(), value);
+        }
+    }
+}
+
+fn child<'a>(obj: &'a mut Value, key: &str) -> Option<&'a mut Value> {
+    obj.as_object_mut()?.get_mut(key)
+}
+
+/// Applies defaults for `group`/`resource` to `obj`.
+pub fn apply(group: &str, resource: &str, obj: &mut Value) {
+    match (group, resource) {
+        ("", "namespaces") => {
+            if let Some(spec) = ensure_object(obj, "spec") {
+                set_default(spec, "finalizers", json!(["kubernetes"]));
+            }
+            if let Some(status) = ensure_object(obj, "status") {
+                set_default(status, "phase", json!("Active"));
+            }
+        }
+        ("", "pods") => {
+            if let Some(spec) = child(obj, "spec") {
+                pod_spec(spec);
+            }
+        }
+        ("", "services") => {
+            if let Some(spec) = child(obj, "spec") {
+                set_default(spec, "type", json!("ClusterIP"));
+                set_default(spec, "sessionAffinity", json!("None"));
+                if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports {
+                        set_default(p, "protocol", json!("TCP"));
+                        let port = p.get("port").cloned().unwrap_or(Value::Null);
+                        set_default(p, "targetPort", port);
+                    }
+                }
+            }
+        }
+        ("apps", "deployments") => {
+            if let Some(spec) = child(obj, "spec") {
+                set_default(spec, "replicas", json!(1));
+                set_default(spec, "revisionHistoryLimit", json!(10));
+                set_default(spec, "progressDeadlineSeconds", json!(600));
+                set_default(
+                    spec,
+                    "strategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+                );
+                template(spec);
+            }
+        }
+        ("apps", "replicasets") => {
+            if let Some(spec) = child(obj, "spec") {
+                set_default(spec, "replicas", json!(1));
+                template(spec);
+            }
+        }
+        ("apps", "statefulsets") => {
+            if let Some(spec) = child(obj, "spec") {
+                set_default(spec, "replicas", json!(1));
+                set_default(spec, "podManagementPolicy", json!("OrderedReady"));
+                set_default(spec, "revisionHistoryLimit", json!(10));
+                set_default(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+                template(spec);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn ensure_object<'a>(obj: &'a mut Value, key: &str) -> Option<&'a mut Value> {
+    let map = obj.as_object_mut()?;
+    let entry = map.entry(key.to_string()).or_insert_with(|| json!({}));
+    if entry.is_null() {
+        *entry = json!({});
+    }
+    Some(entry)
+}
+
+fn template(spec: &mut Value) {
+    if let Some(pod_spec_value) = child(spec, "template").and_then(|t| child(t, "spec")) {
+        pod_spec(pod_spec_value);
+    }
+}
+
+fn pod_spec(spec: &mut Value) {
+    set_default(spec, "restartPolicy", json!("Always"));
+    set_default(spec, "terminationGracePeriodSeconds", json!(30));
+    set_default(spec, "dnsPolicy", json!("ClusterFirst"));
+    set_default(spec, "schedulerName", json!("default-scheduler"));
+    set_default(spec, "securityContext", json!({}));
+    for list in ["containers", "initContainers"] {
+        if let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) {
+            for c in containers {
+                let latest = c["image"].as_str().is_some_and(|i| !i.contains(':') || i.ends_with(":latest"));
+                set_default(c, "imagePullPolicy", json!(if latest { "Always" } else { "IfNotPresent" }));
+                set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+                set_default(c, "terminationMessagePolicy", json!("File"));
+                set_default(c, "resources", json!({}));
+                if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports {
+                        set_default(p, "protocol", json!("TCP"));
+                    }
+                }
+            }
+        }
+    }
+}

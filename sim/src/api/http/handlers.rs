@@ -1,0 +1,245 @@
+//! Verb dispatch for resource URLs.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::request::{self, Query, Target};
+use super::{LogQuery, ServerState, table, watch};
+use crate::api::ops::{DeleteOptions, FieldValidation, ListOptions, PatchKind, Propagation, Subresource, WriteCtx, Written};
+use crate::api::resources::ResourceType;
+use crate::api::status::{ApiError, ApiResult};
+
+/// Entry point for every `/api/...` and `/apis/...` request that is not discovery.
+pub async fn dispatch(
+    State(state): State<Arc<ServerState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let query = Query::parse(uri.query());
+    if let Some(resp) = super::discovery::group_discovery(&state, &path, &headers) {
+        return resp;
+    }
+    let Some(target) = request::parse_path(&path) else {
+        return ApiError::no_route(&path).into_response();
+    };
+    match handle(&state, &method, &target, &query, &headers, &body).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn handle(
+    state: &Arc<ServerState>,
+    method: &Method,
+    t: &Target,
+    query: &Query,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> ApiResult<Response> {
+    let api = &state.api;
+    let rt = api.resource(&t.group, &t.version, &t.plural)?;
+    if !rt.namespaced && t.namespace.is_some() {
+        return Err(ApiError::no_route(&format!("{} is not namespaced", rt.plural)));
+    }
+    let ns = t.namespace.clone().unwrap_or_default();
+    if rt.namespaced && t.name.is_some() && t.namespace.is_none() {
+        return Err(ApiError::no_route(&format!("{}/{} requires a namespace", rt.plural, t.name.as_deref().unwrap_or(""))));
+    }
+    let sub = match t.sub.as_deref() {
+        None => Subresource::Main,
+        Some("status") if rt.status => Subresource::Status,
+        Some("scale") if rt.scale.is_some() => Subresource::Scale,
+        Some(s) if rt.extra_subresources.contains(&s) => return extra_subresource(state, &rt, &ns, t, s, method, query).await,
+        Some(s) => return Err(ApiError::no_route(&format!("{}/{s}", rt.plural))),
+    };
+    let ctx = write_ctx(query, headers)?;
+    match (method, t.name.as_deref()) {
+        (&Method::GET, None) => {
+            let opts = list_options(&rt, query)?;
+            let all_ns = t.namespace.as_deref();
+            if query.flag("watch") {
+                return Ok(watch::serve(state.clone(), rt, all_ns.map(str::to_string), opts, query));
+            }
+            let result = api.list(&rt, all_ns, &opts)?;
+            if request::wants_table(headers) {
+                return Ok(json_response(StatusCode::OK, &table::list_table(&rt, &result, query), &[]));
+            }
+            let items: Vec<Value> = result.items.iter().map(|o| present(&rt, o)).collect();
+            let mut meta = serde_json::Map::new();
+            meta.insert("resourceVersion".into(), json!(result.resource_version.to_string()));
+            if let Some(c) = &result.continue_token {
+                meta.insert("continue".into(), json!(c));
+            }
+            let list = json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(), "metadata": meta, "items": items});
+            Ok(json_response(StatusCode::OK, &list, &[]))
+        }
+        (&Method::GET, Some(name)) => {
+            let obj = api.get(&rt, &ns, name)?;
+            let obj = match sub {
+                Subresource::Scale => crate::api::ops::scale_view(&rt, &obj),
+                _ => present(&rt, &obj),
+            };
+            if request::wants_table(headers) && sub == Subresource::Main {
+                return Ok(json_response(StatusCode::OK, &table::object_table(&rt, &obj, query), &[]));
+            }
+            Ok(json_response(StatusCode::OK, &obj, &[]))
+        }
+        (&Method::POST, None) => {
+            let obj = request::parse_body(body, &request::content_type(headers))?;
+            let w = api.create(&rt, &ns, obj, &ctx)?;
+            Ok(written(&rt, w, StatusCode::CREATED))
+        }
+        (&Method::PUT, Some(name)) => {
+            let obj = request::parse_body(body, &request::content_type(headers))?;
+            let w = api.update(&rt, &ns, name, obj, sub, &ctx)?;
+            Ok(written(&rt, w, StatusCode::OK))
+        }
+        (&Method::PATCH, Some(name)) => {
+            let ct = request::content_type(headers);
+            let kind = PatchKind::from_content_type(&ct)?;
+            let patch = request::parse_body(body, &ct)?;
+            let w = api.patch(&rt, &ns, name, kind, patch, sub, &ctx)?;
+            let code = if w.created { StatusCode::CREATED } else { StatusCode::OK };
+            Ok(written(&rt, w, code))
+        }
+        (&Method::DELETE, Some(name)) if sub == Subresource::Main => {
+            let opts = delete_options(query, body)?;
+            let obj = api.delete(&rt, &ns, name, &opts)?;
+            Ok(json_response(StatusCode::OK, &present(&rt, &obj), &[]))
+        }
+        (&Method::DELETE, None) => {
+            let list = list_options(&rt, query)?;
+            let opts = delete_options(query, body)?;
+            let deleted = api.delete_collection(&rt, t.namespace.as_deref(), &list, &opts)?;
+            let items: Vec<Value> = deleted.iter().map(|o| present(&rt, o)).collect();
+            let out = json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(),
+                "metadata": {"resourceVersion": api.store.resource_version().to_string()}, "items": items});
+            Ok(json_response(StatusCode::OK, &out, &[]))
+        }
+        (m, _) => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({m} {})",
+            crate::api::status::qualified(&rt.group, &rt.plural)
+        ))),
+    }
+}
+
+async fn extra_subresource(
+    state: &Arc<ServerState>,
+    rt: &ResourceType,
+    ns: &str,
+    t: &Target,
+    sub: &str,
+    method: &Method,
+    query: &Query,
+) -> ApiResult<Response> {
+    let name = t.name.as_deref().unwrap_or_default();
+    match (sub, method) {
+        ("log", &Method::GET) => {
+            let pod = state.api.get(rt, ns, name)?;
+            let q = LogQuery {
+                container: query.get("container").map(str::to_string),
+                follow: query.flag("follow"),
+                previous: query.flag("previous"),
+                tail_lines: query.int("tailLines")?.map(|n| n.max(0) as usize),
+            };
+            let Some(source) = &state.config.logs else {
+                let node = pod["spec"]["nodeName"].as_str().unwrap_or_default();
+                return Err(if node.is_empty() {
+                    ApiError::bad_request(format!("pod {name} does not have a host assigned"))
+                } else {
+                    ApiError::bad_request(format!("no kubelet serves logs for node {node}"))
+                });
+            };
+            let stream = source.logs(&pod, &q)?;
+            let first = futures::stream::once(async move { Ok::<_, std::convert::Infallible>(Bytes::from(stream.text)) });
+            let body = match stream.follow {
+                None => Body::from_stream(first),
+                Some(rx) => {
+                    use futures::StreamExt;
+                    let rest = tokio_stream::wrappers::ReceiverStream::new(rx).map(|s| Ok(Bytes::from(s)));
+                    Body::from_stream(first.chain(rest))
+                }
+            };
+            Ok(([(axum::http::header::CONTENT_TYPE, "text/plain")], body).into_response())
+        }
+        ("finalize", &Method::PUT) => Err(ApiError::method_not_allowed("namespaces/finalize is handled by the namespace controller")),
+        _ => Err(ApiError::method_not_allowed(format!(
+            "the server does not allow this method on the requested resource ({method} {}/{sub})",
+            rt.plural
+        ))),
+    }
+}
+
+fn write_ctx(query: &Query, headers: &HeaderMap) -> ApiResult<WriteCtx> {
+    let dry_run = match query.get("dryRun") {
+        None | Some("") => false,
+        Some("All") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("dryRun {other:?} is invalid: only \"All\" is supported"))),
+    };
+    Ok(WriteCtx {
+        manager: request::manager(query, headers),
+        dry_run,
+        field_validation: FieldValidation::parse(query.get("fieldValidation").unwrap_or_default())?,
+        force: query.flag("force"),
+    })
+}
+
+fn list_options(rt: &ResourceType, query: &Query) -> ApiResult<ListOptions> {
+    let mut opts = ListOptions::parse(query.get("labelSelector"), query.get("fieldSelector"), &rt.kind)?;
+    opts.limit = query.int("limit")?.unwrap_or(0).max(0) as usize;
+    opts.continue_token = query.get("continue").filter(|c| !c.is_empty()).map(str::to_string);
+    Ok(opts)
+}
+
+fn delete_options(query: &Query, body: &Bytes) -> ApiResult<DeleteOptions> {
+    let mut opts = if body.iter().all(u8::is_ascii_whitespace) {
+        DeleteOptions::default()
+    } else {
+        DeleteOptions::from_json(&request::parse_body(body, "application/json")?)?
+    };
+    if let Some(p) = query.get("propagationPolicy").filter(|p| !p.is_empty()) {
+        opts.propagation = Some(Propagation::parse(p)?);
+    }
+    if let Some(g) = query.int("gracePeriodSeconds")? {
+        opts.grace_period = Some(g);
+    }
+    if query.get("dryRun") == Some("All") {
+        opts.dry_run = true;
+    }
+    Ok(opts)
+}
+
+/// An object as served at this version (multi-version CRDs share storage, no conversion).
+pub fn present(rt: &ResourceType, obj: &Value) -> Value {
+    let api_version = rt.api_version();
+    if obj["apiVersion"].as_str() == Some(api_version.as_str()) || obj["kind"].as_str() != Some(rt.kind.as_str()) {
+        return obj.clone();
+    }
+    let mut o = obj.clone();
+    o["apiVersion"] = json!(api_version);
+    o
+}
+
+fn written(rt: &ResourceType, w: Written, code: StatusCode) -> Response {
+    json_response(code, &present(rt, &w.object), &w.warnings)
+}
+
+/// A JSON response with optional `Warning` headers.
+pub fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
+    let mut resp = (code, [(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    for w in warnings {
+        let text = format!("299 - \"{}\"", w.replace('"', "\\\""));
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            resp.headers_mut().append("warning", v);
+        }
+    }
+    resp
+}

@@ -1,0 +1,19 @@
+//! The Kubernetes API server subset: storage, semantics and HTTP.
+
+pub mod builtin;
+pub mod crd;
+pub mod defaults;
+pub mod http;
+pub mod merge;
+pub mod names;
+pub mod ops;
+pub mod resources;
+pub mod schema;
+pub mod selectors;
+pub mod status;
+pub mod store;
+
+/// Spawns the in-process controllers for this API.
+pub fn controllers_spawn(api: &std::sync::Arc<ops::Api>) -> Vec<tokio::task::JoinHandle<()>> {
+    crate::controllers::spawn_all(api)
+}

@@ -1,0 +1,207 @@
+//! API errors rendered as `kind: Status` objects, with the codes and reasons
+//! kube-apiserver uses, so clients (kube-rs, kubectl) react to them as they would on a
+//! real cluster.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// One field-level cause of an `Invalid` (422) error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cause {
+    /// Kubernetes cause type, e.g. `FieldValueRequired`, `FieldValueInvalid`.
+    pub reason: String,
+    /// Field path, e.g. `spec.containers[0].name`.
+    pub field: String,
+    /// Human-readable message.
+    pub message: String,
+}
+
+/// An error answered by the API server.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code} {reason}: {message}")]
+pub struct ApiError {
+    /// HTTP status code.
+    pub code: u16,
+    /// Status reason, e.g. `NotFound`, `AlreadyExists`, `Conflict`.
+    pub reason: &'static str,
+    /// Message, worded as kube-apiserver words it.
+    pub message: String,
+    /// Kind/name/group the error is about, when known.
+    pub details: Option<Details>,
+    /// Field causes (for `Invalid`).
+    pub causes: Vec<Cause>,
+}
+
+/// `details` of a Status.
+#[derive(Debug, Clone, Default)]
+pub struct Details {
+    /// Object name.
+    pub name: String,
+    /// API group (empty for core).
+    pub group: String,
+    /// Plural resource name (Kubernetes puts the resource in `kind` here).
+    pub kind: String,
+}
+
+impl ApiError {
+    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
+        Self { code, reason, message: message.into(), details: None, causes: Vec::new() }
+    }
+
+    fn with_details(mut self, group: &str, resource: &str, name: &str) -> Self {
+        self.details = Some(Details {
+            name: name.to_string(),
+            group: group.to_string(),
+            kind: resource.to_string(),
+        });
+        self
+    }
+
+    /// 404 for a named object.
+    pub fn not_found(group: &str, resource: &str, name: &str) -> Self {
+        Self::new(404, "NotFound", format!("{} \"{name}\" not found", qualified(group, resource)))
+            .with_details(group, resource, name)
+    }
+
+    /// 404 for a path that is not served at all.
+    pub fn no_route(path: &str) -> Self {
+        Self::new(404, "NotFound", format!("the server could not find the requested resource ({path})"))
+    }
+
+    /// 409 AlreadyExists.
+    pub fn already_exists(group: &str, resource: &str, name: &str) -> Self {
+        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", qualified(group, resource)))
+            .with_details(group, resource, name)
+    }
+
+    /// 409 Conflict for a stale resourceVersion / failed precondition.
+    pub fn conflict(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        Self::new(
+            409,
+            "Conflict",
+            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", qualified(group, resource)),
+        )
+        .with_details(group, resource, name)
+    }
+
+    /// 409 Conflict for a stale resourceVersion, with kube-apiserver's exact wording.
+    pub fn stale(group: &str, resource: &str, name: &str) -> Self {
+        Self::conflict(
+            group,
+            resource,
+            name,
+            "the object has been modified; please apply your changes to the latest version and try again",
+        )
+    }
+
+    /// 409 Conflict from server-side apply field ownership.
+    pub fn apply_conflict(group: &str, resource: &str, name: &str, message: String) -> Self {
+        Self::new(409, "Conflict", message).with_details(group, resource, name)
+    }
+
+    /// 422 Invalid naming the offending fields.
+    pub fn invalid(kind: &str, name: &str, group: &str, causes: Vec<Cause>) -> Self {
+        let list = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect::<Vec<_>>();
+        let summary = if list.len() == 1 { list[0].clone() } else { format!("[{}]", list.join(", ")) };
+        let display_name = if name.is_empty() { String::new() } else { format!(" \"{name}\"") };
+        let mut e = Self::new(422, "Invalid", format!("{kind}{display_name} is invalid: {summary}"))
+            .with_details(group, kind, name);
+        e.causes = causes;
+        e
+    }
+
+    /// 422 Invalid with a single field.
+    pub fn invalid_field(kind: &str, name: &str, group: &str, reason: &str, field: &str, message: impl Into<String>) -> Self {
+        Self::invalid(
+            kind,
+            name,
+            group,
+            vec![Cause { reason: reason.to_string(), field: field.to_string(), message: message.into() }],
+        )
+    }
+
+    /// 400 BadRequest.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+
+    /// 403 Forbidden.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(403, "Forbidden", message)
+    }
+
+    /// 405 MethodNotAllowed.
+    pub fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(405, "MethodNotAllowed", message)
+    }
+
+    /// 410 Gone (expired resourceVersion / continue token).
+    pub fn gone(message: impl Into<String>) -> Self {
+        Self::new(410, "Expired", message)
+    }
+
+    /// 415 UnsupportedMediaType.
+    pub fn unsupported_media_type(content_type: &str) -> Self {
+        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/merge-patch+json, application/strategic-merge-patch+json, application/json-patch+json, application/apply-patch+yaml (got {content_type:?})"))
+    }
+
+    /// 500 InternalError.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, "InternalError", message)
+    }
+
+    /// The `Status` object as JSON.
+    pub fn to_status(&self) -> Value {
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        });
+        if self.details.is_some() || !self.causes.is_empty() {
+            let mut details = serde_json::Map::new();
+            if let Some(d) = &self.details {
+                if !d.name.is_empty() {
+                    details.insert("name".into(), json!(d.name));
+                }
+                if !d.group.is_empty() {
+                    details.insert("group".into(), json!(d.group));
+                }
+                details.insert("kind".into(), json!(d.kind));
+            }
+            if !self.causes.is_empty() {
+                let causes: Vec<Value> = self
+                    .causes
+                    .iter()
+                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                    .collect();
+                details.insert("causes".into(), Value::Array(causes));
+            }
+            status["details"] = Value::Object(details);
+        }
+        status
+    }
+}
+
+/// `deployments.apps` style resource naming used in kube-apiserver messages.
+pub fn qualified(group: &str, resource: &str) -> String {
+    if group.is_empty() { resource.to_string() } else { format!("{resource}.{group}") }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = self.to_status().to_string();
+        (code, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+    }
+}
+
+/// Result type of API handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

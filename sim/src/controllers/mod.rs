@@ -1,0 +1,54 @@
+//! In-process controllers of the embedded cluster (the kube-controller-manager and
+//! apiextensions subset): garbage collection and namespace lifecycle.
+
+pub mod crd;
+pub mod gc;
+pub mod namespace;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::api::ops::{Api, Subresource, WriteCtx};
+use crate::api::resources::ResourceType;
+use crate::api::status::ApiResult;
+
+/// Read-modify-write of one object through the API semantics, retried on conflict.
+/// `change` returns `false` to leave the object alone.
+pub fn modify(
+    api: &Api,
+    rt: &ResourceType,
+    namespace: &str,
+    name: &str,
+    manager: &str,
+    mut change: impl FnMut(&mut Value) -> bool,
+) -> ApiResult<()> {
+    let ctx = WriteCtx::controller(manager);
+    for _ in 0..16 {
+        let cur = match api.get(rt, namespace, name) {
+            Ok(c) => c,
+            Err(e) if e.code == 404 => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let mut next = (*cur).clone();
+        if !change(&mut next) {
+            return Ok(());
+        }
+        match api.update(rt, namespace, name, next, Subresource::Main, &ctx) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code == 409 => continue,
+            Err(e) if e.code == 404 => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Spawns every controller; they stop when the returned handles are aborted.
+pub fn spawn_all(api: &Arc<Api>) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![
+        tokio::spawn(gc::run(api.clone(), api.store.subscribe())),
+        tokio::spawn(namespace::run(api.clone(), api.store.subscribe())),
+        tokio::spawn(crd::run(api.clone(), api.store.subscribe())),
+    ]
+}

@@ -1,0 +1,197 @@
+//! hadrill's embedded Kubernetes cluster.
+//!
+//! [`Sim::start`] serves a Kubernetes API subset over HTTP on 127.0.0.1 — the same kube-rs
+//! clients, controllers and `kubectl` that talk to kind talk to it unchanged — with the
+//! kube-controller-manager pieces that API semantics need (garbage collection, namespace
+//! lifecycle, CRD cleanup).
+
+pub mod api;
+pub mod controllers;
+mod kubeconfig;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use serde_json::json;
+
+pub use api::ops::Api;
+use api::http::{ServerConfig, ServerState};
+use api::ops::WriteCtx;
+
+/// Settings of an embedded cluster.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// Address to listen on; port 0 picks a free one.
+    pub bind: SocketAddr,
+    /// Number of nodes to register.
+    pub nodes: usize,
+    /// Watch events kept per resource; a watch older than that gets 410 Gone.
+    pub watch_history: usize,
+    /// Interval between watch BOOKMARKs.
+    pub bookmark_interval: Duration,
+    /// Name of the cluster (node names, kubeconfig context).
+    pub name: String,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            nodes: 1,
+            watch_history: 100_000,
+            bookmark_interval: Duration::from_secs(10),
+            name: "hadrill".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("bind", &self.bind)
+            .field("nodes", &self.nodes)
+            .field("watch_history", &self.watch_history)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+/// A running embedded cluster. Dropping it (or [`Sim::stop`]) shuts everything down.
+pub struct Sim {
+    addr: SocketAddr,
+    name: String,
+    state: Arc<ServerState>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    started: Duration,
+}
+
+impl Sim {
+    /// Starts the API server and controllers, registers namespaces and nodes, and returns once
+    /// the server answers.
+    pub async fn start(config: SimConfig) -> anyhow::Result<Sim> {
+        let t0 = Instant::now();
+        let api = Arc::new(Api::new(config.watch_history));
+        let mut tasks = api::controllers_spawn(&api);
+        let state = Arc::new(ServerState {
+            api: api.clone(),
+            config: ServerConfig { bookmark_interval: config.bookmark_interval, ..Default::default() },
+            close_watches: tokio::sync::watch::channel(0).0,
+            shutdown: tokio::sync::watch::channel(false).0,
+        });
+        bootstrap(&api, &config).context("registering the initial namespaces and nodes")?;
+        let listener = tokio::net::TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("binding the API server to {}", config.bind))?;
+        let addr = listener.local_addr().context("reading the API server address")?;
+        let router = api::http::router(state.clone());
+        let mut shutdown = state.shutdown.subscribe();
+        tasks.push(tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "embedded API server stopped");
+            }
+        }));
+        Ok(Sim { addr, name: config.name, state, tasks, started: t0.elapsed() })
+    }
+
+    /// Address of the API server.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Time [`Sim::start`] took until the server was ready.
+    pub fn startup_time(&self) -> Duration {
+        self.started
+    }
+
+    /// In-process access to the API semantics (for controllers and benchmarks).
+    pub fn api(&self) -> &Arc<Api> {
+        &self.state.api
+    }
+
+    /// The admin kubeconfig (unrestricted).
+    pub fn kubeconfig(&self) -> kube::config::Kubeconfig {
+        kubeconfig::admin(&self.name, &self.url())
+    }
+
+    /// Writes the admin kubeconfig as YAML to `path` (usable by kube-rs and `kubectl`).
+    pub fn write_kubeconfig(&self, path: &Path) -> anyhow::Result<()> {
+        kubeconfig::write(&self.kubeconfig(), path)
+    }
+
+    /// A kube-rs client for the admin user.
+    pub fn client(&self) -> anyhow::Result<kube::Client> {
+        install_crypto_provider();
+        let mut config = kube::Config::new(self.url().parse().context("parsing the API server URL")?);
+        config.default_namespace = "default".into();
+        kube::Client::try_from(config).context("building a kube client for the embedded cluster")
+    }
+
+    /// Ends every open watch stream, as an API server restart would; clients must resume.
+    pub fn close_watches(&self) {
+        self.state.close_watches.send_modify(|n| *n += 1);
+    }
+
+    /// Stops the server and controllers.
+    pub async fn stop(mut self) {
+        self.shutdown();
+        for t in self.tasks.drain(..) {
+            let _ = t.await;
+        }
+    }
+
+    fn shutdown(&mut self) {
+        self.state.shutdown.send_replace(true);
+        for t in &self.tasks {
+            if !t.is_finished() {
+                t.abort();
+            }
+        }
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Installs rustls' ring provider for the process (kube and reqwest bring different ones;
+/// without a choice, building a client panics). Safe to call many times.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn bootstrap(api: &Api, config: &SimConfig) -> anyhow::Result<()> {
+    let ctx = WriteCtx::controller("hadrill-sim");
+    let ns_rt = api.resource("", "v1", "namespaces").map_err(anyhow::Error::from)?;
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}}});
+        api.create(&ns_rt, "", obj, &ctx).map_err(anyhow::Error::from)?;
+    }
+    let node_rt = api.resource("", "v1", "nodes").map_err(anyhow::Error::from)?;
+    for i in 0..config.nodes {
+        let name = if i == 0 { format!("{}-worker", config.name) } else { format!("{}-worker{}", config.name, i + 1) };
+        let zone = format!("zone-{}", (b'a' + (i % 3) as u8) as char);
+        let node = json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {
+                "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": std::env::consts::ARCH,
+                "topology.kubernetes.io/zone": zone,
+            }},
+            "spec": {},
+        });
+        api.create(&node_rt, "", node, &ctx).map_err(anyhow::Error::from)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! Deletion semantics (finalizers, garbage collection, namespaces), CRDs and server-side apply.
+
+mod support;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::runtime::wait::conditions;
+use serde_json::{Value, json};
+
+fn owner_ref(kind: &str, name: &str, uid: &str, api_version: &str) -> Value {
+    json!({"apiVersion": api_version, "kind": kind, "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true})
+}
+
+/// Deployment -> ReplicaSet -> 2 Pods, linked by ownerReferences as the controllers link them.
+async fn owner_chain(client: &kube::Client, name: &str) -> (Deployment, ReplicaSet, Vec<Pod>) {
+    let deps: Api<Deployment> = Api::default_namespaced(client.clone());
+    let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let template = json!({"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
+    let d: Deployment = serde_json::from_value(json!({"metadata": {"name": name},
+        "spec": {"selector": {"matchLabels": {"app": name}}, "template": template}})).unwrap();
+    let d = deps.create(&PostParams::default(), &d).await.unwrap();
+    let rs: ReplicaSet = serde_json::from_value(json!({"metadata": {"name": format!("{name}-rs"),
+        "ownerReferences": [owner_ref("Deployment", name, d.metadata.uid.as_deref().unwrap(), "apps/v1")]},
+        "spec": {"selector": {"matchLabels": {"app": name}}, "template": template}})).unwrap();
+    let rs = rss.create(&PostParams::default(), &rs).await.unwrap();
+    let mut created = Vec::new();
+    for i in 0..2 {
+        let p: Pod = serde_json::from_value(json!({"metadata": {"name": format!("{name}-pod-{i}"), "labels": {"app": name},
+            "ownerReferences": [owner_ref("ReplicaSet", &format!("{name}-rs"), rs.metadata.uid.as_deref().unwrap(), "apps/v1")]},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}})).unwrap();
+        created.push(pods.create(&PostParams::default(), &p).await.unwrap());
+    }
+    (d, rs, created)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn finalizers_hold_a_delete_until_removed() {
+    let sim = support::start(1).await;
+    let api: Api<ConfigMap> = Api::default_namespaced(sim.client().unwrap());
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["hadrill.io/hold"]}})).unwrap();
+    let cm = api.create(&PostParams::default(), &cm).await.unwrap();
+    api.delete("held", &DeleteParams::default()).await.unwrap();
+    let still = api.get("held").await.expect("held by finalizer");
+    assert!(still.metadata.deletion_timestamp.is_some());
+    let err = api
+        .patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["hadrill.io/hold", "new"]}})))
+        .await
+        .expect_err("no new finalizers while deleting");
+    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 422), "{err}");
+    api.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    support::await_deleted(&api, "held", cm.metadata.uid.as_deref().unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn background_deletion_collects_the_whole_owner_chain() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let (_, rs, pods) = owner_chain(&client, "bg").await;
+    let deps: Api<Deployment> = Api::default_namespaced(client.clone());
+    deps.delete("bg", &DeleteParams::background()).await.unwrap();
+    let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
+    support::await_deleted(&rss, "bg-rs", rs.metadata.uid.as_deref().unwrap()).await;
+    let pod_api: Api<Pod> = Api::default_namespaced(client.clone());
+    for p in pods {
+        support::await_deleted(&pod_api, p.metadata.name.as_deref().unwrap(), p.metadata.uid.as_deref().unwrap()).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn foreground_deletion_keeps_the_owner_until_dependents_are_gone() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let (d, _, pods) = owner_chain(&client, "fg").await;
+    // A finalizer on one pod keeps the chain alive: the owner must wait for it.
+    let pod_api: Api<Pod> = Api::default_namespaced(client.clone());
+    let held = pods[0].metadata.name.clone().unwrap();
+    pod_api.patch(&held, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["hadrill.io/hold"]}}))).await.unwrap();
+    let deps: Api<Deployment> = Api::default_namespaced(client.clone());
+    deps.delete("fg", &DeleteParams::foreground()).await.unwrap();
+    let pending = deps.get("fg").await.expect("owner waits for dependents");
+    assert!(pending.metadata.deletion_timestamp.is_some());
+    assert!(pending.metadata.finalizers.unwrap_or_default().contains(&"foregroundDeletion".to_string()));
+    support::await_cond(&pod_api, &held, "the held pod to be marked for deletion", |p: Option<&Pod>| {
+        p.is_some_and(|p| p.metadata.deletion_timestamp.is_some())
+    })
+    .await;
+    assert!(deps.get("fg").await.is_ok(), "owner still present while a dependent remains");
+    pod_api.patch(&held, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    support::await_deleted(&deps, "fg", d.metadata.uid.as_deref().unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orphan_deletion_keeps_dependents_without_owner_references() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let (d, _, _) = owner_chain(&client, "or").await;
+    let deps: Api<Deployment> = Api::default_namespaced(client.clone());
+    deps.delete("or", &DeleteParams { propagation_policy: Some(PropagationPolicy::Orphan), ..Default::default() }).await.unwrap();
+    support::await_deleted(&deps, "or", d.metadata.uid.as_deref().unwrap()).await;
+    let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
+    let rs = rss.get("or-rs").await.expect("orphaned ReplicaSet stays");
+    assert!(rs.metadata.owner_references.unwrap_or_default().is_empty());
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    assert_eq!(pods.list(&ListParams::default().labels("app=or")).await.unwrap().items.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_namespace_removes_its_content_then_the_namespace() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "doomed"}})).unwrap();
+    let ns = nss.create(&PostParams::default(), &ns).await.unwrap();
+    assert_eq!(ns.status.unwrap().phase.as_deref(), Some("Active"));
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "doomed");
+    for i in 0..3 {
+        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("c{i}")}})).unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    nss.delete("doomed", &DeleteParams::default()).await.unwrap();
+    support::await_deleted(&nss, "doomed", ns.metadata.uid.as_deref().unwrap()).await;
+    assert!(cms.list(&ListParams::default()).await.unwrap().items.is_empty());
+    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "late"}})).unwrap();
+    let err = cms.create(&PostParams::default(), &cm).await.expect_err("namespace is gone");
+    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 404), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crd_serves_podchaos_for_create_list_watch_and_validation() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd: CustomResourceDefinition = serde_json::from_value(support::podchaos_crd()).unwrap();
+    crds.create(&PostParams::default(), &crd).await.unwrap();
+    support::await_cond(&crds, "podchaos.chaos-mesh.org", "the CRD to be established", conditions::is_crd_established()).await;
+
+    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("chaos-mesh.org", "v1alpha1", "PodChaos"), "podchaos");
+    let chaos: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
+    let watch = {
+        let chaos = chaos.clone();
+        tokio::spawn(async move {
+            use futures::TryStreamExt;
+            let stream = kube::runtime::watcher(chaos, kube::runtime::watcher::Config::default());
+            let mut stream = std::pin::pin!(kube::runtime::WatchStreamExt::applied_objects(stream));
+            stream.try_next().await.unwrap().unwrap().metadata.name.unwrap()
+        })
+    };
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "chaos-mesh.org/v1alpha1", "kind": "PodChaos",
+        "metadata": {"name": "kill-one"},
+        "spec": {"action": "pod-kill", "mode": "one", "selector": {"namespaces": ["default"], "labelSelectors": {"app": "web"}}, "bogus": 1}
+    }))
+    .unwrap();
+    let created = chaos.create(&PostParams::default(), &obj).await.unwrap();
+    assert!(created.data["spec"].get("bogus").is_none(), "unknown fields are pruned");
+    assert_eq!(tokio::time::timeout(std::time::Duration::from_secs(5), watch).await.unwrap().unwrap(), "kill-one");
+    assert_eq!(chaos.list(&ListParams::default()).await.unwrap().items.len(), 1);
+
+    let mut bad = obj.clone();
+    bad.metadata.name = Some("bad".into());
+    bad.data["spec"]["mode"] = json!("sometimes");
+    let err = chaos.create(&PostParams::default(), &bad).await.expect_err("enum enforced");
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!(s.code, 422);
+            assert!(s.message.contains("spec.mode"), "{}", s.message);
+        }
+        other => panic!("unexpected {other}"),
+    }
+
+    crds.delete("podchaos.chaos-mesh.org", &DeleteParams::default()).await.unwrap();
+    support::await_cond(&crds, "podchaos.chaos-mesh.org", "the CRD to be deleted", |c: Option<&CustomResourceDefinition>| c.is_none()).await;
+    let err = chaos.list(&ListParams::default()).await.expect_err("no longer served");
+    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 404), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_side_apply_tracks_field_owners_and_conflicts() {
+    let sim = support::start(1).await;
+    let leases: Api<Lease> = Api::default_namespaced(sim.client().unwrap());
+    let intent = |holder: &str| {
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "leader"},
+            "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15}})
+    };
+    let a = leases.patch("leader", &PatchParams::apply("replica-a"), &Patch::Apply(intent("replica-a"))).await.unwrap();
+    let managers: Vec<_> = a.metadata.managed_fields.unwrap().into_iter().map(|m| (m.manager.unwrap(), m.operation.unwrap())).collect();
+    assert_eq!(managers, vec![("replica-a".to_string(), "Apply".to_string())]);
+    // Re-applying the same intent is a no-op.
+    let again = leases.patch("leader", &PatchParams::apply("replica-a"), &Patch::Apply(intent("replica-a"))).await.unwrap();
+    assert_eq!(again.metadata.resource_version, a.metadata.resource_version);
+
+    let err = leases
+        .patch("leader", &PatchParams::apply("replica-b"), &Patch::Apply(intent("replica-b")))
+        .await
+        .expect_err("field owned by replica-a");
+    match err {
+        kube::Error::Api(s) => {
+            assert_eq!((s.code, s.reason.as_str()), (409, "Conflict"));
+            assert!(s.message.contains("replica-a") && s.message.contains(".spec.holderIdentity"), "{}", s.message);
+        }
+        other => panic!("unexpected {other}"),
+    }
+    let b = leases.patch("leader", &PatchParams::apply("replica-b").force(), &Patch::Apply(intent("replica-b"))).await.unwrap();
+    assert_eq!(b.spec.unwrap().holder_identity.as_deref(), Some("replica-b"));
+}

@@ -1,0 +1,197 @@
+//! Watch semantics through kube-runtime's watcher/reflector and raw HTTP streams.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use serde_json::{Value, json};
+use sim::SimConfig;
+
+fn cm(name: &str, labels: Value) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "data": {"v": "0"}})).unwrap()
+}
+
+/// Reads newline-delimited watch events from a raw HTTP stream until `stop` says so.
+async fn raw_watch(addr: std::net::SocketAddr, path: &str, mut stop: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut reader = BufReader::new(s);
+    let mut events = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await.expect("watch stalled").unwrap();
+        if n == 0 {
+            break;
+        }
+        // Chunked framing: event lines start with '{'; chunk sizes and blank lines are skipped.
+        if let Some(start) = line.find('{') {
+            events.push(serde_json::from_str(line[start..].trim()).unwrap());
+            if stop(&events) {
+                break;
+            }
+        }
+    }
+    events
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reflector_converges_and_events_arrive_in_resource_version_order() {
+    let sim = support::start(1).await;
+    let api: Api<ConfigMap> = Api::default_namespaced(sim.client().unwrap());
+    let (reader, writer) = reflector::store::<ConfigMap>();
+    let stream = reflector(writer, watcher(api.clone(), watcher::Config::default())).applied_objects();
+    let driver = tokio::spawn(async move { stream.for_each(|_| async {}).await });
+    reader.wait_until_ready().await.unwrap();
+
+    let start_rv = sim.api().store.resource_version();
+    for i in 0..40 {
+        api.create(&PostParams::default(), &cm(&format!("c{i}"), json!({"n": i.to_string()}))).await.unwrap();
+    }
+    for i in (0..40).step_by(3) {
+        api.patch(&format!("c{i}"), &PatchParams::default(), &Patch::Merge(json!({"data": {"v": "1"}}))).await.unwrap();
+    }
+    for i in (0..40).step_by(4) {
+        api.delete(&format!("c{i}"), &DeleteParams::default()).await.unwrap();
+    }
+    let expected: BTreeMap<String, String> = api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| (c.metadata.name.unwrap(), c.metadata.resource_version.unwrap()))
+        .collect();
+    let mut rx = sim.api().store.notifier(&sim::api::resources::GroupResource { group: String::new(), resource: "configmaps".into() });
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let seen: BTreeMap<String, String> = reader
+                .state()
+                .iter()
+                .map(|c| (c.metadata.name.clone().unwrap(), c.metadata.resource_version.clone().unwrap()))
+                .collect();
+            if seen == expected {
+                break;
+            }
+            // Wake on the next store change or shortly after (the reflector applies asynchronously).
+            let _ = tokio::time::timeout(Duration::from_millis(50), rx.changed()).await;
+        }
+    })
+    .await
+    .expect("reflector converges to the listed state");
+    driver.abort();
+
+    let path = format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={start_rv}");
+    let total = 40 + 14 + 10;
+    let events = raw_watch(sim.addr(), &path, |e| e.len() == total).await;
+    let rvs: Vec<u64> = events.iter().map(|e| e["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()).collect();
+    assert!(rvs.windows(2).all(|w| w[0] < w[1]), "strictly increasing resourceVersions");
+    let count = |t: &str| events.iter().filter(|e| e["type"] == t).count();
+    assert_eq!((count("ADDED"), count("MODIFIED"), count("DELETED")), (40, 14, 10));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_watcher_survives_the_server_closing_its_stream() {
+    let sim = support::start(1).await;
+    let api: Api<ConfigMap> = Api::default_namespaced(sim.client().unwrap());
+    let stream = watcher(api.clone(), watcher::Config::default()).applied_objects();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Ok(Some(obj)) = stream.try_next().await {
+            let _ = tx.send(obj.metadata.name.unwrap_or_default());
+        }
+    });
+    api.create(&PostParams::default(), &cm("before", json!({}))).await.unwrap();
+    assert_eq!(tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap(), "before");
+    sim.close_watches();
+    api.create(&PostParams::default(), &cm("after", json!({}))).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let name = rx.recv().await.unwrap();
+            if name == "after" {
+                return name;
+            }
+        }
+    })
+    .await
+    .expect("the watcher resumed after the stream closed");
+    assert_eq!(next, "after");
+    driver.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_resource_version_ends_the_watch_with_410_and_the_watcher_relists() {
+    let sim = support::start_with(SimConfig { watch_history: 5, ..Default::default() }).await;
+    let api: Api<ConfigMap> = Api::default_namespaced(sim.client().unwrap());
+    let old_rv = sim.api().store.resource_version();
+    for i in 0..20 {
+        api.create(&PostParams::default(), &cm(&format!("c{i}"), json!({}))).await.unwrap();
+    }
+    let path = format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={old_rv}");
+    let events = raw_watch(sim.addr(), &path, |e| e.iter().any(|x| x["type"] == "ERROR")).await;
+    assert_eq!(events.len(), 1, "only the error, no stale events: {events:?}");
+    assert_eq!(events[0]["type"], "ERROR");
+    assert_eq!(events[0]["object"]["code"], 410);
+    assert_eq!(events[0]["object"]["reason"], "Expired");
+
+    // A watcher whose stream is closed and whose resourceVersion expires meanwhile relists.
+    let (reader, writer) = reflector::store::<ConfigMap>();
+    let stream = reflector(writer, watcher(api.clone(), watcher::Config::default())).applied_objects();
+    let driver = tokio::spawn(async move { stream.for_each(|_| async {}).await });
+    reader.wait_until_ready().await.unwrap();
+    sim.close_watches();
+    for i in 20..40 {
+        api.create(&PostParams::default(), &cm(&format!("c{i}"), json!({}))).await.unwrap();
+    }
+    let converged = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            if reader.state().len() == 40 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(converged.is_ok(), "watcher relisted after 410; has {} of 40", reader.state().len());
+    driver.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_label_selector_watch_sees_objects_enter_and_leave() {
+    let sim = support::start(1).await;
+    let api: Api<ConfigMap> = Api::default_namespaced(sim.client().unwrap());
+    api.create(&PostParams::default(), &cm("m", json!({"role": "standby"}))).await.unwrap();
+    let rv = sim.api().store.resource_version();
+    let path = format!("/api/v1/namespaces/default/configmaps?watch=true&labelSelector=role%3Dprimary&resourceVersion={rv}");
+    let addr = sim.addr();
+    let reader = tokio::spawn(async move { raw_watch(addr, &path, |e| e.len() == 3).await });
+    let set = |role: &str| Patch::Merge(json!({"metadata": {"labels": {"role": role}}}));
+    api.patch("m", &PatchParams::default(), &set("primary")).await.unwrap();
+    api.patch("m", &PatchParams::default(), &Patch::Merge(json!({"data": {"v": "2"}}))).await.unwrap();
+    api.patch("m", &PatchParams::default(), &set("standby")).await.unwrap();
+    let events = tokio::time::timeout(Duration::from_secs(10), reader).await.unwrap().unwrap();
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, vec!["ADDED", "MODIFIED", "DELETED"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bookmarks_and_initial_events_end() {
+    let sim = support::start_with(SimConfig { bookmark_interval: Duration::from_millis(100), ..Default::default() }).await;
+    let api: Api<ConfigMap> = Api::default_namespaced(sim.client().unwrap());
+    api.create(&PostParams::default(), &cm("x", json!({}))).await.unwrap();
+    let path = "/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=0&allowWatchBookmarks=true";
+    let events = raw_watch(sim.addr(), path, |e| e.len() == 3).await;
+    assert_eq!(events[0]["type"], "ADDED");
+    assert_eq!(events[1]["type"], "BOOKMARK");
+    assert_eq!(events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+    assert_eq!(events[1]["object"]["kind"], "ConfigMap");
+    assert_eq!(events[2]["type"], "BOOKMARK", "periodic bookmark");
+}
