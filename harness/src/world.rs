@@ -13,17 +13,15 @@ pub struct HadrillWorld {
 
 impl fmt::Debug for HadrillWorld {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HadrillWorld")
-            .field("cluster", &self.sim.as_ref().map(|s| s.url()))
-            .finish_non_exhaustive()
+        f.debug_struct("HadrillWorld").field("cluster", &self.sim.as_ref().map(|s| s.url())).finish_non_exhaustive()
     }
 }
 
 impl HadrillWorld {
     /// The scenario's client, or an error telling the author which step is missing.
     pub fn client(&self) -> anyhow::Result<kube::Client> {
-        self.client
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("no cluster yet: start the scenario with `Given an embedded cluster with N nodes`"))
+        self.client.clone().ok_or_else(|| {
+            anyhow::anyhow!("no cluster yet: start the scenario with `Given an embedded cluster with N nodes`")
+        })
     }
 }

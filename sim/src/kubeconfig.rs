@@ -13,7 +13,11 @@ pub fn admin(name: &str, url: &str) -> Kubeconfig {
             cluster: Some(Cluster { server: Some(url.to_string()), ..Default::default() }),
             other: Default::default(),
         }],
-        auth_infos: vec![NamedAuthInfo { name: format!("{name}-admin"), auth_info: Some(AuthInfo::default()), other: Default::default() }],
+        auth_infos: vec![NamedAuthInfo {
+            name: format!("{name}-admin"),
+            auth_info: Some(AuthInfo::default()),
+            other: Default::default(),
+        }],
         contexts: vec![NamedContext {
             name: name.to_string(),
             context: Some(KubeContext {

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::json;
 
-pub use api::ops::Api;
 use api::http::{ServerConfig, ServerState};
+pub use api::ops::Api;
 use api::ops::WriteCtx;
 
 /// Settings of an embedded cluster.

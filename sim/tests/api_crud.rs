@@ -4,7 +4,9 @@ mod support;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+};
 use serde_json::{Value, json};
 
 fn pod_spec() -> Value {
@@ -22,22 +24,92 @@ fn kinds() -> Vec<(&'static str, &'static str, &'static str, &'static str, bool,
         ("", "v1", "Namespace", "namespaces", false, json!({})),
         ("", "v1", "Pod", "pods", true, json!({"spec": pod_spec()})),
         ("", "v1", "Service", "services", true, json!({"spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}})),
-        ("", "v1", "Endpoints", "endpoints", true, json!({"subsets": [{"addresses": [{"ip": "127.0.0.9"}], "ports": [{"port": 80}]}]})),
+        (
+            "",
+            "v1",
+            "Endpoints",
+            "endpoints",
+            true,
+            json!({"subsets": [{"addresses": [{"ip": "127.0.0.9"}], "ports": [{"port": 80}]}]}),
+        ),
         ("", "v1", "Node", "nodes", false, json!({"spec": {}})),
-        ("", "v1", "Event", "events", true, json!({"involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Test", "message": "m"})),
+        (
+            "",
+            "v1",
+            "Event",
+            "events",
+            true,
+            json!({"involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Test", "message": "m"}),
+        ),
         ("", "v1", "ConfigMap", "configmaps", true, json!({"data": {"k": "v"}})),
         ("", "v1", "Secret", "secrets", true, json!({"stringData": {"k": "v"}})),
         ("", "v1", "ServiceAccount", "serviceaccounts", true, json!({})),
         ("apps", "v1", "Deployment", "deployments", true, json!({"spec": {"selector": sel, "template": template()}})),
         ("apps", "v1", "ReplicaSet", "replicasets", true, json!({"spec": {"selector": sel, "template": template()}})),
-        ("apps", "v1", "StatefulSet", "statefulsets", true, json!({"spec": {"serviceName": "x", "selector": sel, "template": template()}})),
-        ("coordination.k8s.io", "v1", "Lease", "leases", true, json!({"spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}})),
-        ("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", true, json!({"addressType": "IPv4", "endpoints": [{"addresses": ["127.0.0.9"]}]})),
-        ("events.k8s.io", "v1", "Event", "events", true, json!({"eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "t", "reportingInstance": "t", "action": "A", "reason": "R", "regarding": {"kind": "Pod", "name": "p"}})),
-        ("rbac.authorization.k8s.io", "v1", "Role", "roles", true, json!({"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]})),
-        ("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", true, json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"}, "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}]})),
-        ("rbac.authorization.k8s.io", "v1", "ClusterRole", "clusterroles", false, json!({"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]})),
-        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding", "clusterrolebindings", false, json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "r"}, "subjects": [{"kind": "User", "name": "u", "apiGroup": "rbac.authorization.k8s.io"}]})),
+        (
+            "apps",
+            "v1",
+            "StatefulSet",
+            "statefulsets",
+            true,
+            json!({"spec": {"serviceName": "x", "selector": sel, "template": template()}}),
+        ),
+        (
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            true,
+            json!({"spec": {"holderIdentity": "a", "leaseDurationSeconds": 15}}),
+        ),
+        (
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            "endpointslices",
+            true,
+            json!({"addressType": "IPv4", "endpoints": [{"addresses": ["127.0.0.9"]}]}),
+        ),
+        (
+            "events.k8s.io",
+            "v1",
+            "Event",
+            "events",
+            true,
+            json!({"eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "t", "reportingInstance": "t", "action": "A", "reason": "R", "regarding": {"kind": "Pod", "name": "p"}}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "Role",
+            "roles",
+            true,
+            json!({"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            true,
+            json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"}, "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": "default"}]}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+            false,
+            json!({"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]}),
+        ),
+        (
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            false,
+            json!({"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "r"}, "subjects": [{"kind": "User", "name": "u", "apiGroup": "rbac.authorization.k8s.io"}]}),
+        ),
     ]
 }
 
@@ -47,8 +119,11 @@ async fn every_builtin_kind_supports_create_get_list_update_patch_delete() {
     let client = sim.client().unwrap();
     for (group, version, kind, plural, namespaced, body) in kinds() {
         let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
-        let api: Api<DynamicObject> =
-            if namespaced { Api::namespaced_with(client.clone(), "default", &ar) } else { Api::all_with(client.clone(), &ar) };
+        let api: Api<DynamicObject> = if namespaced {
+            Api::namespaced_with(client.clone(), "default", &ar)
+        } else {
+            Api::all_with(client.clone(), &ar)
+        };
         let name = format!("crud-{}", kind.to_lowercase());
         let mut obj = body.clone();
         obj["apiVersion"] = json!(ar.api_version);
@@ -68,7 +143,10 @@ async fn every_builtin_kind_supports_create_get_list_update_patch_delete() {
 
         let mut changed = got.clone();
         changed.metadata.annotations = Some([("step".to_string(), "update".to_string())].into());
-        let updated = api.replace(&name, &PostParams::default(), &changed).await.unwrap_or_else(|e| panic!("replace {kind}: {e}"));
+        let updated = api
+            .replace(&name, &PostParams::default(), &changed)
+            .await
+            .unwrap_or_else(|e| panic!("replace {kind}: {e}"));
         let rv2: u64 = updated.metadata.resource_version.clone().unwrap().parse().unwrap();
         assert!(rv2 > rv1, "{kind}: resourceVersion increases");
 
@@ -103,7 +181,11 @@ async fn status_subresource_is_separate_and_generation_tracks_spec() {
     assert!(d.status.as_ref().and_then(|s| s.replicas).is_none(), "status is dropped on create");
 
     let s = api
-        .patch_status("web", &PatchParams::default(), &Patch::Merge(json!({"status": {"replicas": 2}, "spec": {"replicas": 7}})))
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"replicas": 2}, "spec": {"replicas": 7}})),
+        )
         .await
         .unwrap();
     assert_eq!(s.status.unwrap().replicas, Some(2));
@@ -111,7 +193,11 @@ async fn status_subresource_is_separate_and_generation_tracks_spec() {
     assert_eq!(s.metadata.generation, Some(1), "status change does not bump generation");
 
     let m = api
-        .patch("web", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 3}, "status": {"replicas": 0}})))
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"replicas": 3}, "status": {"replicas": 0}})),
+        )
         .await
         .unwrap();
     assert_eq!(m.spec.unwrap().replicas, Some(3));
@@ -135,7 +221,12 @@ async fn status_subresource_is_separate_and_generation_tracks_spec() {
 async fn label_and_field_selectors_filter_lists() {
     let sim = support::start(1).await;
     let api: Api<Pod> = Api::default_namespaced(sim.client().unwrap());
-    for (name, app, tier, node) in [("a", "web", Some("front"), "n1"), ("b", "web", None, "n2"), ("c", "db", Some("back"), "n1"), ("d", "cache", None, "")] {
+    for (name, app, tier, node) in [
+        ("a", "web", Some("front"), "n1"),
+        ("b", "web", None, "n2"),
+        ("c", "db", Some("back"), "n1"),
+        ("d", "cache", None, ""),
+    ] {
         let mut labels = json!({"app": app});
         if let Some(t) = tier {
             labels["tier"] = json!(t);
@@ -144,10 +235,12 @@ async fn label_and_field_selectors_filter_lists() {
         if !node.is_empty() {
             spec["nodeName"] = json!(node);
         }
-        let p: Pod = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "spec": spec})).unwrap();
+        let p: Pod =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "spec": spec})).unwrap();
         api.create(&PostParams::default(), &p).await.unwrap();
     }
-    let names = |l: kube::core::ObjectList<Pod>| l.items.into_iter().map(|p| p.metadata.name.unwrap()).collect::<Vec<_>>();
+    let names =
+        |l: kube::core::ObjectList<Pod>| l.items.into_iter().map(|p| p.metadata.name.unwrap()).collect::<Vec<_>>();
     let cases: Vec<(ListParams, Vec<&str>)> = vec![
         (ListParams::default().labels("app=web"), vec!["a", "b"]),
         (ListParams::default().labels("app!=web"), vec!["c", "d"]),
@@ -212,7 +305,10 @@ async fn two_concurrent_updates_at_one_resource_version_give_exactly_one_conflic
     b.data = Some([("v".to_string(), "b".to_string())].into());
     let pp = PostParams::default();
     let (ra, rb) = tokio::join!(api.replace("race", &pp, &a), api.replace("race", &pp, &b));
-    let conflicts = [&ra, &rb].iter().filter(|r| matches!(r, Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "Conflict")).count();
+    let conflicts = [&ra, &rb]
+        .iter()
+        .filter(|r| matches!(r, Err(kube::Error::Api(s)) if s.code == 409 && s.reason == "Conflict"))
+        .count();
     let ok = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
     assert_eq!((ok, conflicts), (1, 1), "a: {ra:?}\nb: {rb:?}");
 }
@@ -241,7 +337,8 @@ async fn json_patch_and_strategic_merge_patch() {
     .unwrap();
     let out = api.patch("web", &PatchParams::default(), &Patch::<()>::Json(ops)).await.unwrap();
     assert_eq!(out.spec.unwrap().replicas, Some(4));
-    let failing: json_patch::Patch = serde_json::from_value(json!([{"op": "test", "path": "/spec/replicas", "value": 1}])).unwrap();
+    let failing: json_patch::Patch =
+        serde_json::from_value(json!([{"op": "test", "path": "/spec/replicas", "value": 1}])).unwrap();
     let err = api.patch("web", &PatchParams::default(), &Patch::<()>::Json(failing)).await.expect_err("test op fails");
     assert!(matches!(err, kube::Error::Api(ref s) if s.code == 422), "{err}");
 }

@@ -6,7 +6,10 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams, PropagationPolicy};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams,
+    PropagationPolicy,
+};
 use kube::runtime::wait::conditions;
 use serde_json::{Value, json};
 
@@ -19,13 +22,16 @@ async fn owner_chain(client: &kube::Client, name: &str) -> (Deployment, ReplicaS
     let deps: Api<Deployment> = Api::default_namespaced(client.clone());
     let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
-    let template = json!({"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
+    let template =
+        json!({"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
     let d: Deployment = serde_json::from_value(json!({"metadata": {"name": name},
-        "spec": {"selector": {"matchLabels": {"app": name}}, "template": template}})).unwrap();
+        "spec": {"selector": {"matchLabels": {"app": name}}, "template": template}}))
+    .unwrap();
     let d = deps.create(&PostParams::default(), &d).await.unwrap();
     let rs: ReplicaSet = serde_json::from_value(json!({"metadata": {"name": format!("{name}-rs"),
         "ownerReferences": [owner_ref("Deployment", name, d.metadata.uid.as_deref().unwrap(), "apps/v1")]},
-        "spec": {"selector": {"matchLabels": {"app": name}}, "template": template}})).unwrap();
+        "spec": {"selector": {"matchLabels": {"app": name}}, "template": template}}))
+    .unwrap();
     let rs = rss.create(&PostParams::default(), &rs).await.unwrap();
     let mut created = Vec::new();
     for i in 0..2 {
@@ -41,13 +47,18 @@ async fn owner_chain(client: &kube::Client, name: &str) -> (Deployment, ReplicaS
 async fn finalizers_hold_a_delete_until_removed() {
     let sim = support::start(1).await;
     let api: Api<ConfigMap> = Api::default_namespaced(sim.client().unwrap());
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["hadrill.io/hold"]}})).unwrap();
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["hadrill.io/hold"]}})).unwrap();
     let cm = api.create(&PostParams::default(), &cm).await.unwrap();
     api.delete("held", &DeleteParams::default()).await.unwrap();
     let still = api.get("held").await.expect("held by finalizer");
     assert!(still.metadata.deletion_timestamp.is_some());
     let err = api
-        .patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["hadrill.io/hold", "new"]}})))
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": ["hadrill.io/hold", "new"]}})),
+        )
         .await
         .expect_err("no new finalizers while deleting");
     assert!(matches!(err, kube::Error::Api(ref s) if s.code == 422), "{err}");
@@ -78,7 +89,10 @@ async fn foreground_deletion_keeps_the_owner_until_dependents_are_gone() {
     // A finalizer on one pod keeps the chain alive: the owner must wait for it.
     let pod_api: Api<Pod> = Api::default_namespaced(client.clone());
     let held = pods[0].metadata.name.clone().unwrap();
-    pod_api.patch(&held, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["hadrill.io/hold"]}}))).await.unwrap();
+    pod_api
+        .patch(&held, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": ["hadrill.io/hold"]}})))
+        .await
+        .unwrap();
     let deps: Api<Deployment> = Api::default_namespaced(client.clone());
     deps.delete("fg", &DeleteParams::foreground()).await.unwrap();
     let pending = deps.get("fg").await.expect("owner waits for dependents");
@@ -89,7 +103,10 @@ async fn foreground_deletion_keeps_the_owner_until_dependents_are_gone() {
     })
     .await;
     assert!(deps.get("fg").await.is_ok(), "owner still present while a dependent remains");
-    pod_api.patch(&held, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await.unwrap();
+    pod_api
+        .patch(&held, &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}})))
+        .await
+        .unwrap();
     support::await_deleted(&deps, "fg", d.metadata.uid.as_deref().unwrap()).await;
 }
 
@@ -99,7 +116,9 @@ async fn orphan_deletion_keeps_dependents_without_owner_references() {
     let client = sim.client().unwrap();
     let (d, _, _) = owner_chain(&client, "or").await;
     let deps: Api<Deployment> = Api::default_namespaced(client.clone());
-    deps.delete("or", &DeleteParams { propagation_policy: Some(PropagationPolicy::Orphan), ..Default::default() }).await.unwrap();
+    deps.delete("or", &DeleteParams { propagation_policy: Some(PropagationPolicy::Orphan), ..Default::default() })
+        .await
+        .unwrap();
     support::await_deleted(&deps, "or", d.metadata.uid.as_deref().unwrap()).await;
     let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
     let rs = rss.get("or-rs").await.expect("orphaned ReplicaSet stays");
@@ -136,9 +155,16 @@ async fn a_crd_serves_podchaos_for_create_list_watch_and_validation() {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd: CustomResourceDefinition = serde_json::from_value(support::podchaos_crd()).unwrap();
     crds.create(&PostParams::default(), &crd).await.unwrap();
-    support::await_cond(&crds, "podchaos.chaos-mesh.org", "the CRD to be established", conditions::is_crd_established()).await;
+    support::await_cond(
+        &crds,
+        "podchaos.chaos-mesh.org",
+        "the CRD to be established",
+        conditions::is_crd_established(),
+    )
+    .await;
 
-    let ar = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("chaos-mesh.org", "v1alpha1", "PodChaos"), "podchaos");
+    let ar =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("chaos-mesh.org", "v1alpha1", "PodChaos"), "podchaos");
     let chaos: Api<DynamicObject> = Api::namespaced_with(client.clone(), "default", &ar);
     let watch = {
         let chaos = chaos.clone();
@@ -173,7 +199,13 @@ async fn a_crd_serves_podchaos_for_create_list_watch_and_validation() {
     }
 
     crds.delete("podchaos.chaos-mesh.org", &DeleteParams::default()).await.unwrap();
-    support::await_cond(&crds, "podchaos.chaos-mesh.org", "the CRD to be deleted", |c: Option<&CustomResourceDefinition>| c.is_none()).await;
+    support::await_cond(
+        &crds,
+        "podchaos.chaos-mesh.org",
+        "the CRD to be deleted",
+        |c: Option<&CustomResourceDefinition>| c.is_none(),
+    )
+    .await;
     let err = chaos.list(&ListParams::default()).await.expect_err("no longer served");
     assert!(matches!(err, kube::Error::Api(ref s) if s.code == 404), "{err}");
 }
@@ -187,10 +219,12 @@ async fn server_side_apply_tracks_field_owners_and_conflicts() {
             "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15}})
     };
     let a = leases.patch("leader", &PatchParams::apply("replica-a"), &Patch::Apply(intent("replica-a"))).await.unwrap();
-    let managers: Vec<_> = a.metadata.managed_fields.unwrap().into_iter().map(|m| (m.manager.unwrap(), m.operation.unwrap())).collect();
+    let managers: Vec<_> =
+        a.metadata.managed_fields.unwrap().into_iter().map(|m| (m.manager.unwrap(), m.operation.unwrap())).collect();
     assert_eq!(managers, vec![("replica-a".to_string(), "Apply".to_string())]);
     // Re-applying the same intent is a no-op.
-    let again = leases.patch("leader", &PatchParams::apply("replica-a"), &Patch::Apply(intent("replica-a"))).await.unwrap();
+    let again =
+        leases.patch("leader", &PatchParams::apply("replica-a"), &Patch::Apply(intent("replica-a"))).await.unwrap();
     assert_eq!(again.metadata.resource_version, a.metadata.resource_version);
 
     let err = leases
@@ -204,6 +238,9 @@ async fn server_side_apply_tracks_field_owners_and_conflicts() {
         }
         other => panic!("unexpected {other}"),
     }
-    let b = leases.patch("leader", &PatchParams::apply("replica-b").force(), &Patch::Apply(intent("replica-b"))).await.unwrap();
+    let b = leases
+        .patch("leader", &PatchParams::apply("replica-b").force(), &Patch::Apply(intent("replica-b")))
+        .await
+        .unwrap();
     assert_eq!(b.spec.unwrap().holder_identity.as_deref(), Some("replica-b"));
 }

@@ -28,7 +28,9 @@ fn assert_status(resp: &support::reqwest_like::Response, code: u16, reason: &str
 async fn malformed_bodies_are_400_and_store_nothing() {
     let sim = support::start(1).await;
     let raw = Raw::new(&sim);
-    let r = raw.send("POST", CMS, "application/json", r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"#).await;
+    let r = raw
+        .send("POST", CMS, "application/json", r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"#)
+        .await;
     assert_status(&r, 400, "BadRequest", "json parse error");
     let r = raw.send("POST", CMS, "application/yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n").await;
     assert_status(&r, 400, "BadRequest", "YAML");
@@ -66,10 +68,16 @@ async fn invalid_fields_are_422_naming_the_field() {
     let typed_wrong = r#"{"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
         "spec": {"replicas": "two", "selector": {"matchLabels": {"a": "b"}},
                  "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}}"#;
-    let s = assert_status(&raw.send("POST", DEPLOYS, "application/json", typed_wrong).await, 422, "Invalid", "spec.replicas");
+    let s = assert_status(
+        &raw.send("POST", DEPLOYS, "application/json", typed_wrong).await,
+        422,
+        "Invalid",
+        "spec.replicas",
+    );
     assert_eq!(s["details"]["causes"][0]["field"], "spec.replicas");
 
-    let selector_mismatch = typed_wrong.replace(r#""two""#, "1").replace(r#"{"labels": {"a": "b"}}"#, r#"{"labels": {"a": "c"}}"#);
+    let selector_mismatch =
+        typed_wrong.replace(r#""two""#, "1").replace(r#"{"labels": {"a": "b"}}"#, r#"{"labels": {"a": "c"}}"#);
     let r = raw.send("POST", DEPLOYS, "application/json", &selector_mismatch).await;
     assert_status(&r, 422, "Invalid", "spec.template.metadata.labels");
 
@@ -77,7 +85,8 @@ async fn invalid_fields_are_422_naming_the_field() {
     assert_status(&raw.send("POST", CMS, "application/json", no_name).await, 422, "Invalid", "metadata.name");
     let bad_name = r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Not_Valid"}}"#;
     assert_status(&raw.send("POST", CMS, "application/json", bad_name).await, 422, "Invalid", "RFC 1123");
-    let no_image = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}"#;
+    let no_image =
+        r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]}}"#;
     let r = raw.send("POST", "/api/v1/namespaces/default/pods", "application/json", no_image).await;
     assert_status(&r, 422, "Invalid", "spec.containers[0].image");
     assert_eq!(count(&raw, DEPLOYS).await, 0);
@@ -88,7 +97,11 @@ async fn invalid_fields_are_422_naming_the_field() {
 async fn unknown_fields_follow_field_validation() {
     let sim = support::start(1).await;
     let raw = Raw::new(&sim);
-    let body = |name: &str| format!(r#"{{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {{"name": "{name}"}}, "data": {{"k": "v"}}, "dataa": {{"typo": "x"}}}}"#);
+    let body = |name: &str| {
+        format!(
+            r#"{{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {{"name": "{name}"}}, "data": {{"k": "v"}}, "dataa": {{"typo": "x"}}}}"#
+        )
+    };
     let r = raw.send("POST", &format!("{CMS}?fieldValidation=Strict"), "application/json", &body("strict")).await;
     assert_status(&r, 400, "BadRequest", r#"unknown field \"dataa\""#.replace('\\', "").as_str());
     let r = raw.send("POST", &format!("{CMS}?fieldValidation=Warn"), "application/json", &body("warn")).await;
@@ -110,6 +123,16 @@ async fn invalid_selectors_and_conflicts_are_reported() {
     assert_eq!(raw.send("POST", CMS, "application/json", cm).await.status, 201);
     assert_status(&raw.send("POST", CMS, "application/json", cm).await, 409, "AlreadyExists", "already exists");
     let stale = r#"{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "resourceVersion": "1"}}"#;
-    assert_status(&raw.send("PUT", &format!("{CMS}/c"), "application/json", stale).await, 409, "Conflict", "the object has been modified");
-    assert_status(&raw.send("DELETE", &format!("{CMS}/missing"), "application/json", "").await, 404, "NotFound", "missing");
+    assert_status(
+        &raw.send("PUT", &format!("{CMS}/c"), "application/json", stale).await,
+        409,
+        "Conflict",
+        "the object has been modified",
+    );
+    assert_status(
+        &raw.send("DELETE", &format!("{CMS}/missing"), "application/json", "").await,
+        404,
+        "NotFound",
+        "missing",
+    );
 }

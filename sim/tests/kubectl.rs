@@ -10,7 +10,10 @@ use std::process::Command;
 fn kubectl_available() -> bool {
     let found = Command::new("kubectl").arg("version").arg("--client").output().is_ok_and(|o| o.status.success());
     if !found {
-        assert!(std::env::var("HADRILL_REQUIRE_KUBECTL").is_err(), "kubectl is required (HADRILL_REQUIRE_KUBECTL is set) but not found");
+        assert!(
+            std::env::var("HADRILL_REQUIRE_KUBECTL").is_err(),
+            "kubectl is required (HADRILL_REQUIRE_KUBECTL is set) but not found"
+        );
         eprintln!("NOTICE: kubectl not found on PATH; skipping the kubectl compatibility test");
     }
     found

@@ -27,7 +27,10 @@ async fn raw_watch(addr: std::net::SocketAddr, path: &str, mut stop: impl FnMut(
     let mut line = String::new();
     loop {
         line.clear();
-        let n = tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line)).await.expect("watch stalled").unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line))
+            .await
+            .expect("watch stalled")
+            .unwrap();
         if n == 0 {
             break;
         }
@@ -69,7 +72,10 @@ async fn reflector_converges_and_events_arrive_in_resource_version_order() {
         .into_iter()
         .map(|c| (c.metadata.name.unwrap(), c.metadata.resource_version.unwrap()))
         .collect();
-    let mut rx = sim.api().store.notifier(&sim::api::resources::GroupResource { group: String::new(), resource: "configmaps".into() });
+    let mut rx = sim
+        .api()
+        .store
+        .notifier(&sim::api::resources::GroupResource { group: String::new(), resource: "configmaps".into() });
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let seen: BTreeMap<String, String> = reader
@@ -91,7 +97,8 @@ async fn reflector_converges_and_events_arrive_in_resource_version_order() {
     let path = format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={start_rv}");
     let total = 40 + 14 + 10;
     let events = raw_watch(sim.addr(), &path, |e| e.len() == total).await;
-    let rvs: Vec<u64> = events.iter().map(|e| e["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()).collect();
+    let rvs: Vec<u64> =
+        events.iter().map(|e| e["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()).collect();
     assert!(rvs.windows(2).all(|w| w[0] < w[1]), "strictly increasing resourceVersions");
     let count = |t: &str| events.iter().filter(|e| e["type"] == t).count();
     assert_eq!((count("ADDED"), count("MODIFIED"), count("DELETED")), (40, 14, 10));
@@ -170,7 +177,8 @@ async fn a_label_selector_watch_sees_objects_enter_and_leave() {
     let api: Api<ConfigMap> = Api::default_namespaced(sim.client().unwrap());
     api.create(&PostParams::default(), &cm("m", json!({"role": "standby"}))).await.unwrap();
     let rv = sim.api().store.resource_version();
-    let path = format!("/api/v1/namespaces/default/configmaps?watch=true&labelSelector=role%3Dprimary&resourceVersion={rv}");
+    let path =
+        format!("/api/v1/namespaces/default/configmaps?watch=true&labelSelector=role%3Dprimary&resourceVersion={rv}");
     let addr = sim.addr();
     let reader = tokio::spawn(async move { raw_watch(addr, &path, |e| e.len() == 3).await });
     let set = |role: &str| Patch::Merge(json!({"metadata": {"labels": {"role": role}}}));
@@ -184,7 +192,8 @@ async fn a_label_selector_watch_sees_objects_enter_and_leave() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bookmarks_and_initial_events_end() {
-    let sim = support::start_with(SimConfig { bookmark_interval: Duration::from_millis(100), ..Default::default() }).await;
+    let sim =
+        support::start_with(SimConfig { bookmark_interval: Duration::from_millis(100), ..Default::default() }).await;
     let api: Api<ConfigMap> = Api::default_namespaced(sim.client().unwrap());
     api.create(&PostParams::default(), &cm("x", json!({}))).await.unwrap();
     let path = "/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=0&allowWatchBookmarks=true";

@@ -35,7 +35,11 @@ pub fn parse_manifest(path: &Path) -> anyhow::Result<Vec<Document>> {
         }
         for field in ["apiVersion", "kind"] {
             if obj[field].as_str().is_none_or(str::is_empty) {
-                bail!("{} document {}: missing `{field}` (expected e.g. apiVersion: apps/v1, kind: Deployment)", path.display(), i + 1);
+                bail!(
+                    "{} document {}: missing `{field}` (expected e.g. apiVersion: apps/v1, kind: Deployment)",
+                    path.display(),
+                    i + 1
+                );
             }
         }
         if obj["metadata"]["name"].as_str().is_none_or(str::is_empty) {
@@ -69,7 +73,11 @@ pub async fn apply_file(client: &kube::Client, path: &Path, namespace: &str) -> 
             }
             Scope::Cluster => Api::all_with(client.clone(), &ar),
         };
-        resolved.push((api, obj, format!("{}/{}", kind.to_lowercase(), doc.object["metadata"]["name"].as_str().unwrap_or_default())));
+        resolved.push((
+            api,
+            obj,
+            format!("{}/{}", kind.to_lowercase(), doc.object["metadata"]["name"].as_str().unwrap_or_default()),
+        ));
     }
     // A server-side dry run of every document first: an object the API server refuses stops
     // the whole file before anything is changed.
@@ -101,7 +109,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hadrill-apply-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("m.yaml");
-        std::fs::write(&f, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nmetadata: {name: b}\n").unwrap();
+        std::fs::write(
+            &f,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nmetadata: {name: b}\n",
+        )
+        .unwrap();
         let err = parse_manifest(&f).unwrap_err().to_string();
         assert!(err.contains("document 2") && err.contains("kind"), "{err}");
         std::fs::write(&f, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n").unwrap();

@@ -13,7 +13,9 @@ use crate::HadrillWorld;
 
 /// Where reports go.
 pub fn reports_dir() -> PathBuf {
-    std::env::var_os("HADRILL_REPORTS").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../reports"))
+    std::env::var_os("HADRILL_REPORTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../reports"))
 }
 
 /// Runs the features under `features` and writes the reports; returns whether all passed.

@@ -19,7 +19,9 @@ fn repo_path(rel: &str) -> PathBuf {
 /// `Given an embedded cluster with 3 nodes`
 #[given(expr = "an embedded cluster with {int} node(s)")]
 async fn embedded_cluster(world: &mut HadrillWorld, nodes: usize) -> anyhow::Result<()> {
-    let sim = sim::Sim::start(sim::SimConfig { nodes, ..Default::default() }).await.context("starting the embedded cluster")?;
+    let sim = sim::Sim::start(sim::SimConfig { nodes, ..Default::default() })
+        .await
+        .context("starting the embedded cluster")?;
     world.client = Some(sim.client()?);
     world.sim = Some(sim);
     Ok(())

@@ -42,10 +42,10 @@ pub fn validate(crd: &Value) -> Result<(), (String, String)> {
         return Err(("spec.versions".into(), "must have exactly one version marked as storage version".into()));
     }
     for (i, v) in versions.iter().enumerate() {
-        if let Some(schema) = v.get("schema").and_then(|s| s.get("openAPIV3Schema")) {
-            if let Err(problems) = super::schema::check_structural(schema) {
-                return Err((format!("spec.versions[{i}].schema.openAPIV3Schema"), problems.join("; ")));
-            }
+        if let Some(schema) = v.get("schema").and_then(|s| s.get("openAPIV3Schema"))
+            && let Err(problems) = super::schema::check_structural(schema)
+        {
+            return Err((format!("spec.versions[{i}].schema.openAPIV3Schema"), problems.join("; ")));
         }
     }
     Ok(())
@@ -55,10 +55,10 @@ pub fn validate(crd: &Value) -> Result<(), (String, String)> {
 pub fn prepare_create(crd: &mut Value) {
     if let Some(meta) = crd.get_mut("metadata").and_then(Value::as_object_mut) {
         let fins = meta.entry("finalizers").or_insert_with(|| json!([]));
-        if let Some(list) = fins.as_array_mut() {
-            if !list.iter().any(|f| f == CLEANUP_FINALIZER) {
-                list.push(json!(CLEANUP_FINALIZER));
-            }
+        if let Some(list) = fins.as_array_mut()
+            && !list.iter().any(|f| f == CLEANUP_FINALIZER)
+        {
+            list.push(json!(CLEANUP_FINALIZER));
         }
     }
     prepare_update(crd);
@@ -99,7 +99,8 @@ pub fn prepare_update(crd: &mut Value) {
         if a.get("singular").is_none_or(|s| s.as_str().is_none_or(str::is_empty)) {
             a.insert("singular".into(), json!(spec["names"]["kind"].as_str().unwrap_or_default().to_lowercase()));
         }
-        a.entry("listKind").or_insert_with(|| json!(format!("{}List", spec["names"]["kind"].as_str().unwrap_or_default())));
+        a.entry("listKind")
+            .or_insert_with(|| json!(format!("{}List", spec["names"]["kind"].as_str().unwrap_or_default())));
     }
     if let Some(map) = crd.as_object_mut() {
         map.insert(

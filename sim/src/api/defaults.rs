@@ -4,10 +4,10 @@
 use serde_json::{Value, json};
 
 fn set_default(obj: &mut Value, key: &str, value: Value) {
-    if let Some(map) = obj.as_object_mut() {
-        if map.get(key).is_none_or(Value::is_null) {
-            map.insert(key.to_string(), value);
-        }
+    if let Some(map) = obj.as_object_mut()
+        && map.get(key).is_none_or(Value::is_null)
+    {
+        map.insert(key.to_string(), value);
     }
 }
 
@@ -68,7 +68,11 @@ pub fn apply(group: &str, resource: &str, obj: &mut Value) {
                 set_default(spec, "replicas", json!(1));
                 set_default(spec, "podManagementPolicy", json!("OrderedReady"));
                 set_default(spec, "revisionHistoryLimit", json!(10));
-                set_default(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+                set_default(
+                    spec,
+                    "updateStrategy",
+                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+                );
                 template(spec);
             }
         }

@@ -127,11 +127,7 @@ pub struct FieldError {
 
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{}: {}", self.field, self.message)
-        }
+        if self.field.is_empty() { f.write_str(&self.message) } else { write!(f, "{}: {}", self.field, self.message) }
     }
 }
 
@@ -140,16 +136,9 @@ impl std::error::Error for FieldError {}
 impl FieldError {
     /// `field.Required`: `Required value` (`: detail` when given).
     pub fn required(field: impl Into<String>, detail: &str) -> Self {
-        let message = if detail.is_empty() {
-            "Required value".to_string()
-        } else {
-            format!("Required value: {detail}")
-        };
-        FieldError {
-            field: field.into(),
-            reason: FieldErrorReason::Required,
-            message,
-        }
+        let message =
+            if detail.is_empty() { "Required value".to_string() } else { format!("Required value: {detail}") };
+        FieldError { field: field.into(), reason: FieldErrorReason::Required, message }
     }
 
     /// `field.Invalid`: `Invalid value: <value>: detail`, where `value` is the
@@ -172,11 +161,7 @@ impl FieldError {
             message.push_str(": supported values: ");
             message.push_str(&quoted.join(", "));
         }
-        FieldError {
-            field: field.into(),
-            reason: FieldErrorReason::NotSupported,
-            message,
-        }
+        FieldError { field: field.into(), reason: FieldErrorReason::NotSupported, message }
     }
 
     /// `field.TooLong`: `Too long: may not be more than N bytes`.
@@ -209,22 +194,13 @@ impl FieldError {
         }
     }
 
-    fn with_value(
-        field: impl Into<String>,
-        reason: FieldErrorReason,
-        value: &Value,
-        detail: &str,
-    ) -> Self {
+    fn with_value(field: impl Into<String>, reason: FieldErrorReason, value: &Value, detail: &str) -> Self {
         let mut message = format!("Invalid value: {}", render_value(value));
         if !detail.is_empty() {
             message.push_str(": ");
             message.push_str(detail);
         }
-        FieldError {
-            field: field.into(),
-            reason,
-            message,
-        }
+        FieldError { field: field.into(), reason, message }
     }
 }
 
@@ -278,11 +254,7 @@ fn fmt_f64(f: f64) -> String {
 }
 
 fn fmt_number(n: &serde_json::Number) -> String {
-    if n.is_i64() || n.is_u64() {
-        n.to_string()
-    } else {
-        n.as_f64().map(fmt_f64).unwrap_or_else(|| n.to_string())
-    }
+    if n.is_i64() || n.is_u64() { n.to_string() } else { n.as_f64().map(fmt_f64).unwrap_or_else(|| n.to_string()) }
 }
 
 /// Renders a bad value inside an error message: strings quoted as Go's `%q`,
@@ -315,11 +287,7 @@ fn render_go_map(keys: &[(String, Value)]) -> String {
 }
 
 fn child(path: &str, key: &str) -> String {
-    if path.is_empty() {
-        key.to_string()
-    } else {
-        format!("{path}.{key}")
-    }
+    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
 }
 
 fn index(path: &str, i: usize) -> String {
@@ -328,11 +296,7 @@ fn index(path: &str, i: usize) -> String {
 
 /// The `<path> in body` prefix of kube-openapi messages.
 fn in_body(path: &str) -> String {
-    if path.is_empty() {
-        "in body".to_string()
-    } else {
-        format!("{path} in body")
-    }
+    if path.is_empty() { "in body".to_string() } else { format!("{path} in body") }
 }
 
 // ---------------------------------------------------------------------------
@@ -344,9 +308,7 @@ fn flag(s: &Value, key: &str) -> bool {
 }
 
 fn schema_type(s: &Value) -> Option<&str> {
-    s.get("type")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
+    s.get("type").and_then(Value::as_str).filter(|t| !t.is_empty())
 }
 
 fn properties(s: &Value) -> Option<&Map<String, Value>> {
@@ -385,11 +347,7 @@ fn is_meta_key(k: &str) -> bool {
 
 fn as_u64(s: &Value, key: &str) -> Option<u64> {
     let v = s.get(key)?;
-    v.as_u64().or_else(|| {
-        v.as_f64()
-            .filter(|f| *f >= 0.0 && f.fract() == 0.0)
-            .map(|f| f as u64)
-    })
+    v.as_u64().or_else(|| v.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| f as u64))
 }
 
 fn sorted_keys(map: &Map<String, Value>) -> Vec<String> {
@@ -419,12 +377,7 @@ fn json_type(v: &Value) -> &'static str {
 /// those for `type: integer`).
 fn is_integer(v: &Value) -> bool {
     match v {
-        Value::Number(n) => {
-            n.is_i64()
-                || n.is_u64()
-                || n.as_f64()
-                    .is_some_and(|f| f.is_finite() && f.fract() == 0.0)
-        }
+        Value::Number(n) => n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.is_finite() && f.fract() == 0.0),
         _ => false,
     }
 }
@@ -451,13 +404,9 @@ fn json_eq(a: &Value, b: &Value) -> bool {
                 _ => x.as_f64() == y.as_f64(),
             },
         },
-        (Value::Array(x), Value::Array(y)) => {
-            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
-        }
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q)),
         (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
         }
         _ => a == b,
     }
@@ -491,12 +440,7 @@ fn is_date(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     match parts.as_slice() {
         [y, m, d] => {
-            y.len() == 4
-                && all_digits(y)
-                && m.len() == 2
-                && num_in(m, 1, 12)
-                && d.len() == 2
-                && num_in(d, 1, 31)
+            y.len() == 4 && all_digits(y) && m.len() == 2 && num_in(m, 1, 12) && d.len() == 2 && num_in(d, 1, 31)
         }
         _ => false,
     }
@@ -513,12 +457,7 @@ fn is_time_of_day(s: &str) -> bool {
     let parts: Vec<&str> = hms.split(':').collect();
     match parts.as_slice() {
         [h, m, sec] => {
-            h.len() == 2
-                && num_in(h, 0, 23)
-                && m.len() == 2
-                && num_in(m, 0, 59)
-                && sec.len() == 2
-                && num_in(sec, 0, 60)
+            h.len() == 2 && num_in(h, 0, 23) && m.len() == 2 && num_in(m, 0, 59) && sec.len() == 2 && num_in(sec, 0, 60)
         }
         _ => false,
     }
@@ -551,10 +490,7 @@ fn is_date_time(s: &str) -> bool {
 fn is_uuid(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();
     groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+        && groups.iter().zip([8, 4, 4, 4, 12]).all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn is_cidr(s: &str) -> bool {
@@ -573,10 +509,7 @@ fn is_cidr(s: &str) -> bool {
 fn is_mac(s: &str) -> bool {
     let sep = if s.contains(':') { ':' } else { '-' };
     let parts: Vec<&str> = s.split(sep).collect();
-    matches!(parts.len(), 6 | 8 | 20)
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
+    matches!(parts.len(), 6 | 8 | 20) && parts.iter().all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn is_hostname(s: &str) -> bool {
@@ -587,9 +520,7 @@ fn is_hostname(s: &str) -> bool {
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
 }
 
@@ -597,9 +528,7 @@ fn is_base64(s: &str) -> bool {
     let trimmed = s.trim_end_matches('=');
     s.len().is_multiple_of(4)
         && s.len() - trimmed.len() <= 2
-        && trimmed
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+        && trimmed.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
 }
 
 /// Whether `s` has the string `format`; unknown formats always pass.
@@ -743,21 +672,11 @@ struct Validator {
 
 impl Validator {
     fn pattern(&mut self, pattern: &str) -> Option<&Regex> {
-        self.patterns
-            .entry(pattern.to_string())
-            .or_insert_with(|| Regex::new(pattern).ok())
-            .as_ref()
+        self.patterns.entry(pattern.to_string()).or_insert_with(|| Regex::new(pattern).ok()).as_ref()
     }
 
     /// Validates `v` against `s`, appending errors.
-    fn validate(
-        &mut self,
-        s: &Value,
-        v: &Value,
-        path: &str,
-        root: bool,
-        errs: &mut Vec<FieldError>,
-    ) {
+    fn validate(&mut self, s: &Value, v: &Value, path: &str, root: bool, errs: &mut Vec<FieldError>) {
         if !s.is_object() {
             return;
         }
@@ -802,38 +721,21 @@ impl Validator {
         errs
     }
 
-    fn check_junctors(
-        &mut self,
-        s: &Value,
-        v: &Value,
-        path: &str,
-        root: bool,
-        errs: &mut Vec<FieldError>,
-    ) {
-        let composite =
-            |detail: String| FieldError::invalid(path, &Value::String(String::new()), &detail);
+    fn check_junctors(&mut self, s: &Value, v: &Value, path: &str, root: bool, errs: &mut Vec<FieldError>) {
+        let composite = |detail: String| FieldError::invalid(path, &Value::String(String::new()), &detail);
         if let Some(Value::Array(any_of)) = s.get("anyOf")
             && !any_of.is_empty()
         {
-            let results: Vec<Vec<FieldError>> = any_of
-                .iter()
-                .map(|sub| self.errors_of(sub, v, path, root))
-                .collect();
+            let results: Vec<Vec<FieldError>> = any_of.iter().map(|sub| self.errors_of(sub, v, path, root)).collect();
             if results.iter().all(|r| !r.is_empty()) {
-                errs.push(composite(format!(
-                    "{} must validate at least one schema (anyOf)",
-                    go_quote(path)
-                )));
+                errs.push(composite(format!("{} must validate at least one schema (anyOf)", go_quote(path))));
                 errs.extend(best_failure(results));
             }
         }
         if let Some(Value::Array(one_of)) = s.get("oneOf")
             && !one_of.is_empty()
         {
-            let results: Vec<Vec<FieldError>> = one_of
-                .iter()
-                .map(|sub| self.errors_of(sub, v, path, root))
-                .collect();
+            let results: Vec<Vec<FieldError>> = one_of.iter().map(|sub| self.errors_of(sub, v, path, root)).collect();
             let valid = results.iter().filter(|r| r.is_empty()).count();
             if valid == 0 {
                 errs.push(composite(format!(
@@ -861,30 +763,17 @@ impl Validator {
             }
             if valid != all_of.len() {
                 let none = if valid == 0 { ". None validated" } else { "" };
-                errs.push(composite(format!(
-                    "{} must validate all the schemas (allOf){none}",
-                    go_quote(path)
-                )));
+                errs.push(composite(format!("{} must validate all the schemas (allOf){none}", go_quote(path))));
             }
         }
         if let Some(not) = s.get("not").filter(|n| n.is_object())
             && self.errors_of(not, v, path, root).is_empty()
         {
-            errs.push(composite(format!(
-                "{} must not validate the schema (not)",
-                go_quote(path)
-            )));
+            errs.push(composite(format!("{} must not validate the schema (not)", go_quote(path))));
         }
     }
 
-    fn check_string(
-        &mut self,
-        s: &Value,
-        v: &Value,
-        st: &str,
-        path: &str,
-        errs: &mut Vec<FieldError>,
-    ) {
+    fn check_string(&mut self, s: &Value, v: &Value, st: &str, path: &str, errs: &mut Vec<FieldError>) {
         let len = st.chars().count() as u64;
         if let Some(max) = as_u64(s, "maxLength")
             && len > max
@@ -894,21 +783,13 @@ impl Validator {
         if let Some(min) = as_u64(s, "minLength")
             && len < min
         {
-            errs.push(FieldError::invalid(
-                path,
-                v,
-                &format!("{} should be at least {min} chars long", in_body(path)),
-            ));
+            errs.push(FieldError::invalid(path, v, &format!("{} should be at least {min} chars long", in_body(path))));
         }
         if let Some(pattern) = s.get("pattern").and_then(Value::as_str)
             && let Some(re) = self.pattern(pattern)
             && !re.is_match(st)
         {
-            errs.push(FieldError::invalid(
-                path,
-                v,
-                &format!("{} should match '{pattern}'", in_body(path)),
-            ));
+            errs.push(FieldError::invalid(path, v, &format!("{} should match '{pattern}'", in_body(path))));
         }
         if let Some(format) = s.get("format").and_then(Value::as_str)
             && !format_ok(format, st)
@@ -916,11 +797,7 @@ impl Validator {
             errs.push(FieldError::type_invalid(
                 path,
                 v,
-                &format!(
-                    "{} must be of type {format}: {}",
-                    in_body(path),
-                    go_quote(st)
-                ),
+                &format!("{} must be of type {format}: {}", in_body(path), go_quote(st)),
             ));
         }
     }
@@ -941,12 +818,7 @@ impl Validator {
         {
             errs.push(FieldError::too_many(path, len, max));
         }
-        if flag(s, "uniqueItems")
-            && list
-                .iter()
-                .enumerate()
-                .any(|(i, a)| list[..i].iter().any(|b| json_eq(a, b)))
-        {
+        if flag(s, "uniqueItems") && list.iter().enumerate().any(|(i, a)| list[..i].iter().any(|b| json_eq(a, b))) {
             errs.push(FieldError::invalid(
                 path,
                 &Value::String(String::new()),
@@ -976,15 +848,11 @@ impl Validator {
                     return;
                 }
                 let key_of = |item: &Value| -> Vec<(String, Value)> {
-                    keys.iter()
-                        .map(|k| (k.to_string(), item.get(*k).cloned().unwrap_or(Value::Null)))
-                        .collect()
+                    keys.iter().map(|k| (k.to_string(), item.get(*k).cloned().unwrap_or(Value::Null))).collect()
                 };
                 let all: Vec<Vec<(String, Value)>> = list.iter().map(key_of).collect();
                 for (i, key) in all.iter().enumerate() {
-                    let same = |other: &Vec<(String, Value)>| {
-                        other.iter().zip(key).all(|(a, b)| json_eq(&a.1, &b.1))
-                    };
+                    let same = |other: &Vec<(String, Value)>| other.iter().zip(key).all(|(a, b)| json_eq(&a.1, &b.1));
                     if all[..i].iter().any(same) {
                         errs.push(FieldError::duplicate(index(path, i), &render_go_map(key)));
                     }
@@ -1072,30 +940,16 @@ fn type_error(path: &str, expected: &str, actual: &str) -> FieldError {
     FieldError::type_invalid(
         path,
         &Value::String(actual.to_string()),
-        &format!(
-            "{} must be of type {expected}: {}",
-            in_body(path),
-            go_quote(actual)
-        ),
+        &format!("{} must be of type {expected}: {}", in_body(path), go_quote(actual)),
     )
 }
 
 /// The failing alternative with the fewest errors (first on a tie).
 fn best_failure(results: Vec<Vec<FieldError>>) -> Vec<FieldError> {
-    results
-        .into_iter()
-        .filter(|r| !r.is_empty())
-        .min_by_key(Vec::len)
-        .unwrap_or_default()
+    results.into_iter().filter(|r| !r.is_empty()).min_by_key(Vec::len).unwrap_or_default()
 }
 
-fn check_number(
-    s: &Value,
-    v: &Value,
-    n: &serde_json::Number,
-    path: &str,
-    errs: &mut Vec<FieldError>,
-) {
+fn check_number(s: &Value, v: &Value, n: &serde_json::Number, path: &str, errs: &mut Vec<FieldError>) {
     use std::cmp::Ordering;
     if let Some(m) = s.get("multipleOf").and_then(Value::as_f64)
         && m > 0.0
@@ -1124,16 +978,8 @@ fn check_number(
             _ => false,
         };
         if bad {
-            let rel = if exclusive {
-                "less than"
-            } else {
-                "less than or equal to"
-            };
-            errs.push(FieldError::invalid(
-                path,
-                v,
-                &format!("{} should be {rel} {}", in_body(path), fmt_f64(max)),
-            ));
+            let rel = if exclusive { "less than" } else { "less than or equal to" };
+            errs.push(FieldError::invalid(path, v, &format!("{} should be {rel} {}", in_body(path), fmt_f64(max))));
         }
     }
     if let Some(min) = s.get("minimum").and_then(Value::as_f64) {
@@ -1145,16 +991,8 @@ fn check_number(
             _ => false,
         };
         if bad {
-            let rel = if exclusive {
-                "greater than"
-            } else {
-                "greater than or equal to"
-            };
-            errs.push(FieldError::invalid(
-                path,
-                v,
-                &format!("{} should be {rel} {}", in_body(path), fmt_f64(min)),
-            ));
+            let rel = if exclusive { "greater than" } else { "greater than or equal to" };
+            errs.push(FieldError::invalid(path, v, &format!("{} should be {rel} {}", in_body(path), fmt_f64(min))));
         }
     }
 }
@@ -1167,11 +1005,7 @@ fn check_embedded(map: &Map<String, Value>, path: &str, errs: &mut Vec<FieldErro
         match map.get(key) {
             None => errs.push(FieldError::required(p, "must not be empty")),
             Some(Value::String(st)) if st.is_empty() => {
-                errs.push(FieldError::invalid(
-                    p,
-                    &Value::String(String::new()),
-                    "must not be empty",
-                ));
+                errs.push(FieldError::invalid(p, &Value::String(String::new()), "must not be empty"));
             }
             Some(Value::String(_)) => {}
             Some(other) => errs.push(FieldError::invalid(p, other, "must be a string")),
@@ -1180,11 +1014,7 @@ fn check_embedded(map: &Map<String, Value>, path: &str, errs: &mut Vec<FieldErro
     if let Some(meta) = map.get("metadata")
         && !meta.is_object()
     {
-        errs.push(FieldError::invalid(
-            child(path, "metadata"),
-            meta,
-            "must be an object",
-        ));
+        errs.push(FieldError::invalid(child(path, "metadata"), meta, "must be an object"));
     }
 }
 
@@ -1196,21 +1026,14 @@ fn check_embedded(map: &Map<String, Value>, path: &str, errs: &mut Vec<FieldErro
 /// depth-first order) for `fieldValidation=Warn`/`Strict`; on failure every
 /// validation error. `apiVersion`, `kind` and `metadata` at the root are never
 /// pruned and not validated here; `obj` is modified in place either way.
-pub fn default_prune_validate(
-    schema: &Value,
-    obj: &mut Value,
-) -> Result<Vec<String>, Vec<FieldError>> {
+pub fn default_prune_validate(schema: &Value, obj: &mut Value) -> Result<Vec<String>, Vec<FieldError>> {
     let mut pruned = Vec::new();
     prune(schema, obj, "", true, &mut pruned);
     apply_defaults(schema, obj, true);
     let mut validator = Validator::default();
     let mut errs = Vec::new();
     validator.validate(schema, obj, "", true, &mut errs);
-    if errs.is_empty() {
-        Ok(pruned)
-    } else {
-        Err(errs)
-    }
+    if errs.is_empty() { Ok(pruned) } else { Err(errs) }
 }
 
 // ---------------------------------------------------------------------------
@@ -1229,19 +1052,13 @@ const VALID_TYPES: [&str; 6] = ["array", "boolean", "integer", "number", "object
 /// `anyOf: [{type: integer}, {type: string}]`, the int-or-string exception.
 fn is_int_or_string_any_of(s: &Value) -> bool {
     match s.get("anyOf").and_then(Value::as_array).map(Vec::as_slice) {
-        Some([a, b]) => {
-            *a == serde_json::json!({"type": "integer"})
-                && *b == serde_json::json!({"type": "string"})
-        }
+        Some([a, b]) => *a == serde_json::json!({"type": "integer"}) && *b == serde_json::json!({"type": "string"}),
         _ => false,
     }
 }
 
 fn is_int_or_string_all_of(s: &Value) -> bool {
-    s.get("allOf")
-        .and_then(Value::as_array)
-        .and_then(|a| a.first())
-        .is_some_and(is_int_or_string_any_of)
+    s.get("allOf").and_then(Value::as_array).and_then(|a| a.first()).is_some_and(is_int_or_string_any_of)
 }
 
 struct Checker {
@@ -1269,9 +1086,7 @@ impl Checker {
     /// A node of the structural part of the schema.
     fn structural(&mut self, s: &Value, lvl: Level, path: &str) {
         let Some(obj) = s.as_object() else {
-            self.push(format!(
-                "{path}: Invalid value: {s}: must be a schema object"
-            ));
+            self.push(format!("{path}: Invalid value: {s}: must be a schema object"));
             return;
         };
         let ty = obj.get("type");
@@ -1292,24 +1107,16 @@ impl Checker {
         let int_or_string = flag(s, INT_OR_STRING);
         let embedded = flag(s, EMBEDDED);
         if obj.get(PRESERVE) == Some(&Value::Bool(false)) {
-            self.push(format!(
-                "{path}.{PRESERVE}: Invalid value: false: must be true or undefined"
-            ));
+            self.push(format!("{path}.{PRESERVE}: Invalid value: false: must be true or undefined"));
         }
 
         // items
         match obj.get("items") {
-            Some(it @ Value::Object(_)) => {
-                self.structural(it, Level::Item, &format!("{path}.items"))
-            }
+            Some(it @ Value::Object(_)) => self.structural(it, Level::Item, &format!("{path}.items")),
             Some(Value::Array(_)) => {
-                self.push(format!(
-                    "{path}.items: Forbidden: items must be a schema object and not an array"
-                ));
+                self.push(format!("{path}.items: Forbidden: items must be a schema object and not an array"));
             }
-            Some(other) => self.push(format!(
-                "{path}.items: Invalid value: {other}: must be a schema object"
-            )),
+            Some(other) => self.push(format!("{path}.items: Invalid value: {other}: must be a schema object")),
             None if type_str == "array" => {
                 self.push(format!("{path}.items: Required value: must be specified"));
             }
@@ -1329,9 +1136,7 @@ impl Checker {
         // additionalProperties
         if let Some(add) = obj.get("additionalProperties") {
             if lvl == Level::Root {
-                self.push(format!(
-                    "{path}.additionalProperties: Forbidden: must not be used at the root"
-                ));
+                self.push(format!("{path}.additionalProperties: Forbidden: must not be used at the root"));
             }
             if props.is_some_and(|p| !p.is_empty()) && add != &Value::Bool(true) {
                 self.push(format!(
@@ -1367,7 +1172,9 @@ impl Checker {
 
         if embedded && type_str != "object" {
             if type_str.is_empty() {
-                self.push(format!("{path}.type: Required value: must be object if x-kubernetes-embedded-resource is true"));
+                self.push(format!(
+                    "{path}.type: Required value: must be object if x-kubernetes-embedded-resource is true"
+                ));
             } else {
                 self.push(format!(
                     "{path}.type: Invalid value: {}: must be object if x-kubernetes-embedded-resource is true",
@@ -1383,10 +1190,7 @@ impl Checker {
             self.push(format!("{path}.type: Required value: {msg}"));
         }
         if lvl == Level::Root && !type_str.is_empty() && type_str != "object" {
-            self.push(format!(
-                "{path}.type: Invalid value: {}: must be object at the root",
-                go_quote(type_str)
-            ));
+            self.push(format!("{path}.type: Invalid value: {}: must be object at the root", go_quote(type_str)));
         }
 
         let check_metadata = lvl == Level::Root || embedded;
@@ -1404,12 +1208,7 @@ impl Checker {
             }
         }
         if let Some(meta) = props.and_then(|p| p.get("metadata")) {
-            self.metadata(
-                meta,
-                check_metadata,
-                lvl,
-                &format!("{path}.properties[metadata]"),
-            );
+            self.metadata(meta, check_metadata, lvl, &format!("{path}.properties[metadata]"));
         }
         if embedded && !preserve && props.is_none_or(Map::is_empty) {
             self.push(format!(
@@ -1433,10 +1232,7 @@ impl Checker {
     fn metadata(&mut self, meta: &Value, check_metadata: bool, lvl: Level, path: &str) {
         let t = schema_type(meta).unwrap_or("");
         if check_metadata && t != "object" {
-            self.push(format!(
-                "{path}.type: Invalid value: {}: must be object",
-                go_quote(t)
-            ));
+            self.push(format!("{path}.type: Invalid value: {}: must be object", go_quote(t)));
         }
         if lvl != Level::Root {
             return;
@@ -1444,10 +1240,8 @@ impl Checker {
         let Some(obj) = meta.as_object() else {
             return;
         };
-        let only_names = |p: &Value| {
-            p.as_object()
-                .is_some_and(|m| m.keys().all(|k| k == "name" || k == "generateName"))
-        };
+        let only_names =
+            |p: &Value| p.as_object().is_some_and(|m| m.keys().all(|k| k == "name" || k == "generateName"));
         let allowed = obj.iter().all(|(k, v)| match k.as_str() {
             "type" | "default" | "description" | "title" => true,
             "properties" => only_names(v),
@@ -1462,11 +1256,8 @@ impl Checker {
 
     fn list_type(&mut self, s: &Value, type_str: &str, path: &str) {
         let list_type = s.get(LIST_TYPE);
-        let map_keys: Vec<&Value> = s
-            .get(LIST_MAP_KEYS)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().collect())
-            .unwrap_or_default();
+        let map_keys: Vec<&Value> =
+            s.get(LIST_MAP_KEYS).and_then(Value::as_array).map(|a| a.iter().collect()).unwrap_or_default();
         if let Some(lt) = list_type {
             let lt_str = lt.as_str().unwrap_or("");
             if !matches!(lt_str, "atomic" | "set" | "map") {
@@ -1484,7 +1275,9 @@ impl Checker {
         }
         let is_map = list_type.and_then(Value::as_str) == Some("map");
         if is_map && map_keys.is_empty() {
-            self.push(format!("{path}.{LIST_MAP_KEYS}: Required value: must not be empty if x-kubernetes-list-type is map"));
+            self.push(format!(
+                "{path}.{LIST_MAP_KEYS}: Required value: must not be empty if x-kubernetes-list-type is map"
+            ));
         }
         if !map_keys.is_empty() && !is_map {
             self.push(format!(
@@ -1502,9 +1295,7 @@ impl Checker {
             }
             let item_props = properties(item);
             for (i, key) in map_keys.iter().enumerate() {
-                let known = key
-                    .as_str()
-                    .is_some_and(|k| item_props.is_some_and(|p| p.contains_key(k)));
+                let known = key.as_str().is_some_and(|k| item_props.is_some_and(|p| p.contains_key(k)));
                 if !known {
                     self.push(format!(
                         "{path}.{LIST_MAP_KEYS}[{i}]: Invalid value: {}: entries must all be names of item properties",
@@ -1521,9 +1312,7 @@ impl Checker {
         let mut pruned = Vec::new();
         prune(s, &mut copy, "default", false, &mut pruned);
         for p in pruned {
-            self.push(format!(
-                "{path}.{p}: Invalid value: {d}: must not have unknown fields"
-            ));
+            self.push(format!("{path}.{p}: Invalid value: {d}: must not have unknown fields"));
         }
         apply_defaults(s, &mut copy, false);
         let mut validator = Validator::default();
@@ -1534,13 +1323,7 @@ impl Checker {
         }
     }
 
-    fn junctors(
-        &mut self,
-        s: &Value,
-        skip_any_of: bool,
-        skip_first_all_of_any_of: bool,
-        path: &str,
-    ) {
+    fn junctors(&mut self, s: &Value, skip_any_of: bool, skip_first_all_of_any_of: bool, path: &str) {
         if !skip_any_of && let Some(any_of) = s.get("anyOf").and_then(Value::as_array) {
             for (i, sub) in any_of.iter().enumerate() {
                 self.nested(sub, false, &format!("{path}.anyOf[{i}]"));
@@ -1548,11 +1331,7 @@ impl Checker {
         }
         if let Some(all_of) = s.get("allOf").and_then(Value::as_array) {
             for (i, sub) in all_of.iter().enumerate() {
-                self.nested(
-                    sub,
-                    skip_first_all_of_any_of && i == 0,
-                    &format!("{path}.allOf[{i}]"),
-                );
+                self.nested(sub, skip_first_all_of_any_of && i == 0, &format!("{path}.allOf[{i}]"));
             }
         }
         if let Some(one_of) = s.get("oneOf").and_then(Value::as_array) {
@@ -1568,9 +1347,7 @@ impl Checker {
     /// A schema below `anyOf`/`allOf`/`oneOf`/`not`: value validation only.
     fn nested(&mut self, v: &Value, skip_any_of: bool, path: &str) {
         let Some(obj) = v.as_object() else {
-            self.push(format!(
-                "{path}: Invalid value: {v}: must be a schema object"
-            ));
+            self.push(format!("{path}: Invalid value: {v}: must be a schema object"));
             return;
         };
         self.junctors(v, skip_any_of, false, path);
@@ -1600,10 +1377,7 @@ impl Checker {
             (INT_OR_STRING, "must be false to be structural"),
             (LIST_MAP_KEYS, "must be empty to be structural"),
             (LIST_TYPE, "must be undefined to be structural"),
-            (
-                "x-kubernetes-map-type",
-                "must be undefined to be structural",
-            ),
+            ("x-kubernetes-map-type", "must be undefined to be structural"),
             ("x-kubernetes-validations", "must be empty to be structural"),
         ];
         for (key, msg) in forbidden {
@@ -1642,21 +1416,14 @@ impl Checker {
 
     fn nested_completeness(&mut self, v: &Value, s: Option<&Value>, s_path: &str, v_path: &str) {
         let Some(s) = s else {
-            self.push(format!(
-                "{s_path}: Required value: because it is defined in {v_path}"
-            ));
+            self.push(format!("{s_path}: Required value: because it is defined in {v_path}"));
             return;
         };
         for (sub, sub_path) in junctor_children(v, v_path) {
             self.nested_completeness(sub, Some(s), s_path, &sub_path);
         }
         if let Some(it) = v.get("items").filter(|i| i.is_object()) {
-            self.nested_completeness(
-                it,
-                items(s),
-                &format!("{s_path}.items"),
-                &format!("{v_path}.items"),
-            );
+            self.nested_completeness(it, items(s), &format!("{s_path}.items"), &format!("{v_path}.items"));
         }
         if let Some(props) = properties(v) {
             for key in sorted_keys(props) {
@@ -1873,10 +1640,7 @@ mod tests {
     fn ok(schema: &Value, obj: &mut Value) -> Vec<String> {
         match run(schema, obj) {
             Ok(p) => p,
-            Err(errs) => panic!(
-                "unexpected errors: {:?}",
-                errs.iter().map(ToString::to_string).collect::<Vec<_>>()
-            ),
+            Err(errs) => panic!("unexpected errors: {:?}", errs.iter().map(ToString::to_string).collect::<Vec<_>>()),
         }
     }
 
@@ -1964,10 +1728,7 @@ mod tests {
         let mut o = obj.clone();
         let errs = run(&schema, &mut o).err().unwrap_or_default();
         let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            lines,
-            vec!["spec.mode: Required value", "spec.selector: Required value"]
-        );
+        assert_eq!(lines, vec!["spec.mode: Required value", "spec.selector: Required value"]);
         assert_eq!(errs[1].reason.as_cause_type(), "FieldValueRequired");
         assert_eq!(errs[1].message, "Required value");
 
@@ -1976,17 +1737,11 @@ mod tests {
 
         let mut rec = pod_chaos();
         rec["status"] = json!({});
-        assert_eq!(
-            errors(&schema, rec),
-            vec!["status.experiment: Required value"]
-        );
+        assert_eq!(errors(&schema, rec), vec!["status.experiment: Required value"]);
 
         let mut nested = pod_chaos();
         nested["spec"]["selector"]["expressionSelectors"] = json!([{"key": "a"}]);
-        assert_eq!(
-            errors(&schema, nested),
-            vec!["spec.selector.expressionSelectors[0].operator: Required value"]
-        );
+        assert_eq!(errors(&schema, nested), vec!["spec.selector.expressionSelectors[0].operator: Required value"]);
     }
 
     #[test]
@@ -2013,13 +1768,9 @@ mod tests {
                 "spec.mode: Unsupported value: 5: supported values: \"one\", \"all\", \"fixed\", \"fixed-percent\", \"random-max-percent\"",
             ]
         );
-        let numeric =
-            json!({"type": "object", "properties": {"n": {"type": "integer", "enum": [1, 2]}}});
+        let numeric = json!({"type": "object", "properties": {"n": {"type": "integer", "enum": [1, 2]}}});
         ok(&numeric, &mut json!({"n": 2}));
-        assert_eq!(
-            errors(&numeric, json!({"n": 3})),
-            vec!["n: Unsupported value: 3: supported values: \"1\", \"2\""]
-        );
+        assert_eq!(errors(&numeric, json!({"n": 3})), vec!["n: Unsupported value: 3: supported values: \"1\", \"2\""]);
     }
 
     #[test]
@@ -2035,9 +1786,7 @@ mod tests {
         );
         assert_eq!(
             errors(&schema, json!({"spec": {"name": "a"}})),
-            vec![
-                "spec.name: Invalid value: \"a\": spec.name in body should be at least 2 chars long"
-            ]
+            vec!["spec.name: Invalid value: \"a\": spec.name in body should be at least 2 chars long"]
         );
         let mut o = json!({"spec": {"name": "abcdefg", "one": "xy"}});
         let errs = run(&schema, &mut o).err().unwrap_or_default();
@@ -2062,9 +1811,7 @@ mod tests {
         let errs = run(&schema, &mut o).err().unwrap_or_default();
         assert_eq!(
             errs.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            vec![
-                "spec.gracePeriod: Invalid value: -1: spec.gracePeriod in body should be greater than or equal to 0"
-            ]
+            vec!["spec.gracePeriod: Invalid value: -1: spec.gracePeriod in body should be greater than or equal to 0"]
         );
         assert_eq!(errs[0].reason.as_cause_type(), "FieldValueInvalid");
 
@@ -2101,10 +1848,7 @@ mod tests {
         );
         let mut o = json!({"l": ["a", "b", "c"]});
         let errs = run(&schema, &mut o).err().unwrap_or_default();
-        assert_eq!(
-            errs[0].to_string(),
-            "l: Too many: 3: must have at most 2 items"
-        );
+        assert_eq!(errs[0].to_string(), "l: Too many: 3: must have at most 2 items");
         assert_eq!(errs[0].reason.as_cause_type(), "FieldValueTooMany");
         assert_eq!(
             errors(&schema, json!({"l": ["a", "a"]})),
@@ -2143,10 +1887,7 @@ mod tests {
         assert_eq!(obj["kind"], json!("PodChaos"));
         assert_eq!(obj["metadata"]["unknownMeta"], json!("kept"));
         // Maps described by additionalProperties keep every key.
-        assert_eq!(
-            obj["spec"]["selector"]["labelSelectors"],
-            json!({"app": "web"})
-        );
+        assert_eq!(obj["spec"]["selector"]["labelSelectors"], json!({"app": "web"}));
     }
 
     #[test]
@@ -2188,9 +1929,7 @@ mod tests {
         // Known fields below a preserving node are still validated.
         assert_eq!(
             errors(&schema, json!({"spec": {"n": "x"}})),
-            vec![
-                "spec.n: Invalid value: \"string\": spec.n in body must be of type integer: \"string\""
-            ]
+            vec!["spec.n: Invalid value: \"string\": spec.n in body must be of type integer: \"string\""]
         );
         // The whole object may preserve unknown fields at the root.
         let root = json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true});
@@ -2290,16 +2029,16 @@ mod tests {
         );
         assert_eq!(
             errors(&schema, json!({"spec": {"value": "abc"}})),
-            vec![
-                "spec.value: Invalid value: \"abc\": spec.value in body should match '^[0-9]+%?$'"
-            ]
+            vec!["spec.value: Invalid value: \"abc\": spec.value in body should match '^[0-9]+%?$'"]
         );
         let errs = errors(&schema, json!({"spec": {"value": 1.5}}));
         assert_eq!(
             errs[0],
             "spec.value: Invalid value: \"number\": spec.value in body must be of type integer,string: \"number\""
         );
-        assert!(errs.contains(&"spec.value: Invalid value: \"\": \"spec.value\" must validate at least one schema (anyOf)".to_string()));
+        assert!(errs.contains(
+            &"spec.value: Invalid value: \"\": \"spec.value\" must validate at least one schema (anyOf)".to_string()
+        ));
     }
 
     #[test]
@@ -2329,9 +2068,7 @@ mod tests {
         let errs = run(&schema, &mut o).err().unwrap_or_default();
         assert_eq!(
             errs.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            vec![
-                "spec.ports[2]: Duplicate value: map[string]interface {}{\"name\":\"http\", \"protocol\":\"TCP\"}"
-            ]
+            vec!["spec.ports[2]: Duplicate value: map[string]interface {}{\"name\":\"http\", \"protocol\":\"TCP\"}"]
         );
         assert_eq!(errs[0].reason.as_cause_type(), "FieldValueDuplicate");
         assert_eq!(
@@ -2349,28 +2086,19 @@ mod tests {
             "events": [{"operation": "Apply", "type": "Succeeded", "timestamp": "2024-05-06T07:08:09Z"}]
         }]}});
         ok(&schema, &mut obj);
-        obj["status"]["experiment"]["containerRecords"][0]["events"][0]["timestamp"] =
-            json!("yesterday");
+        obj["status"]["experiment"]["containerRecords"][0]["events"][0]["timestamp"] = json!("yesterday");
         assert_eq!(
             errors(&schema, obj),
             vec![
                 "status.experiment.containerRecords[0].events[0].timestamp: Invalid value: \"yesterday\": status.experiment.containerRecords[0].events[0].timestamp in body must be of type date-time: \"yesterday\""
             ]
         );
-        for good in [
-            "2024-05-06T07:08:09.123+02:00",
-            "2024-05-06t07:08:09z",
-            "2024-05-06 07:08:09-05:30",
-        ] {
+        for good in ["2024-05-06T07:08:09.123+02:00", "2024-05-06t07:08:09z", "2024-05-06 07:08:09-05:30"] {
             assert!(is_date_time(good), "{good}");
         }
-        for bad in [
-            "2024-05-06",
-            "2024-13-06T07:08:09Z",
-            "2024-05-06T25:08:09Z",
-            "2024-05-06T07:08:09",
-            "2024-05-06T07:08Z",
-        ] {
+        for bad in
+            ["2024-05-06", "2024-13-06T07:08:09Z", "2024-05-06T25:08:09Z", "2024-05-06T07:08:09", "2024-05-06T07:08Z"]
+        {
             assert!(!is_date_time(bad), "{bad}");
         }
         assert!(format_ok("uuid", "123e4567-e89b-12d3-a456-426614174000"));
@@ -2383,8 +2111,7 @@ mod tests {
         assert!(format_ok("hostname", "a-b.example.com") && !format_ok("hostname", "-a.com"));
         assert!(format_ok("byte", "aGVsbG8=") && !format_ok("byte", "a!b="));
         assert!(format_ok("int32", "anything") && format_ok("duration", "5m"));
-        let ints =
-            json!({"type": "object", "properties": {"n": {"type": "integer", "format": "int32"}}});
+        let ints = json!({"type": "object", "properties": {"n": {"type": "integer", "format": "int32"}}});
         ok(&ints, &mut json!({"n": 5_000_000_000_i64}));
     }
 
@@ -2450,29 +2177,17 @@ mod tests {
             "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": "b"}},
             "spec": {"x": "y", "drop": 1}, "other": 2
         }}});
+        assert_eq!(ok(&schema, &mut obj), vec!["spec.template.other", "spec.template.spec.drop"]);
+        assert_eq!(obj["spec"]["template"]["metadata"], json!({"name": "p", "labels": {"a": "b"}}));
         assert_eq!(
-            ok(&schema, &mut obj),
-            vec!["spec.template.other", "spec.template.spec.drop"]
-        );
-        assert_eq!(
-            obj["spec"]["template"]["metadata"],
-            json!({"name": "p", "labels": {"a": "b"}})
-        );
-        assert_eq!(
-            errors(
-                &schema,
-                json!({"spec": {"template": {"kind": "", "spec": {}}}})
-            ),
+            errors(&schema, json!({"spec": {"template": {"kind": "", "spec": {}}}})),
             vec![
                 "spec.template.apiVersion: Required value: must not be empty",
                 "spec.template.kind: Invalid value: \"\": must not be empty",
             ]
         );
         assert_eq!(
-            errors(
-                &schema,
-                json!({"spec": {"template": {"apiVersion": 1, "kind": "Pod", "metadata": "x"}}})
-            ),
+            errors(&schema, json!({"spec": {"template": {"apiVersion": 1, "kind": "Pod", "metadata": "x"}}})),
             vec![
                 "spec.template.apiVersion: Invalid value: 1: must be a string",
                 "spec.template.metadata: Invalid value: \"x\": must be an object",
@@ -2508,21 +2223,13 @@ mod tests {
     fn root_type_and_non_object_values() {
         let schema = pod_chaos_schema();
         let errs = errors(&schema, json!([1]));
-        assert_eq!(
-            errs,
-            vec!["Invalid value: \"array\": in body must be of type object: \"array\""]
-        );
+        assert_eq!(errs, vec!["Invalid value: \"array\": in body must be of type object: \"array\""]);
         assert_eq!(
             errors(&schema, json!({"spec": "x"})),
-            vec![
-                "spec: Invalid value: \"string\": spec in body must be of type object: \"string\""
-            ]
+            vec!["spec: Invalid value: \"string\": spec in body must be of type object: \"string\""]
         );
         // A null spec without default is dropped, then reported as missing.
-        assert_eq!(
-            errors(&schema, json!({"spec": null})),
-            vec!["spec: Required value"]
-        );
+        assert_eq!(errors(&schema, json!({"spec": null})), vec!["spec: Required value"]);
     }
 
     #[test]
@@ -2543,14 +2250,8 @@ mod tests {
             FieldError::required("spec.x", "must not be empty").to_string(),
             "spec.x: Required value: must not be empty"
         );
-        assert_eq!(
-            FieldError::invalid("", &json!("a\"b"), "bad").to_string(),
-            "Invalid value: \"a\\\"b\": bad"
-        );
-        assert_eq!(
-            FieldError::duplicate("l[1]", "\"x\"").message,
-            "Duplicate value: \"x\""
-        );
+        assert_eq!(FieldError::invalid("", &json!("a\"b"), "bad").to_string(), "Invalid value: \"a\\\"b\": bad");
+        assert_eq!(FieldError::duplicate("l[1]", "\"x\"").message, "Duplicate value: \"x\"");
         assert_eq!(fmt_f64(3.0), "3");
         assert_eq!(fmt_f64(0.25), "0.25");
         assert_eq!(fmt_f64(1e21), "1e+21");
@@ -2607,9 +2308,7 @@ mod tests {
         );
         assert_eq!(
             structural_errors(json!({"type": "object", "properties": {"n": {"nullable": true}}})),
-            vec![
-                "openAPIV3Schema.properties[n].type: Required value: must not be empty for specified object fields"
-            ]
+            vec!["openAPIV3Schema.properties[n].type: Required value: must not be empty for specified object fields"]
         );
     }
 
@@ -2647,9 +2346,7 @@ mod tests {
             structural_errors(
                 json!({"type": "object", "anyOf": [{"properties": {"metadata": {}}}], "properties": {"metadata": {"type": "object"}}})
             ),
-            vec![
-                "openAPIV3Schema.anyOf[0].properties[metadata]: Forbidden: must not be specified in a nested context"
-            ]
+            vec!["openAPIV3Schema.anyOf[0].properties[metadata]: Forbidden: must not be specified in a nested context"]
         );
     }
 
@@ -2686,10 +2383,7 @@ mod tests {
             "openAPIV3Schema.properties[j].default.zz: Invalid value: {\"k\":\"v\",\"zz\":1}: must not have unknown fields",
         ];
         for prefix in expected_prefixes {
-            assert!(
-                errs.iter().any(|e| e.starts_with(prefix)),
-                "missing {prefix:?} in {errs:#?}"
-            );
+            assert!(errs.iter().any(|e| e.starts_with(prefix)), "missing {prefix:?} in {errs:#?}");
         }
         assert_eq!(errs.len(), expected_prefixes.len(), "{errs:#?}");
     }
@@ -2701,11 +2395,9 @@ mod tests {
         }}}});
         assert_eq!(check_structural(&ok_meta), Ok(()));
         assert_eq!(
-            structural_errors(
-                json!({"type": "object", "properties": {"metadata": {"type": "object", "properties": {
-                    "labels": {"type": "object"}
-                }}}})
-            ),
+            structural_errors(json!({"type": "object", "properties": {"metadata": {"type": "object", "properties": {
+                "labels": {"type": "object"}
+            }}}})),
             vec![
                 "openAPIV3Schema.properties[metadata]: Forbidden: must not specify anything other than name and generateName, but metadata is implicitly specified"
             ]

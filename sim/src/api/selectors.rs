@@ -132,11 +132,11 @@ fn regex_error(msg: &str, fmt_re: &str, examples: &[&str]) -> String {
 }
 
 const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
-const QUALIFIED_NAME_ERR: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+const QUALIFIED_NAME_ERR: &str =
+    "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
 const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
 const LABEL_VALUE_ERR: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
-const DNS1123_SUBDOMAIN_FMT: &str =
-    "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
 const DNS1123_SUBDOMAIN_ERR: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
 const QUALIFIED_NAME_MAX: usize = 63;
 const LABEL_VALUE_MAX: usize = 63;
@@ -149,8 +149,7 @@ fn matches_qualified_name_part(s: &str) -> bool {
         (Some(f), Some(l)) => {
             f.is_ascii_alphanumeric()
                 && l.is_ascii_alphanumeric()
-                && b.iter()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+                && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
         }
         _ => false,
     }
@@ -163,9 +162,7 @@ fn matches_dns1123_subdomain(s: &str) -> bool {
             let b = label.as_bytes();
             let ok_char = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
             match (b.first(), b.last()) {
-                (Some(f), Some(l)) => {
-                    ok_char(f) && ok_char(l) && b.iter().all(|c| ok_char(c) || *c == b'-')
-                }
+                (Some(f), Some(l)) => ok_char(f) && ok_char(l) && b.iter().all(|c| ok_char(c) || *c == b'-'),
                 _ => false,
             }
         })
@@ -182,18 +179,12 @@ fn qualified_name_errors(value: &str) -> Vec<String> {
                 errs.push("prefix part must be non-empty".to_string());
             } else {
                 if prefix.len() > DNS1123_SUBDOMAIN_MAX {
-                    errs.push(format!(
-                        "prefix part must be no more than {DNS1123_SUBDOMAIN_MAX} characters"
-                    ));
+                    errs.push(format!("prefix part must be no more than {DNS1123_SUBDOMAIN_MAX} characters"));
                 }
                 if !matches_dns1123_subdomain(prefix) {
                     errs.push(format!(
                         "prefix part {}",
-                        regex_error(
-                            DNS1123_SUBDOMAIN_ERR,
-                            DNS1123_SUBDOMAIN_FMT,
-                            &["example.com"]
-                        )
+                        regex_error(DNS1123_SUBDOMAIN_ERR, DNS1123_SUBDOMAIN_FMT, &["example.com"])
                     ));
                 }
             }
@@ -202,11 +193,7 @@ fn qualified_name_errors(value: &str) -> Vec<String> {
         _ => {
             errs.push(format!(
                 "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
-                regex_error(
-                    QUALIFIED_NAME_ERR,
-                    QUALIFIED_NAME_FMT,
-                    &["MyName", "my.name", "123-abc"]
-                )
+                regex_error(QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
             ));
             return errs;
         }
@@ -214,18 +201,12 @@ fn qualified_name_errors(value: &str) -> Vec<String> {
     if name.is_empty() {
         errs.push("name part must be non-empty".to_string());
     } else if name.len() > QUALIFIED_NAME_MAX {
-        errs.push(format!(
-            "name part must be no more than {QUALIFIED_NAME_MAX} characters"
-        ));
+        errs.push(format!("name part must be no more than {QUALIFIED_NAME_MAX} characters"));
     }
     if !matches_qualified_name_part(name) {
         errs.push(format!(
             "name part {}",
-            regex_error(
-                QUALIFIED_NAME_ERR,
-                QUALIFIED_NAME_FMT,
-                &["MyName", "my.name", "123-abc"]
-            )
+            regex_error(QUALIFIED_NAME_ERR, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"])
         ));
     }
     errs
@@ -238,11 +219,7 @@ fn label_value_errors(value: &str) -> Vec<String> {
         errs.push(format!("must be no more than {LABEL_VALUE_MAX} characters"));
     }
     if !value.is_empty() && !matches_qualified_name_part(value) {
-        errs.push(regex_error(
-            LABEL_VALUE_ERR,
-            LABEL_VALUE_FMT,
-            &["MyValue", "my_value", "12345"],
-        ));
+        errs.push(regex_error(LABEL_VALUE_ERR, LABEL_VALUE_FMT, &["MyValue", "my_value", "12345"]));
     }
     errs
 }
@@ -310,11 +287,7 @@ impl LabelRequirement {
     /// key must be a qualified name, `In`/`NotIn` need values, the equality
     /// operators exactly one value, `Exists`/`DoesNotExist` none, `Gt`/`Lt`
     /// exactly one integer; every value must be a valid label value.
-    pub fn new(
-        key: &str,
-        operator: LabelOperator,
-        values: Vec<String>,
-    ) -> Result<Self, SelectorError> {
+    pub fn new(key: &str, operator: LabelOperator, values: Vec<String>) -> Result<Self, SelectorError> {
         let mut errs = Vec::new();
         let key_errs = qualified_name_errors(key);
         if !key_errs.is_empty() {
@@ -363,20 +336,12 @@ impl LabelRequirement {
         for (i, v) in values.iter().enumerate() {
             let v_errs = label_value_errors(v);
             if !v_errs.is_empty() {
-                errs.push(invalid_string(
-                    &format!("values[{i}][{key}]"),
-                    v,
-                    &v_errs.join("; "),
-                ));
+                errs.push(invalid_string(&format!("values[{i}][{key}]"), v, &v_errs.join("; ")));
             }
         }
         match aggregate(errs) {
             Some(msg) => Err(SelectorError(msg)),
-            None => Ok(LabelRequirement {
-                key: key.to_string(),
-                operator,
-                values,
-            }),
+            None => Ok(LabelRequirement { key: key.to_string(), operator, values }),
         }
     }
 
@@ -400,9 +365,7 @@ impl LabelRequirement {
         let actual = labels.and_then(|l| l.get(&self.key)).map(scalar_string);
         let has = |v: &str| self.values.iter().any(|x| x == v);
         match self.operator {
-            LabelOperator::In | LabelOperator::Equals | LabelOperator::DoubleEquals => {
-                actual.is_some_and(|a| has(&a))
-            }
+            LabelOperator::In | LabelOperator::Equals | LabelOperator::DoubleEquals => actual.is_some_and(|a| has(&a)),
             LabelOperator::NotIn | LabelOperator::NotEquals => actual.is_none_or(|a| !has(&a)),
             LabelOperator::Exists => actual.is_some(),
             LabelOperator::DoesNotExist => actual.is_none(),
@@ -416,11 +379,7 @@ impl LabelRequirement {
                 let Ok(bound) = bound.parse::<i64>() else {
                     return false;
                 };
-                if self.operator == LabelOperator::GreaterThan {
-                    actual > bound
-                } else {
-                    actual < bound
-                }
+                if self.operator == LabelOperator::GreaterThan { actual > bound } else { actual < bound }
             }
         }
     }
@@ -479,10 +438,7 @@ impl LabelSelector {
 
     /// The selector that matches no object (a `null` metav1 selector).
     pub fn nothing() -> Self {
-        LabelSelector {
-            requirements: Vec::new(),
-            nothing: true,
-        }
+        LabelSelector { requirements: Vec::new(), nothing: true }
     }
 
     /// Builds the selector that requires every `key=value` of `labels`
@@ -497,10 +453,7 @@ impl LabelSelector {
             })
             .collect();
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
-        LabelSelector {
-            requirements,
-            nothing: false,
-        }
+        LabelSelector { requirements, nothing: false }
     }
 
     /// Parses the query-string syntax of `?labelSelector=`: `a=b`, `a==b`,
@@ -511,10 +464,7 @@ impl LabelSelector {
         let mut parser = Parser::new(s);
         let mut requirements = parser.parse().map_err(SelectorError)?;
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(LabelSelector {
-            requirements,
-            nothing: false,
-        })
+        Ok(LabelSelector { requirements, nothing: false })
     }
 
     /// Reads a `metav1.LabelSelector` in JSON form:
@@ -527,9 +477,7 @@ impl LabelSelector {
             Value::Null => return Ok(LabelSelector::nothing()),
             Value::Object(obj) => obj,
             other => {
-                return Err(SelectorError(format!(
-                    "label selector must be a JSON object, not {other}"
-                )));
+                return Err(SelectorError(format!("label selector must be a JSON object, not {other}")));
             }
         };
         let mut requirements = Vec::new();
@@ -538,21 +486,13 @@ impl LabelSelector {
             Some(Value::Object(labels)) => {
                 for (k, v) in labels {
                     let Value::String(v) = v else {
-                        return Err(SelectorError(format!(
-                            "matchLabels[{k}]: label values must be strings, not {v}"
-                        )));
+                        return Err(SelectorError(format!("matchLabels[{k}]: label values must be strings, not {v}")));
                     };
-                    requirements.push(LabelRequirement::new(
-                        k,
-                        LabelOperator::Equals,
-                        vec![v.clone()],
-                    )?);
+                    requirements.push(LabelRequirement::new(k, LabelOperator::Equals, vec![v.clone()])?);
                 }
             }
             Some(other) => {
-                return Err(SelectorError(format!(
-                    "matchLabels must be an object of strings, not {other}"
-                )));
+                return Err(SelectorError(format!("matchLabels must be an object of strings, not {other}")));
             }
         }
         match obj.get("matchExpressions") {
@@ -563,16 +503,11 @@ impl LabelSelector {
                 }
             }
             Some(other) => {
-                return Err(SelectorError(format!(
-                    "matchExpressions must be a list, not {other}"
-                )));
+                return Err(SelectorError(format!("matchExpressions must be a list, not {other}")));
             }
         }
         requirements.sort_by(|a, b| a.key.cmp(&b.key));
-        Ok(LabelSelector {
-            requirements,
-            nothing: false,
-        })
+        Ok(LabelSelector { requirements, nothing: false })
     }
 
     /// Whether an object with these labels (`metadata.labels`, `None` when
@@ -623,26 +558,20 @@ impl fmt::Display for LabelSelector {
 
 fn requirement_from_expression(expr: &Value) -> Result<LabelRequirement, SelectorError> {
     let Value::Object(expr) = expr else {
-        return Err(SelectorError(format!(
-            "matchExpressions entries must be objects, not {expr}"
-        )));
+        return Err(SelectorError(format!("matchExpressions entries must be objects, not {expr}")));
     };
     let key = match expr.get("key") {
         Some(Value::String(k)) => k.as_str(),
         None | Some(Value::Null) => "",
         Some(other) => {
-            return Err(SelectorError(format!(
-                "matchExpressions key must be a string, not {other}"
-            )));
+            return Err(SelectorError(format!("matchExpressions key must be a string, not {other}")));
         }
     };
     let op_text = match expr.get("operator") {
         Some(Value::String(o)) => o.as_str(),
         None | Some(Value::Null) => "",
         Some(other) => {
-            return Err(SelectorError(format!(
-                "matchExpressions operator must be a string, not {other}"
-            )));
+            return Err(SelectorError(format!("matchExpressions operator must be a string, not {other}")));
         }
     };
     let operator = match op_text {
@@ -651,10 +580,7 @@ fn requirement_from_expression(expr: &Value) -> Result<LabelRequirement, Selecto
         "Exists" => LabelOperator::Exists,
         "DoesNotExist" => LabelOperator::DoesNotExist,
         other => {
-            return Err(SelectorError(format!(
-                "{} is not a valid label selector operator",
-                go_quote(other)
-            )));
+            return Err(SelectorError(format!("{} is not a valid label selector operator", go_quote(other))));
         }
     };
     let values = match expr.get("values") {
@@ -663,18 +589,14 @@ fn requirement_from_expression(expr: &Value) -> Result<LabelRequirement, Selecto
             let mut out = Vec::with_capacity(vals.len());
             for v in vals {
                 let Value::String(v) = v else {
-                    return Err(SelectorError(format!(
-                        "matchExpressions values must be strings, not {v}"
-                    )));
+                    return Err(SelectorError(format!("matchExpressions values must be strings, not {v}")));
                 };
                 out.push(v.clone());
             }
             out
         }
         Some(other) => {
-            return Err(SelectorError(format!(
-                "matchExpressions values must be a list, not {other}"
-            )));
+            return Err(SelectorError(format!("matchExpressions values must be a list, not {other}")));
         }
     };
     LabelRequirement::new(key, operator, values)
@@ -748,10 +670,7 @@ impl Lexer<'_> {
 
     fn scan_id_or_keyword(&mut self) -> (Token, String) {
         let start = self.pos;
-        while self
-            .peek()
-            .is_some_and(|b| !is_whitespace(b) && !is_special_symbol(b))
-        {
+        while self.peek().is_some_and(|b| !is_whitespace(b) && !is_special_symbol(b)) {
             self.pos += 1;
         }
         let lit = String::from_utf8_lossy(&self.s[start..self.pos]).into_owned();
@@ -776,12 +695,7 @@ impl Lexer<'_> {
                 self.pos += 1;
             }
         }
-        last.unwrap_or_else(|| {
-            (
-                Token::Error,
-                format!("error expected: keyword found '{buffer}'"),
-            )
-        })
+        last.unwrap_or_else(|| (Token::Error, format!("error expected: keyword found '{buffer}'")))
     }
 }
 
@@ -800,10 +714,7 @@ struct Parser {
 
 impl Parser {
     fn new(s: &str) -> Self {
-        let mut lexer = Lexer {
-            s: s.as_bytes(),
-            pos: 0,
-        };
+        let mut lexer = Lexer { s: s.as_bytes(), pos: 0 };
         let mut items = Vec::new();
         loop {
             let (tok, lit) = lexer.lex();
@@ -817,11 +728,7 @@ impl Parser {
 
     fn lookahead(&self, ctx: Context) -> (Token, String) {
         let idx = self.pos.min(self.items.len().saturating_sub(1));
-        let (mut tok, lit) = self
-            .items
-            .get(idx)
-            .cloned()
-            .unwrap_or((Token::EndOfString, String::new()));
+        let (mut tok, lit) = self.items.get(idx).cloned().unwrap_or((Token::EndOfString, String::new()));
         if ctx == Context::Values && matches!(tok, Token::In | Token::NotIn) {
             tok = Token::Identifier;
         }
@@ -842,9 +749,7 @@ impl Parser {
             let (tok, lit) = self.lookahead(Context::Values);
             match tok {
                 Token::Identifier | Token::DoesNotExist => {
-                    let r = self
-                        .parse_requirement()
-                        .map_err(|e| format!("unable to parse requirement: {e}"))?;
+                    let r = self.parse_requirement().map_err(|e| format!("unable to parse requirement: {e}"))?;
                     requirements.push(r);
                     let (t, l) = self.consume(Context::Values);
                     match t {
@@ -852,9 +757,7 @@ impl Parser {
                         Token::Comma => {
                             let (t2, l2) = self.lookahead(Context::Values);
                             if t2 != Token::Identifier && t2 != Token::DoesNotExist {
-                                return Err(format!(
-                                    "found '{l2}', expected: identifier after ','"
-                                ));
+                                return Err(format!("found '{l2}', expected: identifier after ','"));
                             }
                         }
                         _ => {
@@ -864,9 +767,7 @@ impl Parser {
                 }
                 Token::EndOfString => return Ok(requirements),
                 _ => {
-                    return Err(format!(
-                        "found '{lit}', expected: !, identifier, or 'end of string'"
-                    ));
+                    return Err(format!("found '{lit}', expected: !, identifier, or 'end of string'"));
                 }
             }
         }
@@ -919,9 +820,7 @@ impl Parser {
             Token::NotIn => LabelOperator::NotIn,
             Token::NotEquals => LabelOperator::NotEquals,
             _ => {
-                return Err(format!(
-                    "found '{lit}', expected: in, notin, =, ==, !=, gt, lt"
-                ));
+                return Err(format!("found '{lit}', expected: in, notin, =, ==, !=, gt, lt"));
             }
         })
     }
@@ -1009,17 +908,11 @@ struct FieldSpec {
 }
 
 const fn spec(label: &'static str, path: &'static str, missing: &'static str) -> FieldSpec {
-    FieldSpec {
-        label,
-        path,
-        missing,
-    }
+    FieldSpec { label, path, missing }
 }
 
-const METADATA_FIELDS: &[FieldSpec] = &[
-    spec("metadata.name", "metadata.name", ""),
-    spec("metadata.namespace", "metadata.namespace", ""),
-];
+const METADATA_FIELDS: &[FieldSpec] =
+    &[spec("metadata.name", "metadata.name", ""), spec("metadata.namespace", "metadata.namespace", "")];
 
 const POD_FIELDS: &[FieldSpec] = &[
     spec("spec.nodeName", "spec.nodeName", ""),
@@ -1038,11 +931,7 @@ const EVENT_FIELDS: &[FieldSpec] = &[
     spec("involvedObject.name", "involvedObject.name", ""),
     spec("involvedObject.uid", "involvedObject.uid", ""),
     spec("involvedObject.apiVersion", "involvedObject.apiVersion", ""),
-    spec(
-        "involvedObject.resourceVersion",
-        "involvedObject.resourceVersion",
-        "",
-    ),
+    spec("involvedObject.resourceVersion", "involvedObject.resourceVersion", ""),
     spec("involvedObject.fieldPath", "involvedObject.fieldPath", ""),
     spec("reason", "reason", ""),
     spec("reportingComponent", "reportingComponent", ""),
@@ -1139,9 +1028,7 @@ fn unescape_field_value(s: &str) -> Result<String, SelectorError> {
             match c {
                 '\\' | ',' | '=' => out.push(c),
                 other => {
-                    return Err(SelectorError(format!(
-                        "invalid field selector: invalid escape sequence: \\{other}"
-                    )));
+                    return Err(SelectorError(format!("invalid field selector: invalid escape sequence: \\{other}")));
                 }
             }
             in_slash = false;
@@ -1159,9 +1046,7 @@ fn unescape_field_value(s: &str) -> Result<String, SelectorError> {
         }
     }
     if in_slash {
-        return Err(SelectorError(
-            "invalid field selector: invalid escape sequence: \\".to_string(),
-        ));
+        return Err(SelectorError("invalid field selector: invalid escape sequence: \\".to_string()));
     }
     Ok(out)
 }
@@ -1229,9 +1114,7 @@ impl FieldSelector {
                 continue;
             }
             let Some((lhs, op, rhs)) = split_term(part) else {
-                return Err(SelectorError(format!(
-                    "invalid selector: '{s}'; can't understand '{part}'"
-                )));
+                return Err(SelectorError(format!("invalid selector: '{s}'; can't understand '{part}'")));
             };
             let value = unescape_field_value(rhs)?;
             terms.push((lhs, op == "!=", value));
@@ -1239,10 +1122,7 @@ impl FieldSelector {
         let extra = kind_fields(kind);
         let mut requirements = Vec::with_capacity(terms.len());
         for (field, not_equal, value) in terms {
-            let spec = METADATA_FIELDS
-                .iter()
-                .chain(extra.unwrap_or_default())
-                .find(|f| f.label == field);
+            let spec = METADATA_FIELDS.iter().chain(extra.unwrap_or_default()).find(|f| f.label == field);
             let Some(spec) = spec else {
                 return Err(SelectorError(if extra.is_some() {
                     format!("field label not supported: {field}")
@@ -1285,10 +1165,7 @@ impl FieldSelector {
     /// The value a `field=value` term requires, as
     /// `fields.Selector.RequiresExactMatch` (useful for `metadata.name`).
     pub fn requires_exact_match(&self, field: &str) -> Option<&str> {
-        self.requirements
-            .iter()
-            .find(|r| r.field == field && !r.not_equal)
-            .map(|r| r.value.as_str())
+        self.requirements.iter().find(|r| r.field == field && !r.not_equal).map(|r| r.value.as_str())
     }
 }
 
@@ -1421,53 +1298,23 @@ mod tests {
     fn prefixed_keys() {
         let l = labels(json!({"app.kubernetes.io/name": "x"}));
         assert!(sel("app.kubernetes.io/name=x").matches(Some(&l)));
-        assert_eq!(
-            sel("app.kubernetes.io/name=x").requires_exact_match("app.kubernetes.io/name"),
-            Some("x")
-        );
+        assert_eq!(sel("app.kubernetes.io/name=x").requires_exact_match("app.kubernetes.io/name"), Some("x"));
     }
 
     #[test]
     fn syntax_errors() {
         assert_eq!(err("a=b,"), "found '', expected: identifier after ','");
-        assert_eq!(
-            err("a b"),
-            "unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt"
-        );
-        assert_eq!(
-            err("a in b"),
-            "unable to parse requirement: found 'b' expected: '('"
-        );
-        assert_eq!(
-            err("a in (b"),
-            "unable to parse requirement: found '', expected: ',' or ')'"
-        );
-        assert_eq!(
-            err("a in (b c)"),
-            "unable to parse requirement: found 'c', expected: ',' or ')'"
-        );
-        assert_eq!(
-            err("a in (=)"),
-            "unable to parse requirement: found '=', expected: ',', ')' or identifier"
-        );
-        assert_eq!(
-            err("a=(b)"),
-            "unable to parse requirement: found '(', expected: identifier"
-        );
+        assert_eq!(err("a b"), "unable to parse requirement: found 'b', expected: in, notin, =, ==, !=, gt, lt");
+        assert_eq!(err("a in b"), "unable to parse requirement: found 'b' expected: '('");
+        assert_eq!(err("a in (b"), "unable to parse requirement: found '', expected: ',' or ')'");
+        assert_eq!(err("a in (b c)"), "unable to parse requirement: found 'c', expected: ',' or ')'");
+        assert_eq!(err("a in (=)"), "unable to parse requirement: found '=', expected: ',', ')' or identifier");
+        assert_eq!(err("a=(b)"), "unable to parse requirement: found '(', expected: identifier");
         assert_eq!(err("!a=b"), "found '=', expected: ',' or 'end of string'");
-        assert_eq!(
-            err("=a"),
-            "found '=', expected: !, identifier, or 'end of string'"
-        );
+        assert_eq!(err("=a"), "found '=', expected: !, identifier, or 'end of string'");
         assert_eq!(err("a=b c"), "found 'c', expected: ',' or 'end of string'");
-        assert_eq!(
-            err("!"),
-            "unable to parse requirement: found '', expected: identifier"
-        );
-        assert_eq!(
-            err("a<=5"),
-            "unable to parse requirement: found '=', expected: identifier"
-        );
+        assert_eq!(err("!"), "unable to parse requirement: found '', expected: identifier");
+        assert_eq!(err("a<=5"), "unable to parse requirement: found '=', expected: identifier");
     }
 
     #[test]
@@ -1486,9 +1333,7 @@ mod tests {
             err("app=demo-{nginx}"),
             "unable to parse requirement: values[0][app]: Invalid value: \"demo-{nginx}\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')"
         );
-        assert!(
-            err(&format!("a={}", "v".repeat(64))).contains("must be no more than 63 characters")
-        );
+        assert!(err(&format!("a={}", "v".repeat(64))).contains("must be no more than 63 characters"));
         // 63 characters are fine.
         sel(&format!("{}={}", "k".repeat(63), "v".repeat(63)));
     }
@@ -1505,10 +1350,7 @@ mod tests {
             ]
         }))
         .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(
-            s.to_string(),
-            "app=web,env notin (dev),!legacy,owner,tier in (edge,front)"
-        );
+        assert_eq!(s.to_string(), "app=web,env notin (dev),!legacy,owner,tier in (edge,front)");
         let ok = labels(json!({"app": "web", "tier": "edge", "owner": "me"}));
         assert!(s.matches(Some(&ok)));
         let bad = labels(json!({"app": "web", "tier": "edge", "owner": "me", "legacy": "y"}));
@@ -1547,10 +1389,7 @@ mod tests {
             "\"Gt\" is not a valid label selector operator"
         );
         assert!(e(json!({"matchLabels": {"-a": "x"}})).starts_with("key: Invalid value: \"-a\""));
-        assert!(
-            e(json!({"matchLabels": {"a": "x y"}}))
-                .starts_with("values[0][a]: Invalid value: \"x y\"")
-        );
+        assert!(e(json!({"matchLabels": {"a": "x y"}})).starts_with("values[0][a]: Invalid value: \"x y\""));
         assert!(e(json!({"matchLabels": {"a": 1}})).contains("must be strings"));
         assert!(e(json!("a=b")).contains("must be a JSON object"));
         // Several problems are aggregated.
@@ -1583,15 +1422,7 @@ mod tests {
     #[test]
     fn field_metadata_on_every_kind() {
         let obj = json!({"metadata": {"name": "a", "namespace": "ns"}});
-        for kind in [
-            "Pod",
-            "ConfigMap",
-            "PodChaos",
-            "Event",
-            "Node",
-            "Secret",
-            "Job",
-        ] {
+        for kind in ["Pod", "ConfigMap", "PodChaos", "Event", "Node", "Secret", "Job"] {
             assert!(fsel("metadata.name=a", kind).matches(&obj));
             assert!(fsel("metadata.name==a", kind).matches(&obj));
             assert!(!fsel("metadata.name!=a", kind).matches(&obj));
@@ -1613,22 +1444,13 @@ mod tests {
         assert!(fsel("status.phase=Running", "Pod").matches(&pod));
         assert!(fsel("status.phase!=Pending", "Pod").matches(&pod));
         assert!(fsel("spec.hostNetwork=true", "Pod").matches(&pod));
-        assert!(
-            fsel(
-                "spec.restartPolicy=Always,spec.serviceAccountName=sa",
-                "Pod"
-            )
-            .matches(&pod)
-        );
+        assert!(fsel("spec.restartPolicy=Always,spec.serviceAccountName=sa", "Pod").matches(&pod));
         assert!(fsel("spec.schedulerName=default-scheduler", "Pod").matches(&pod));
         assert!(fsel("status.podIP=10.0.0.1", "Pod").matches(&pod));
         assert!(fsel("status.nominatedNodeName=", "Pod").matches(&pod));
         let bare = json!({"metadata": {"name": "q"}});
         assert!(fsel("spec.hostNetwork=false", "Pod").matches(&bare));
-        assert_eq!(
-            ferr("spec.containers=x", "Pod"),
-            "field label not supported: spec.containers"
-        );
+        assert_eq!(ferr("spec.containers=x", "Pod"), "field label not supported: spec.containers");
     }
 
     #[test]
@@ -1656,19 +1478,14 @@ mod tests {
             assert!(fsel(s, "Event").matches(&ev), "{s}");
         }
         assert!(!fsel("type=Warning", "Event").matches(&ev));
-        assert_eq!(
-            ferr("message=x", "Event"),
-            "field label not supported: message"
-        );
+        assert_eq!(ferr("message=x", "Event"), "field label not supported: message");
     }
 
     #[test]
     fn field_other_kinds() {
         let node = json!({"metadata": {"name": "n"}, "spec": {"unschedulable": true}});
         assert!(fsel("spec.unschedulable=true", "Node").matches(&node));
-        assert!(
-            fsel("spec.unschedulable=false", "Node").matches(&json!({"metadata": {"name": "m"}}))
-        );
+        assert!(fsel("spec.unschedulable=false", "Node").matches(&json!({"metadata": {"name": "m"}})));
         let ns = json!({"metadata": {"name": "x"}, "status": {"phase": "Terminating"}});
         assert!(fsel("status.phase=Terminating", "Namespace").matches(&ns));
         let secret = json!({"metadata": {"name": "s"}, "type": "kubernetes.io/tls"});
@@ -1679,10 +1496,7 @@ mod tests {
         assert!(fsel("status.replicas=0", "ReplicaSet").matches(&json!({"metadata": {}})));
         let job = json!({"metadata": {"name": "j"}, "status": {"succeeded": 1}});
         assert!(fsel("status.successful=1", "Job").matches(&job));
-        assert_eq!(
-            ferr("status.phase=x", "Secret"),
-            "field label not supported: status.phase"
-        );
+        assert_eq!(ferr("status.phase=x", "Secret"), "field label not supported: status.phase");
         assert_eq!(ferr("type=x", "Pod"), "field label not supported: type");
     }
 
@@ -1702,22 +1516,13 @@ mod tests {
 
     #[test]
     fn field_syntax_and_escapes() {
-        assert_eq!(
-            ferr("metadata.name", "Pod"),
-            "invalid selector: 'metadata.name'; can't understand 'metadata.name'"
-        );
+        assert_eq!(ferr("metadata.name", "Pod"), "invalid selector: 'metadata.name'; can't understand 'metadata.name'");
         assert_eq!(
             ferr("metadata.name=a,bogus", "Pod"),
             "invalid selector: 'metadata.name=a,bogus'; can't understand 'bogus'"
         );
-        assert_eq!(
-            ferr("metadata.name=a=b", "Pod"),
-            "invalid field selector: unescaped character in value: 61"
-        );
-        assert_eq!(
-            ferr("metadata.name=a\\x", "Pod"),
-            "invalid field selector: invalid escape sequence: \\x"
-        );
+        assert_eq!(ferr("metadata.name=a=b", "Pod"), "invalid field selector: unescaped character in value: 61");
+        assert_eq!(ferr("metadata.name=a\\x", "Pod"), "invalid field selector: invalid escape sequence: \\x");
         let s = fsel("metadata.name=a\\,b\\=c", "Pod");
         assert_eq!(s.requirements()[0].value(), "a,b=c");
         assert!(s.matches(&json!({"metadata": {"name": "a,b=c"}})));

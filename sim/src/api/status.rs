@@ -28,7 +28,7 @@ pub struct ApiError {
     /// Message, worded as kube-apiserver words it.
     pub message: String,
     /// Kind/name/group the error is about, when known.
-    pub details: Option<Details>,
+    pub details: Option<Box<Details>>,
     /// Field causes (for `Invalid`).
     pub causes: Vec<Cause>,
 }
@@ -50,11 +50,8 @@ impl ApiError {
     }
 
     fn with_details(mut self, group: &str, resource: &str, name: &str) -> Self {
-        self.details = Some(Details {
-            name: name.to_string(),
-            group: group.to_string(),
-            kind: resource.to_string(),
-        });
+        self.details =
+            Some(Box::new(Details { name: name.to_string(), group: group.to_string(), kind: resource.to_string() }));
         self
     }
 
@@ -102,10 +99,7 @@ impl ApiError {
 
     /// 422 Invalid naming the offending fields.
     pub fn invalid(kind: &str, name: &str, group: &str, causes: Vec<Cause>) -> Self {
-        let list = causes
-            .iter()
-            .map(|c| format!("{}: {}", c.field, c.message))
-            .collect::<Vec<_>>();
+        let list = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect::<Vec<_>>();
         let summary = if list.len() == 1 { list[0].clone() } else { format!("[{}]", list.join(", ")) };
         let display_name = if name.is_empty() { String::new() } else { format!(" \"{name}\"") };
         let mut e = Self::new(422, "Invalid", format!("{kind}{display_name} is invalid: {summary}"))
@@ -115,7 +109,14 @@ impl ApiError {
     }
 
     /// 422 Invalid with a single field.
-    pub fn invalid_field(kind: &str, name: &str, group: &str, reason: &str, field: &str, message: impl Into<String>) -> Self {
+    pub fn invalid_field(
+        kind: &str,
+        name: &str,
+        group: &str,
+        reason: &str,
+        field: &str,
+        message: impl Into<String>,
+    ) -> Self {
         Self::invalid(
             kind,
             name,
@@ -146,7 +147,13 @@ impl ApiError {
 
     /// 415 UnsupportedMediaType.
     pub fn unsupported_media_type(content_type: &str) -> Self {
-        Self::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/merge-patch+json, application/strategic-merge-patch+json, application/json-patch+json, application/apply-patch+yaml (got {content_type:?})"))
+        Self::new(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/merge-patch+json, application/strategic-merge-patch+json, application/json-patch+json, application/apply-patch+yaml (got {content_type:?})"
+            ),
+        )
     }
 
     /// 500 InternalError.

@@ -185,10 +185,10 @@ impl Store {
         let mut items = Vec::new();
         let mut next = None;
         for ((ns, name), obj) in table.objects.range((start, std::ops::Bound::Unbounded)) {
-            if let Some(want) = namespace {
-                if ns != want {
-                    break;
-                }
+            if let Some(want) = namespace
+                && ns != want
+            {
+                break;
             }
             if !filter(obj) {
                 continue;
@@ -211,7 +211,10 @@ impl Store {
             .tables
             .values()
             .map(|t| {
-                t.objects.range((namespace.to_string(), String::new())..).take_while(|((ns, _), _)| ns == namespace).count()
+                t.objects
+                    .range((namespace.to_string(), String::new())..)
+                    .take_while(|((ns, _), _)| ns == namespace)
+                    .count()
             })
             .sum()
     }
@@ -223,7 +226,10 @@ impl Store {
             .tables
             .iter()
             .filter(|(_, t)| {
-                t.objects.range((namespace.to_string(), String::new())..).next().is_some_and(|((ns, _), _)| ns == namespace)
+                t.objects
+                    .range((namespace.to_string(), String::new())..)
+                    .next()
+                    .is_some_and(|((ns, _), _)| ns == namespace)
             })
             .map(|(gr, _)| gr.clone())
             .collect()
@@ -318,10 +324,7 @@ impl Store {
 /// `(namespace, name)` of an object.
 pub fn key_of(obj: &Value) -> (String, String) {
     let meta = &obj["metadata"];
-    (
-        meta["namespace"].as_str().unwrap_or_default().to_string(),
-        meta["name"].as_str().unwrap_or_default().to_string(),
-    )
+    (meta["namespace"].as_str().unwrap_or_default().to_string(), meta["name"].as_str().unwrap_or_default().to_string())
 }
 
 fn owner_uids(obj: Option<&Value>) -> Vec<String> {
@@ -333,10 +336,10 @@ fn owner_uids(obj: Option<&Value>) -> Vec<String> {
 fn index(inner: &mut Inner, oref: &ObjectRef, old: Option<&Value>, new: Option<&Value>) {
     let old_uid = old.and_then(|o| o["metadata"]["uid"].as_str());
     let new_uid = new.and_then(|o| o["metadata"]["uid"].as_str());
-    if let Some(uid) = old_uid {
-        if new_uid != Some(uid) {
-            inner.by_uid.remove(uid);
-        }
+    if let Some(uid) = old_uid
+        && new_uid != Some(uid)
+    {
+        inner.by_uid.remove(uid);
     }
     if let Some(uid) = new_uid {
         inner.by_uid.insert(uid.to_string(), oref.clone());

@@ -50,17 +50,26 @@ pub async fn run(api: Arc<Api>, mut events: UnboundedReceiver<(GroupResource, Ar
                 if !owners.is_empty() && owners.iter().all(|u| api.store.by_uid(u).is_none()) {
                     let (ns, name) = crate::api::store::key_of(obj);
                     let gr = GroupResource {
-                        group: crate::api::resources::split_api_version(obj["apiVersion"].as_str().unwrap_or_default()).0.to_string(),
+                        group: crate::api::resources::split_api_version(obj["apiVersion"].as_str().unwrap_or_default())
+                            .0
+                            .to_string(),
                         resource: String::new(),
                     };
-                    if let Some(rt) = api.registry.by_kind(obj["apiVersion"].as_str().unwrap_or_default(), obj["kind"].as_str().unwrap_or_default()) {
-                        let oref = ObjectRef { gr: GroupResource { resource: rt.plural.clone(), ..gr }, namespace: ns, name };
+                    if let Some(rt) = api.registry.by_kind(
+                        obj["apiVersion"].as_str().unwrap_or_default(),
+                        obj["kind"].as_str().unwrap_or_default(),
+                    ) {
+                        let oref =
+                            ObjectRef { gr: GroupResource { resource: rt.plural.clone(), ..gr }, namespace: ns, name };
                         collect_dependent(&api, &oref, Propagation::Background);
                     }
                 }
                 if deleting(obj) && (has_finalizer(obj, FOREGROUND) || has_finalizer(obj, ORPHAN)) {
                     let (ns, name) = crate::api::store::key_of(obj);
-                    if let Some(rt) = api.registry.by_kind(obj["apiVersion"].as_str().unwrap_or_default(), obj["kind"].as_str().unwrap_or_default()) {
+                    if let Some(rt) = api.registry.by_kind(
+                        obj["apiVersion"].as_str().unwrap_or_default(),
+                        obj["kind"].as_str().unwrap_or_default(),
+                    ) {
                         process_owner(&api, &ObjectRef { gr: rt.group_resource(), namespace: ns, name });
                     }
                 }
@@ -80,11 +89,12 @@ fn collect_dependent(api: &Api, dep: &ObjectRef, policy: Propagation) {
     for r in &refs {
         let uid = r["uid"].as_str().unwrap_or_default();
         if let Some(owner_ref) = api.store.by_uid(uid) {
-            if let Some(owner) = api.store.get(&owner_ref.gr, &owner_ref.namespace, &owner_ref.name) {
-                if deleting(&owner) && has_finalizer(&owner, FOREGROUND) {
-                    foreground_owner = true;
-                    continue;
-                }
+            if let Some(owner) = api.store.get(&owner_ref.gr, &owner_ref.namespace, &owner_ref.name)
+                && deleting(&owner)
+                && has_finalizer(&owner, FOREGROUND)
+            {
+                foreground_owner = true;
+                continue;
             }
             live.push(uid.to_string());
         }
@@ -95,10 +105,10 @@ fn collect_dependent(api: &Api, dep: &ObjectRef, policy: Propagation) {
         }
         let policy = if foreground_owner { Propagation::Foreground } else { policy };
         let opts = DeleteOptions { propagation: Some(policy), ..Default::default() };
-        if let Err(e) = api.delete(&rt, &dep.namespace, &dep.name, &opts) {
-            if e.code != 404 {
-                tracing::warn!(object = %dep.name, error = %e, "garbage collector could not delete dependent");
-            }
+        if let Err(e) = api.delete(&rt, &dep.namespace, &dep.name, &opts)
+            && e.code != 404
+        {
+            tracing::warn!(object = %dep.name, error = %e, "garbage collector could not delete dependent");
         }
     } else if live.len() < refs.len() && !foreground_owner {
         let result = modify(api, &rt, &dep.namespace, &dep.name, MANAGER, |o| {

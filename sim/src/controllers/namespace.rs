@@ -58,11 +58,13 @@ fn ensure_default_service_account(api: &Api, namespace: &str) {
     if api.get(&rt, namespace, "default").is_ok() {
         return;
     }
-    let sa = json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}});
-    if let Err(e) = api.create(&rt, namespace, sa, &WriteCtx::controller("service-account-controller")) {
-        if e.code != 409 && e.code != 403 {
-            tracing::warn!(namespace, error = %e, "could not create the default ServiceAccount");
-        }
+    let sa =
+        json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}});
+    if let Err(e) = api.create(&rt, namespace, sa, &WriteCtx::controller("service-account-controller"))
+        && e.code != 409
+        && e.code != 403
+    {
+        tracing::warn!(namespace, error = %e, "could not create the default ServiceAccount");
     }
 }
 
@@ -81,14 +83,12 @@ fn terminate(api: &Api, namespace: &str) {
         return;
     }
     let Some(rt) = api.registry.get("", "v1", "namespaces") else { return };
-    let result = modify(api, &rt, "", namespace, MANAGER, |ns| {
-        match ns["spec"]["finalizers"].as_array_mut() {
-            Some(list) if list.iter().any(|f| f == "kubernetes") => {
-                list.retain(|f| f != "kubernetes");
-                true
-            }
-            _ => false,
+    let result = modify(api, &rt, "", namespace, MANAGER, |ns| match ns["spec"]["finalizers"].as_array_mut() {
+        Some(list) if list.iter().any(|f| f == "kubernetes") => {
+            list.retain(|f| f != "kubernetes");
+            true
         }
+        _ => false,
     });
     if let Err(e) = result {
         tracing::warn!(namespace, error = %e, "namespace controller could not finalize");

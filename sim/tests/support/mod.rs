@@ -58,11 +58,13 @@ pub mod reqwest_like {
             let text = String::from_utf8_lossy(&buf).to_string();
             let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
             let mut lines = head.lines();
-            let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+            let status =
+                lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
             let headers: Vec<(String, String)> = lines
                 .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_string(), v.trim().to_string())))
                 .collect();
-            let chunked = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+            let chunked =
+                headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
             let body = if chunked { dechunk(body) } else { body.to_string() };
             Response { status, headers, body }
         }
@@ -107,10 +109,13 @@ where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
 {
     let cond = kube::runtime::wait::conditions::is_deleted(uid);
-    tokio::time::timeout(std::time::Duration::from_secs(10), kube::runtime::wait::await_condition(api.clone(), name, cond))
-        .await
-        .unwrap_or_else(|_| panic!("{name} was not deleted within 10 s"))
-        .expect("watch for deletion");
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        kube::runtime::wait::await_condition(api.clone(), name, cond),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{name} was not deleted within 10 s"))
+    .expect("watch for deletion");
 }
 
 /// Waits (by watch) until `cond` holds for the named object.
@@ -119,8 +124,11 @@ where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
     C: kube::runtime::wait::Condition<K>,
 {
-    tokio::time::timeout(std::time::Duration::from_secs(10), kube::runtime::wait::await_condition(api.clone(), name, cond))
-        .await
-        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-        .expect("watch")
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        kube::runtime::wait::await_condition(api.clone(), name, cond),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    .expect("watch")
 }

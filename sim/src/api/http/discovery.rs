@@ -79,7 +79,8 @@ pub async fn groups(State(state): State<Arc<ServerState>>, headers: HeaderMap) -
 }
 
 fn group_object(group: &str, versions: &[String]) -> Value {
-    let gvs: Vec<Value> = versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
+    let gvs: Vec<Value> =
+        versions.iter().map(|v| json!({"groupVersion": format!("{group}/{v}"), "version": v})).collect();
     json!({"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": gvs, "preferredVersion": gvs.first().cloned().unwrap_or(Value::Null)})
 }
 

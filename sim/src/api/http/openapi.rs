@@ -53,7 +53,8 @@ pub async fn document(State(state): State<Arc<ServerState>>, Path(rest): Path<St
         ["apis", g, v] => (*g, *v),
         _ => return ApiError::no_route(&format!("/openapi/v3/{rest}")).into_response(),
     };
-    let types: Vec<_> = state.api.registry.all().into_iter().filter(|t| t.group == group && t.version == version).collect();
+    let types: Vec<_> =
+        state.api.registry.all().into_iter().filter(|t| t.group == group && t.version == version).collect();
     if types.is_empty() {
         return ApiError::no_route(&format!("/openapi/v3/{rest}")).into_response();
     }
@@ -61,10 +62,18 @@ pub async fn document(State(state): State<Arc<ServerState>>, Path(rest): Path<St
     for t in &types {
         let gvk = json!({"group": t.group, "version": t.version, "kind": t.kind});
         let prefix = format!("/{}", gv_path(&t.group, &t.version));
-        let collection =
-            if t.namespaced { format!("{prefix}/namespaces/{{namespace}}/{}", t.plural) } else { format!("{prefix}/{}", t.plural) };
+        let collection = if t.namespaced {
+            format!("{prefix}/namespaces/{{namespace}}/{}", t.plural)
+        } else {
+            format!("{prefix}/{}", t.plural)
+        };
         let params = |names: &[&str]| -> Value {
-            Value::Array(names.iter().map(|n| json!({"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": true}})).collect())
+            Value::Array(
+                names
+                    .iter()
+                    .map(|n| json!({"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": true}}))
+                    .collect(),
+            )
         };
         let op = |verb: &str, query: &[&str]| {
             json!({"operationId": format!("{verb}{}", t.kind), "x-kubernetes-action": verb,

@@ -88,7 +88,9 @@ impl Query {
     pub fn int(&self, k: &str) -> ApiResult<Option<i64>> {
         match self.get(k).filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| ApiError::bad_request(format!("invalid {k} {v:?}: must be an integer"))),
+            Some(v) => {
+                v.parse().map(Some).map_err(|_| ApiError::bad_request(format!("invalid {k} {v:?}: must be an integer")))
+            }
         }
     }
 }
@@ -135,7 +137,8 @@ pub fn parse_body(body: &[u8], content_type: &str) -> ApiResult<Value> {
         return Err(ApiError::unsupported_media_type(content_type));
     }
     if content_type.contains("yaml") {
-        let text = std::str::from_utf8(body).map_err(|e| ApiError::bad_request(format!("the YAML body is not UTF-8: {e}")))?;
+        let text =
+            std::str::from_utf8(body).map_err(|e| ApiError::bad_request(format!("the YAML body is not UTF-8: {e}")))?;
         return serde_saphyr::from_str::<Value>(text)
             .map_err(|e| ApiError::bad_request(format!("error converting YAML to JSON: {e}")));
     }
@@ -177,9 +180,15 @@ mod tests {
     #[test]
     fn paths() {
         let t = parse_path("/api/v1/namespaces/default/pods/web-1/log").unwrap();
-        assert_eq!((t.namespace.as_deref(), t.plural.as_str(), t.name.as_deref(), t.sub.as_deref()), (Some("default"), "pods", Some("web-1"), Some("log")));
+        assert_eq!(
+            (t.namespace.as_deref(), t.plural.as_str(), t.name.as_deref(), t.sub.as_deref()),
+            (Some("default"), "pods", Some("web-1"), Some("log"))
+        );
         let t = parse_path("/api/v1/namespaces/demo/status").unwrap();
-        assert_eq!((t.namespace, t.plural.as_str(), t.name.as_deref(), t.sub.as_deref()), (None, "namespaces", Some("demo"), Some("status")));
+        assert_eq!(
+            (t.namespace, t.plural.as_str(), t.name.as_deref(), t.sub.as_deref()),
+            (None, "namespaces", Some("demo"), Some("status"))
+        );
         let t = parse_path("/apis/apps/v1/deployments").unwrap();
         assert_eq!((t.group.as_str(), t.plural.as_str(), t.name), ("apps", "deployments", None));
         assert!(parse_path("/apis/apps/v1").is_none());

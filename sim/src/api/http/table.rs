@@ -45,16 +45,64 @@ fn table(rt: &ResourceType, rows: Vec<Value>, meta: Value) -> Value {
 
 fn columns(rt: &ResourceType) -> Vec<(String, String, i64)> {
     let fixed: &[Col] = match (rt.group.as_str(), rt.plural.as_str()) {
-        ("", "pods") => &[col("Name", "string", 0), col("Ready", "string", 0), col("Status", "string", 0), col("Restarts", "string", 0), col("Age", "string", 0), col("IP", "string", 1), col("Node", "string", 1), col("Nominated Node", "string", 1), col("Readiness Gates", "string", 1)],
-        ("apps", "deployments") => &[col("Name", "string", 0), col("Ready", "string", 0), col("Up-to-date", "string", 0), col("Available", "string", 0), col("Age", "string", 0), col("Containers", "string", 1), col("Images", "string", 1), col("Selector", "string", 1)],
-        ("apps", "replicasets") => &[col("Name", "string", 0), col("Desired", "integer", 0), col("Current", "integer", 0), col("Ready", "integer", 0), col("Age", "string", 0)],
+        ("", "pods") => &[
+            col("Name", "string", 0),
+            col("Ready", "string", 0),
+            col("Status", "string", 0),
+            col("Restarts", "string", 0),
+            col("Age", "string", 0),
+            col("IP", "string", 1),
+            col("Node", "string", 1),
+            col("Nominated Node", "string", 1),
+            col("Readiness Gates", "string", 1),
+        ],
+        ("apps", "deployments") => &[
+            col("Name", "string", 0),
+            col("Ready", "string", 0),
+            col("Up-to-date", "string", 0),
+            col("Available", "string", 0),
+            col("Age", "string", 0),
+            col("Containers", "string", 1),
+            col("Images", "string", 1),
+            col("Selector", "string", 1),
+        ],
+        ("apps", "replicasets") => &[
+            col("Name", "string", 0),
+            col("Desired", "integer", 0),
+            col("Current", "integer", 0),
+            col("Ready", "integer", 0),
+            col("Age", "string", 0),
+        ],
         ("apps", "statefulsets") => &[col("Name", "string", 0), col("Ready", "string", 0), col("Age", "string", 0)],
-        ("", "services") => &[col("Name", "string", 0), col("Type", "string", 0), col("Cluster-IP", "string", 0), col("External-IP", "string", 0), col("Port(s)", "string", 0), col("Age", "string", 0), col("Selector", "string", 1)],
-        ("", "nodes") => &[col("Name", "string", 0), col("Status", "string", 0), col("Roles", "string", 0), col("Age", "string", 0), col("Version", "string", 0), col("Internal-IP", "string", 1)],
+        ("", "services") => &[
+            col("Name", "string", 0),
+            col("Type", "string", 0),
+            col("Cluster-IP", "string", 0),
+            col("External-IP", "string", 0),
+            col("Port(s)", "string", 0),
+            col("Age", "string", 0),
+            col("Selector", "string", 1),
+        ],
+        ("", "nodes") => &[
+            col("Name", "string", 0),
+            col("Status", "string", 0),
+            col("Roles", "string", 0),
+            col("Age", "string", 0),
+            col("Version", "string", 0),
+            col("Internal-IP", "string", 1),
+        ],
         ("", "namespaces") => &[col("Name", "string", 0), col("Status", "string", 0), col("Age", "string", 0)],
         ("", "endpoints") => &[col("Name", "string", 0), col("Endpoints", "string", 0), col("Age", "string", 0)],
-        ("coordination.k8s.io", "leases") => &[col("Name", "string", 0), col("Holder", "string", 0), col("Age", "string", 0)],
-        ("", "events") => &[col("Last Seen", "string", 0), col("Type", "string", 0), col("Reason", "string", 0), col("Object", "string", 0), col("Message", "string", 0)],
+        ("coordination.k8s.io", "leases") => {
+            &[col("Name", "string", 0), col("Holder", "string", 0), col("Age", "string", 0)]
+        }
+        ("", "events") => &[
+            col("Last Seen", "string", 0),
+            col("Type", "string", 0),
+            col("Reason", "string", 0),
+            col("Object", "string", 0),
+            col("Message", "string", 0),
+        ],
         _ => &[],
     };
     if !fixed.is_empty() {
@@ -95,29 +143,72 @@ fn row(rt: &ResourceType, obj: &Value, q: &Query) -> Value {
             }
             let ip = obj["status"]["podIP"].as_str().unwrap_or("<none>").to_string();
             let node = obj["spec"]["nodeName"].as_str().filter(|s| !s.is_empty()).unwrap_or("<none>").to_string();
-            vec![json!(name), json!(format!("{ready}/{total}")), json!(status), json!(restarts.to_string()), json!(age), json!(ip), json!(node), json!("<none>"), json!("<none>")]
+            vec![
+                json!(name),
+                json!(format!("{ready}/{total}")),
+                json!(status),
+                json!(restarts.to_string()),
+                json!(age),
+                json!(ip),
+                json!(node),
+                json!("<none>"),
+                json!("<none>"),
+            ]
         }
         ("apps", "deployments") => {
             let st = &obj["status"];
             let containers = obj["spec"]["template"]["spec"]["containers"].as_array().cloned().unwrap_or_default();
             let names: Vec<String> = containers.iter().map(|c| s(&c["name"])).collect();
             let images: Vec<String> = containers.iter().map(|c| s(&c["image"])).collect();
-            let selector = crate::api::selectors::LabelSelector::from_json(&obj["spec"]["selector"]).map(|l| l.to_string()).unwrap_or_default();
-            vec![json!(name), json!(format!("{}/{}", n(&st["readyReplicas"]), n(&obj["spec"]["replicas"]))), json!(n(&st["updatedReplicas"]).to_string()), json!(n(&st["availableReplicas"]).to_string()), json!(age), json!(names.join(",")), json!(images.join(",")), json!(selector)]
+            let selector = crate::api::selectors::LabelSelector::from_json(&obj["spec"]["selector"])
+                .map(|l| l.to_string())
+                .unwrap_or_default();
+            vec![
+                json!(name),
+                json!(format!("{}/{}", n(&st["readyReplicas"]), n(&obj["spec"]["replicas"]))),
+                json!(n(&st["updatedReplicas"]).to_string()),
+                json!(n(&st["availableReplicas"]).to_string()),
+                json!(age),
+                json!(names.join(",")),
+                json!(images.join(",")),
+                json!(selector),
+            ]
         }
-        ("apps", "replicasets") => vec![json!(name), json!(n(&obj["spec"]["replicas"])), json!(n(&obj["status"]["replicas"])), json!(n(&obj["status"]["readyReplicas"])), json!(age)],
-        ("apps", "statefulsets") => vec![json!(name), json!(format!("{}/{}", n(&obj["status"]["readyReplicas"]), n(&obj["spec"]["replicas"]))), json!(age)],
+        ("apps", "replicasets") => vec![
+            json!(name),
+            json!(n(&obj["spec"]["replicas"])),
+            json!(n(&obj["status"]["replicas"])),
+            json!(n(&obj["status"]["readyReplicas"])),
+            json!(age),
+        ],
+        ("apps", "statefulsets") => vec![
+            json!(name),
+            json!(format!("{}/{}", n(&obj["status"]["readyReplicas"]), n(&obj["spec"]["replicas"]))),
+            json!(age),
+        ],
         ("", "services") => {
             let ports: Vec<String> = obj["spec"]["ports"]
                 .as_array()
-                .map(|ps| ps.iter().map(|p| format!("{}/{}", n(&p["port"]), p["protocol"].as_str().unwrap_or("TCP"))).collect())
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| format!("{}/{}", n(&p["port"]), p["protocol"].as_str().unwrap_or("TCP")))
+                        .collect()
+                })
                 .unwrap_or_default();
             let selector: Vec<String> = obj["spec"]["selector"]
                 .as_object()
                 .map(|sel| sel.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect())
                 .unwrap_or_default();
             let ip = obj["spec"]["clusterIP"].as_str().unwrap_or("<none>").to_string();
-            vec![json!(name), json!(s(&obj["spec"]["type"])), json!(ip), json!("<none>"), json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") }), json!(age), json!(if selector.is_empty() { "<none>".to_string() } else { selector.join(",") })]
+            vec![
+                json!(name),
+                json!(s(&obj["spec"]["type"])),
+                json!(ip),
+                json!("<none>"),
+                json!(if ports.is_empty() { "<none>".to_string() } else { ports.join(",") }),
+                json!(age),
+                json!(if selector.is_empty() { "<none>".to_string() } else { selector.join(",") }),
+            ]
         }
         ("", "nodes") => {
             let ready = obj["status"]["conditions"]
@@ -127,14 +218,23 @@ fn row(rt: &ResourceType, obj: &Value, q: &Query) -> Value {
                 .unwrap_or("Unknown");
             let roles: Vec<String> = m["labels"]
                 .as_object()
-                .map(|l| l.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/").map(str::to_string)).collect())
+                .map(|l| {
+                    l.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/").map(str::to_string)).collect()
+                })
                 .unwrap_or_default();
             let ip = obj["status"]["addresses"]
                 .as_array()
                 .and_then(|a| a.iter().find(|x| x["type"] == "InternalIP"))
                 .map(|x| s(&x["address"]))
                 .unwrap_or_else(|| "<none>".into());
-            vec![json!(name), json!(ready), json!(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") }), json!(age), json!(s(&obj["status"]["nodeInfo"]["kubeletVersion"])), json!(ip)]
+            vec![
+                json!(name),
+                json!(ready),
+                json!(if roles.is_empty() { "<none>".to_string() } else { roles.join(",") }),
+                json!(age),
+                json!(s(&obj["status"]["nodeInfo"]["kubeletVersion"])),
+                json!(ip),
+            ]
         }
         ("", "namespaces") => vec![json!(name), json!(s(&obj["status"]["phase"])), json!(age)],
         ("", "endpoints") => {
@@ -152,7 +252,13 @@ fn row(rt: &ResourceType, obj: &Value, q: &Query) -> Value {
         ("", "events") => {
             let last = obj["lastTimestamp"].as_str().or(obj["eventTime"].as_str()).or(m["creationTimestamp"].as_str());
             let io = &obj["involvedObject"];
-            vec![json!(self::age(last)), json!(s(&obj["type"])), json!(s(&obj["reason"])), json!(format!("{}/{}", s(&io["kind"]).to_lowercase(), s(&io["name"]))), json!(s(&obj["message"]))]
+            vec![
+                json!(self::age(last)),
+                json!(s(&obj["type"])),
+                json!(s(&obj["reason"])),
+                json!(format!("{}/{}", s(&io["kind"]).to_lowercase(), s(&io["name"]))),
+                json!(s(&obj["message"])),
+            ]
         }
         _ => {
             let mut cells = vec![json!(name)];

@@ -38,7 +38,13 @@ enum Start {
 }
 
 /// Starts a watch response.
-pub fn serve(state: Arc<ServerState>, rt: Arc<ResourceType>, namespace: Option<String>, opts: ListOptions, q: &Query) -> Response {
+pub fn serve(
+    state: Arc<ServerState>,
+    rt: Arc<ResourceType>,
+    namespace: Option<String>,
+    opts: ListOptions,
+    q: &Query,
+) -> Response {
     let send_initial = q.flag("sendInitialEvents");
     let bookmarks = q.flag("allowWatchBookmarks");
     let start = match q.get("resourceVersion").unwrap_or_default() {
@@ -47,7 +53,8 @@ pub fn serve(state: Arc<ServerState>, rt: Arc<ResourceType>, namespace: Option<S
         rv => match rv.parse::<u64>() {
             Ok(n) => Start::From(n),
             Err(_) => {
-                return ApiError::bad_request(format!("invalid resourceVersion {rv:?}: must be an integer")).into_response();
+                return ApiError::bad_request(format!("invalid resourceVersion {rv:?}: must be an integer"))
+                    .into_response();
             }
         },
     };
@@ -132,7 +139,8 @@ async fn run(state: Arc<ServerState>, rt: Arc<ResourceType>, p: WatchParams, tx:
         let events = match store.events_after(&gr, cursor, 512) {
             Ok(ev) => ev,
             Err(expired) => {
-                let status = ApiError::gone(format!("too old resource version: {cursor} ({})", expired.oldest)).to_status();
+                let status =
+                    ApiError::gone(format!("too old resource version: {cursor} ({})", expired.oldest)).to_status();
                 let _ = tx.send(line("ERROR", &status)).await;
                 return;
             }
@@ -141,11 +149,8 @@ async fn run(state: Arc<ServerState>, rt: Arc<ResourceType>, p: WatchParams, tx:
         for e in events {
             cursor = e.rv;
             if let Some(kind) = visible(&p, &e) {
-                let text = if same_version(&e.object) {
-                    line(kind, &e.object)
-                } else {
-                    line(kind, &present(&rt, &e.object))
-                };
+                let text =
+                    if same_version(&e.object) { line(kind, &e.object) } else { line(kind, &present(&rt, &e.object)) };
                 if tx.send(text).await.is_err() {
                     return;
                 }

@@ -148,12 +148,7 @@ impl fmt::Display for ApplyError {
             ApplyError::Invalid(message) => f.write_str(message),
             ApplyError::Conflicts(conflicts) => {
                 if let [only] = conflicts.as_slice() {
-                    return write!(
-                        f,
-                        "Apply failed with 1 conflict: conflict with {}: {}",
-                        only.owner(),
-                        only.field
-                    );
+                    return write!(f, "Apply failed with 1 conflict: conflict with {}: {}", only.owner(), only.field);
                 }
                 write!(f, "Apply failed with {} conflicts: ", conflicts.len())?;
                 let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
@@ -188,16 +183,12 @@ pub fn apply(
     opts: &ApplyOptions,
 ) -> Result<Value, ApplyError> {
     let Value::Object(applied_map) = applied else {
-        return Err(ApplyError::Invalid(
-            "an apply configuration must be a JSON object".into(),
-        ));
+        return Err(ApplyError::Invalid("an apply configuration must be a JSON object".into()));
     };
     if let Some(live) = live
         && !live.is_object()
     {
-        return Err(ApplyError::Invalid(
-            "the live object must be a JSON object".into(),
-        ));
+        return Err(ApplyError::Invalid("the live object must be a JSON object".into()));
     }
     let mut config = applied_map.clone();
     if let Some(Value::Object(meta)) = config.get_mut("metadata") {
@@ -208,25 +199,14 @@ pub fn apply(
     }
     let config = Value::Object(config);
 
-    let walker = Walker {
-        lists,
-        ignore_status: opts.ignore_status,
-        strict: true,
-    };
+    let walker = Walker { lists, ignore_status: opts.ignore_status, strict: true };
     let new_set = FieldSet::of(&walker.flatten(&config).map_err(ApplyError::Invalid)?);
-    let lenient = Walker {
-        strict: false,
-        ..walker
-    };
+    let lenient = Walker { strict: false, ..walker };
 
     let empty = Value::Object(Map::new());
     let live_value = live.unwrap_or(&empty);
     let mut entries = match live {
-        Some(live)
-            if managed_fields(live)
-                .and_then(Value::as_array)
-                .is_none_or(Vec::is_empty) =>
-        {
+        Some(live) if managed_fields(live).and_then(Value::as_array).is_none_or(Vec::is_empty) => {
             let fields = FieldSet::of(&lenient.flatten_lenient(live));
             vec![Entry {
                 manager: "before-first-apply".into(),
@@ -247,17 +227,12 @@ pub fn apply(
         api_version: None,
         subresource: opts.subresource.map(str::to_string),
     };
-    let last_set = entries
-        .iter()
-        .find(|e| e.identity() == me)
-        .map(|e| e.fields.clone())
-        .unwrap_or_default();
+    let last_set = entries.iter().find(|e| e.identity() == me).map(|e| e.fields.clone()).unwrap_or_default();
     entries.retain(|e| e.identity() != me);
 
     // 1. Merge.
     let mut names = Vec::new();
-    let mut merged =
-        merge_values(live_value, &config, &mut names, lists).map_err(ApplyError::Invalid)?;
+    let mut merged = merge_values(live_value, &config, &mut names, lists).map_err(ApplyError::Invalid)?;
 
     // 2. Prune what the manager applied before and gives up now.
     let mut keep = new_set.clone();
@@ -332,10 +307,7 @@ pub fn record_update(
     let old_raw = old.and_then(managed_fields);
     let mut entries = match managed_fields(new) {
         Some(Value::Array(list)) if !list.is_empty() => {
-            if list
-                .iter()
-                .all(|e| e.as_object().is_some_and(Map::is_empty))
-            {
+            if list.iter().all(|e| e.as_object().is_some_and(Map::is_empty)) {
                 // `[{}]`: the client asks for managedFields to be stripped.
                 if let Some(Value::Object(meta)) = new.get_mut("metadata") {
                     meta.remove("managedFields");
@@ -347,11 +319,7 @@ pub fn record_update(
         _ => decode_entries(old_raw),
     };
 
-    let walker = Walker {
-        lists,
-        ignore_status: false,
-        strict: false,
-    };
+    let walker = Walker { lists, ignore_status: false, strict: false };
     let empty = Value::Object(Map::new());
     let before = walker.flatten_lenient(old.unwrap_or(&empty));
     let after = walker.flatten_lenient(new);
@@ -487,10 +455,7 @@ fn decode_entries(raw: Option<&Value>) -> Vec<Entry> {
         let Some(entry) = Entry::decode(entry) else {
             continue;
         };
-        match entries
-            .iter_mut()
-            .find(|e| e.identity() == entry.identity())
-        {
+        match entries.iter_mut().find(|e| e.identity() == entry.identity()) {
             Some(existing) => {
                 existing.fields.extend(&entry.fields);
                 if entry.time > existing.time {
@@ -509,8 +474,7 @@ fn write_entries(object: &mut Value, mut entries: Vec<Entry>, previous: Option<&
     entries.retain(|e| !e.fields.0.is_empty());
     entries.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
 
-    let mut encoded =
-        (!entries.is_empty()).then(|| Value::Array(entries.iter().map(Entry::encode).collect()));
+    let mut encoded = (!entries.is_empty()).then(|| Value::Array(entries.iter().map(Entry::encode).collect()));
     if let Some(previous) = previous {
         let previous_raw = managed_fields(previous);
         if without_managed_fields(previous) == without_managed_fields(object)
@@ -524,9 +488,7 @@ fn write_entries(object: &mut Value, mut entries: Vec<Entry>, previous: Option<&
     };
     match encoded {
         Some(list) => {
-            let meta = root
-                .entry("metadata")
-                .or_insert_with(|| Value::Object(Map::new()));
+            let meta = root.entry("metadata").or_insert_with(|| Value::Object(Map::new()));
             if let Value::Object(meta) = meta {
                 meta.insert("managedFields".into(), list);
             }
@@ -585,10 +547,7 @@ impl FieldSet {
 
     /// True when `path` or a path below it is in the set.
     fn has_at_or_under(&self, path: &Path) -> bool {
-        self.0
-            .range(path.clone()..)
-            .next()
-            .is_some_and(|p| p.starts_with(path))
+        self.0.range(path.clone()..).next().is_some_and(|p| p.starts_with(path))
     }
 
     fn to_fields_v1(&self) -> Value {
@@ -651,8 +610,7 @@ fn display_path(path: &Path) -> String {
         } else if let Some(key) = element.strip_prefix("k:") {
             match serde_json::from_str::<Map<String, Value>>(key) {
                 Ok(fields) => {
-                    let mut parts: Vec<String> =
-                        fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let mut parts: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     parts.sort();
                     out.push_str(&format!("[{}]", parts.join(",")));
                 }
@@ -726,20 +684,13 @@ impl Walker<'_> {
 
     /// Lenient flattening never fails; errors only come from strict mode.
     fn flatten_lenient<'v>(&self, root: &'v Value) -> Flat<'v> {
-        let lenient = Walker {
-            strict: false,
-            ..*self
-        };
+        let lenient = Walker { strict: false, ..*self };
         lenient.flatten(root).unwrap_or_default()
     }
 
     fn ignored(&self, path: &Path) -> bool {
         match path.as_slice() {
-            [one] => {
-                one == "f:apiVersion"
-                    || one == "f:kind"
-                    || (self.ignore_status && one == "f:status")
-            }
+            [one] => one == "f:apiVersion" || one == "f:kind" || (self.ignore_status && one == "f:status"),
             [meta, field] if meta == "f:metadata" => matches!(
                 field.as_str(),
                 "f:managedFields"
@@ -857,22 +808,14 @@ fn element_id(
                     _ => lists.map_key_default(names, key),
                 };
                 match value {
-                    Some(v) => {
-                        parts.push(format!("{}:{}", Value::String(key.clone()), canonical(&v)))
-                    }
+                    Some(v) => parts.push(format!("{}:{}", Value::String(key.clone()), canonical(&v))),
                     None if strict => {
-                        return Err(format!(
-                            "associative list with keys has an element that omits key field {key:?}"
-                        ));
+                        return Err(format!("associative list with keys has an element that omits key field {key:?}"));
                     }
                     None => {}
                 }
             }
-            if parts.is_empty() {
-                Ok(format!("i:{index}"))
-            } else {
-                Ok(format!("k:{{{}}}", parts.join(",")))
-            }
+            if parts.is_empty() { Ok(format!("i:{index}")) } else { Ok(format!("k:{{{}}}", parts.join(","))) }
         }
     }
 }
@@ -952,45 +895,35 @@ fn merge_lists<'a>(
 ) -> Result<Vec<Value>, String> {
     let id = |v: &Value, i: usize| element_id(v, list_type, names, lists, i, false).ok();
     let live_ids: Vec<Option<String>> = live.iter().enumerate().map(|(i, v)| id(v, i)).collect();
-    let applied_ids: Vec<Option<String>> =
-        applied.iter().enumerate().map(|(i, v)| id(v, i)).collect();
-    let find_live = |wanted: &Option<String>| {
-        wanted
-            .as_ref()
-            .and_then(|w| live_ids.iter().position(|l| l.as_ref() == Some(w)))
-    };
-    let find_applied = |wanted: &Option<String>| {
-        wanted
-            .as_ref()
-            .and_then(|w| applied_ids.iter().position(|a| a.as_ref() == Some(w)))
-    };
+    let applied_ids: Vec<Option<String>> = applied.iter().enumerate().map(|(i, v)| id(v, i)).collect();
+    let find_live =
+        |wanted: &Option<String>| wanted.as_ref().and_then(|w| live_ids.iter().position(|l| l.as_ref() == Some(w)));
+    let find_applied =
+        |wanted: &Option<String>| wanted.as_ref().and_then(|w| applied_ids.iter().position(|a| a.as_ref() == Some(w)));
 
     let mut out = Vec::with_capacity(live.len() + applied.len());
     let mut emitted = vec![false; applied.len()];
     let mut live_used = vec![false; live.len()];
     let mut next = 0;
-    let mut emit_until = |end: usize,
-                          out: &mut Vec<Value>,
-                          live_used: &mut Vec<bool>,
-                          names: &mut Vec<&'a str>|
-     -> Result<(), String> {
-        while next <= end && next < applied.len() {
-            let j = next;
-            next += 1;
-            if emitted[j] || applied[j].is_null() {
-                continue;
-            }
-            emitted[j] = true;
-            match find_live(&applied_ids[j]) {
-                Some(l) => {
-                    live_used[l] = true;
-                    out.push(merge_values(&live[l], &applied[j], names, lists)?);
+    let mut emit_until =
+        |end: usize, out: &mut Vec<Value>, live_used: &mut Vec<bool>, names: &mut Vec<&'a str>| -> Result<(), String> {
+            while next <= end && next < applied.len() {
+                let j = next;
+                next += 1;
+                if emitted[j] || applied[j].is_null() {
+                    continue;
                 }
-                None => out.push(strip_nulls(&applied[j])),
+                emitted[j] = true;
+                match find_live(&applied_ids[j]) {
+                    Some(l) => {
+                        live_used[l] = true;
+                        out.push(merge_values(&live[l], &applied[j], names, lists)?);
+                    }
+                    None => out.push(strip_nulls(&applied[j])),
+                }
             }
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     for (l, live_value) in live.iter().enumerate() {
         if live_used[l] {
             continue;
@@ -1006,12 +939,9 @@ fn merge_lists<'a>(
 
 fn strip_nulls(value: &Value) -> Value {
     match value {
-        Value::Object(map) => Value::Object(
-            map.iter()
-                .filter(|(_, v)| !v.is_null())
-                .map(|(k, v)| (k.clone(), strip_nulls(v)))
-                .collect(),
-        ),
+        Value::Object(map) => {
+            Value::Object(map.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k.clone(), strip_nulls(v))).collect())
+        }
         Value::Array(list) => Value::Array(list.iter().map(strip_nulls).collect()),
         scalar => scalar.clone(),
     }
@@ -1035,13 +965,7 @@ struct Remover<'r> {
 impl Remover<'_> {
     /// Removes `path[depth..]` below `value`; returns true when `value`
     /// became empty and its parent should drop it.
-    fn remove_in(
-        &self,
-        value: &mut Value,
-        depth: usize,
-        names: &mut Vec<String>,
-        key_fields: &[String],
-    ) -> bool {
+    fn remove_in(&self, value: &mut Value, depth: usize, names: &mut Vec<String>, key_fields: &[String]) -> bool {
         let Some(head) = self.path.get(depth) else {
             return false;
         };
@@ -1073,9 +997,10 @@ impl Remover<'_> {
         };
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let list_type = self.lists.list_type(&name_refs);
-        let position = list.iter().enumerate().position(|(i, e)| {
-            element_id(e, &list_type, &name_refs, self.lists, i, false).is_ok_and(|id| id == *head)
-        });
+        let position = list
+            .iter()
+            .enumerate()
+            .position(|(i, e)| element_id(e, &list_type, &name_refs, self.lists, i, false).is_ok_and(|id| id == *head));
         let Some(position) = position else {
             return false;
         };
@@ -1105,14 +1030,7 @@ mod tests {
     const T2: &str = "2026-11-22T04:02:00Z";
 
     fn opts<'a>(manager: &'a str, force: bool, now: &'a str) -> ApplyOptions<'a> {
-        ApplyOptions {
-            manager,
-            force,
-            api_version: "apps/v1",
-            now,
-            subresource: None,
-            ignore_status: true,
-        }
+        ApplyOptions { manager, force, api_version: "apps/v1", now, subresource: None, ignore_status: true }
     }
 
     fn ok(result: Result<Value, ApplyError>) -> Value {
@@ -1130,10 +1048,7 @@ mod tests {
     }
 
     fn entries(object: &Value) -> Vec<Value> {
-        managed_fields(object)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
+        managed_fields(object).and_then(Value::as_array).cloned().unwrap_or_default()
     }
 
     /// The fieldsV1 of the entry of `manager` with `operation`.
@@ -1175,12 +1090,7 @@ mod tests {
 
     #[test]
     fn create_records_apply_entry_with_fields_v1() {
-        let out = ok(apply(
-            None,
-            &deployment(2, "app:1"),
-            &BuiltinListTypes,
-            &opts("kubectl", false, T0),
-        ));
+        let out = ok(apply(None, &deployment(2, "app:1"), &BuiltinListTypes, &opts("kubectl", false, T0)));
         assert_eq!(out["spec"]["replicas"], json!(2));
         assert_eq!(
             entries(&out),
@@ -1216,18 +1126,8 @@ mod tests {
     #[test]
     fn reapply_is_idempotent() {
         let l = BuiltinListTypes;
-        let first = ok(apply(
-            None,
-            &deployment(2, "app:1"),
-            &l,
-            &opts("kubectl", false, T0),
-        ));
-        let second = ok(apply(
-            Some(&first),
-            &deployment(2, "app:1"),
-            &l,
-            &opts("kubectl", false, T1),
-        ));
+        let first = ok(apply(None, &deployment(2, "app:1"), &l, &opts("kubectl", false, T0)));
+        let second = ok(apply(Some(&first), &deployment(2, "app:1"), &l, &opts("kubectl", false, T1)));
         assert_eq!(first, second);
         assert_eq!(entries(&second)[0]["time"], json!(T0));
     }
@@ -1235,12 +1135,7 @@ mod tests {
     #[test]
     fn conflict_without_force_names_manager_and_field() {
         let l = BuiltinListTypes;
-        let created = ok(apply(
-            None,
-            &deployment(2, "app:1"),
-            &l,
-            &opts("kubectl", false, T0),
-        ));
+        let created = ok(apply(None, &deployment(2, "app:1"), &l, &opts("kubectl", false, T0)));
         let err = apply(
             Some(&created),
             &json!({"apiVersion": "apps/v1", "kind": "Deployment",
@@ -1268,28 +1163,12 @@ mod tests {
     fn conflict_message_for_update_owner_and_plural() {
         let l = BuiltinListTypes;
         let mut created = deployment(2, "app:1");
-        record_update(
-            None,
-            &mut created,
-            &l,
-            "kubectl-client-side-apply",
-            "apps/v1",
-            T0,
-            None,
-        );
-        let err = apply(
-            Some(&created),
-            &deployment(3, "app:2"),
-            &l,
-            &opts("kubectl", false, T1),
-        );
+        record_update(None, &mut created, &l, "kubectl-client-side-apply", "apps/v1", T0, None);
+        let err = apply(Some(&created), &deployment(3, "app:2"), &l, &opts("kubectl", false, T1));
         let c = conflicts(err.clone());
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].field, ".spec.replicas");
-        assert_eq!(
-            c[1].field,
-            ".spec.template.spec.containers[name=\"app\"].image"
-        );
+        assert_eq!(c[1].field, ".spec.template.spec.containers[name=\"app\"].image");
         assert_eq!(
             err.err().map(|e| e.to_string()).unwrap_or_default(),
             "Apply failed with 2 conflicts: conflicts with \"kubectl-client-side-apply\" using apps/v1:\n\
@@ -1306,12 +1185,7 @@ mod tests {
     #[test]
     fn force_takes_ownership() {
         let l = BuiltinListTypes;
-        let created = ok(apply(
-            None,
-            &deployment(2, "app:1"),
-            &l,
-            &opts("kubectl", false, T0),
-        ));
+        let created = ok(apply(None, &deployment(2, "app:1"), &l, &opts("kubectl", false, T0)));
         let out = ok(apply(
             Some(&created),
             &json!({"apiVersion": "apps/v1", "kind": "Deployment",
@@ -1320,20 +1194,12 @@ mod tests {
             &opts("hpa", true, T1),
         ));
         assert_eq!(out["spec"]["replicas"], json!(5));
-        assert_eq!(
-            fields_of(&out, "hpa", "Apply"),
-            Some(json!({"f:spec": {"f:replicas": {}}}))
-        );
+        assert_eq!(fields_of(&out, "hpa", "Apply"), Some(json!({"f:spec": {"f:replicas": {}}})));
         let kubectl = fields_of(&out, "kubectl", "Apply").unwrap_or_default();
         assert!(kubectl["f:spec"].get("f:replicas").is_none());
         assert!(kubectl["f:spec"].get("f:template").is_some());
         // kubectl re-applying its old replicas now conflicts with hpa.
-        let c = conflicts(apply(
-            Some(&out),
-            &deployment(2, "app:1"),
-            &l,
-            &opts("kubectl", false, T2),
-        ));
+        let c = conflicts(apply(Some(&out), &deployment(2, "app:1"), &l, &opts("kubectl", false, T2)));
         assert_eq!(c[0].manager, "hpa");
         assert_eq!(c[0].field, ".spec.replicas");
     }
@@ -1349,19 +1215,9 @@ mod tests {
             .for_each(|c| c.push(json!({"name": "sidecar", "image": "side:1"})));
         config["spec"]["paused"] = json!(false);
         let first = ok(apply(None, &config, &l, &opts("kubectl", false, T0)));
-        assert_eq!(
-            first["spec"]["template"]["spec"]["containers"]
-                .as_array()
-                .map(Vec::len),
-            Some(2)
-        );
+        assert_eq!(first["spec"]["template"]["spec"]["containers"].as_array().map(Vec::len), Some(2));
 
-        let second = ok(apply(
-            Some(&first),
-            &deployment(2, "app:1"),
-            &l,
-            &opts("kubectl", false, T1),
-        ));
+        let second = ok(apply(Some(&first), &deployment(2, "app:1"), &l, &opts("kubectl", false, T1)));
         assert_eq!(second["metadata"]["labels"], json!({"app": "web"}));
         assert!(second["spec"].get("paused").is_none());
         assert_eq!(
@@ -1370,16 +1226,7 @@ mod tests {
         );
         assert_eq!(
             fields_of(&second, "kubectl", "Apply"),
-            fields_of(
-                &ok(apply(
-                    None,
-                    &deployment(2, "app:1"),
-                    &l,
-                    &opts("kubectl", false, T0)
-                )),
-                "kubectl",
-                "Apply"
-            )
+            fields_of(&ok(apply(None, &deployment(2, "app:1"), &l, &opts("kubectl", false, T0))), "kubectl", "Apply")
         );
     }
 
@@ -1392,17 +1239,10 @@ mod tests {
             &l,
             &opts("m", false, T0),
         ));
-        let second = ok(apply(
-            Some(&first),
-            &json!({"metadata": {"name": "c"}, "spec": {"x": {}}}),
-            &l,
-            &opts("m", false, T1),
-        ));
+        let second =
+            ok(apply(Some(&first), &json!({"metadata": {"name": "c"}, "spec": {"x": {}}}), &l, &opts("m", false, T1)));
         assert_eq!(second["spec"], json!({"x": {}}));
-        assert_eq!(
-            fields_of(&second, "m", "Apply"),
-            Some(json!({"f:spec": {"f:x": {}}}))
-        );
+        assert_eq!(fields_of(&second, "m", "Apply"), Some(json!({"f:spec": {"f:x": {}}})));
     }
 
     #[test]
@@ -1418,49 +1258,20 @@ mod tests {
             &l,
             &opts("labeler", false, T1),
         ));
-        let second = ok(apply(
-            Some(&shared),
-            &deployment(2, "app:1"),
-            &l,
-            &opts("kubectl", false, T2),
-        ));
-        assert_eq!(
-            second["metadata"]["labels"],
-            json!({"app": "web", "team": "a"})
-        );
-        assert_eq!(
-            fields_of(&second, "labeler", "Apply"),
-            Some(json!({"f:metadata": {"f:labels": {"f:team": {}}}}))
-        );
+        let second = ok(apply(Some(&shared), &deployment(2, "app:1"), &l, &opts("kubectl", false, T2)));
+        assert_eq!(second["metadata"]["labels"], json!({"app": "web", "team": "a"}));
+        assert_eq!(fields_of(&second, "labeler", "Apply"), Some(json!({"f:metadata": {"f:labels": {"f:team": {}}}})));
     }
 
     #[test]
     fn equal_values_share_ownership() {
         let l = BuiltinListTypes;
-        let first = ok(apply(
-            None,
-            &deployment(2, "app:1"),
-            &l,
-            &opts("a", false, T0),
-        ));
-        let second = ok(apply(
-            Some(&first),
-            &deployment(2, "app:1"),
-            &l,
-            &opts("b", false, T1),
-        ));
-        assert_eq!(
-            fields_of(&second, "a", "Apply"),
-            fields_of(&second, "b", "Apply")
-        );
+        let first = ok(apply(None, &deployment(2, "app:1"), &l, &opts("a", false, T0)));
+        let second = ok(apply(Some(&first), &deployment(2, "app:1"), &l, &opts("b", false, T1)));
+        assert_eq!(fields_of(&second, "a", "Apply"), fields_of(&second, "b", "Apply"));
         assert!(fields_of(&second, "a", "Apply").is_some());
         // Now changing the shared field conflicts with the other owner.
-        let c = conflicts(apply(
-            Some(&second),
-            &deployment(3, "app:1"),
-            &l,
-            &opts("b", false, T2),
-        ));
+        let c = conflicts(apply(Some(&second), &deployment(3, "app:1"), &l, &opts("b", false, T2)));
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].manager, "a");
         // When `a` gives the field up, `b` keeps it and the value stays.
@@ -1478,12 +1289,7 @@ mod tests {
     #[test]
     fn map_list_elements_are_owned_by_key() {
         let l = BuiltinListTypes;
-        let first = ok(apply(
-            None,
-            &deployment(2, "app:1"),
-            &l,
-            &opts("kubectl", false, T0),
-        ));
+        let first = ok(apply(None, &deployment(2, "app:1"), &l, &opts("kubectl", false, T0)));
         // A second manager adds its own container: no conflict, both kept.
         let second = ok(apply(
             Some(&first),
@@ -1501,11 +1307,9 @@ mod tests {
         assert_eq!(names, ["app", "sidecar"]);
         assert_eq!(
             fields_of(&second, "injector", "Apply"),
-            Some(
-                json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {
-                    "k:{\"name\":\"sidecar\"}": {".": {}, "f:image": {}, "f:name": {}}
-                }}}}})
-            )
+            Some(json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {
+                "k:{\"name\":\"sidecar\"}": {".": {}, "f:image": {}, "f:name": {}}
+            }}}}}))
         );
         // Changing the other manager's container image conflicts on that element.
         let c = conflicts(apply(
@@ -1515,10 +1319,7 @@ mod tests {
             &l,
             &opts("injector", false, T2),
         ));
-        assert_eq!(
-            c[0].field,
-            ".spec.template.spec.containers[name=\"app\"].image"
-        );
+        assert_eq!(c[0].field, ".spec.template.spec.containers[name=\"app\"].image");
         // The injector dropping its container removes only that element.
         let third = ok(apply(
             Some(&second),
@@ -1526,29 +1327,16 @@ mod tests {
             &l,
             &opts("injector", false, T2),
         ));
-        assert_eq!(
-            third["spec"]["template"]["spec"]["containers"],
-            first["spec"]["template"]["spec"]["containers"]
-        );
+        assert_eq!(third["spec"]["template"]["spec"]["containers"], first["spec"]["template"]["spec"]["containers"]);
     }
 
     #[test]
     fn defaulted_key_fields_identify_the_same_element() {
         let l = BuiltinListTypes;
-        let mut live = ok(apply(
-            None,
-            &deployment(1, "app:1"),
-            &l,
-            &opts("kubectl", false, T0),
-        ));
+        let mut live = ok(apply(None, &deployment(1, "app:1"), &l, &opts("kubectl", false, T0)));
         // The server defaulted the protocol after the first apply.
         live["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"] = json!("TCP");
-        let out = ok(apply(
-            Some(&live),
-            &deployment(1, "app:1"),
-            &l,
-            &opts("kubectl", false, T1),
-        ));
+        let out = ok(apply(Some(&live), &deployment(1, "app:1"), &l, &opts("kubectl", false, T1)));
         assert_eq!(
             out["spec"]["template"]["spec"]["containers"][0]["ports"],
             json!([{"containerPort": 80, "protocol": "TCP"}])
@@ -1564,17 +1352,10 @@ mod tests {
             Some(&live),
             &json!({"spec": {"containers": [{"name": "b"}, {"name": "a"}, {"name": "c"}]}}),
             &l,
-            &ApplyOptions {
-                force: true,
-                ..opts("m", false, T0)
-            },
+            &ApplyOptions { force: true, ..opts("m", false, T0) },
         ));
-        let names: Vec<&str> = out["spec"]["containers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["name"].as_str())
-            .collect();
+        let names: Vec<&str> =
+            out["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
         assert_eq!(names, ["b", "a", "x", "c"]);
     }
 
@@ -1595,10 +1376,7 @@ mod tests {
             &opts("two", false, T1),
         ));
         assert_eq!(out["metadata"]["finalizers"], json!(["a", "b"]));
-        assert_eq!(
-            fields_of(&out, "two", "Apply"),
-            Some(json!({"f:metadata": {"f:finalizers": {"v:\"b\"": {}}}}))
-        );
+        assert_eq!(fields_of(&out, "two", "Apply"), Some(json!({"f:metadata": {"f:finalizers": {"v:\"b\"": {}}}})));
         let out = ok(apply(
             Some(&out),
             &json!({"metadata": {"name": "x", "finalizers": ["a"]},
@@ -1619,30 +1397,18 @@ mod tests {
     #[test]
     fn invalid_configurations_are_rejected() {
         let l = BuiltinListTypes;
-        let err = apply(
-            None,
-            &json!({"spec": {"containers": [{"image": "x"}]}}),
-            &l,
-            &opts("m", false, T0),
-        );
+        let err = apply(None, &json!({"spec": {"containers": [{"image": "x"}]}}), &l, &opts("m", false, T0));
         assert!(
             matches!(&err, Err(ApplyError::Invalid(m)) if m.contains(".spec.containers: element 0") && m.contains("\"name\"")),
             "{err:?}"
         );
-        let err = apply(
-            None,
-            &json!({"spec": {"containers": [{"name": "a"}, {"name": "a"}]}}),
-            &l,
-            &opts("m", false, T0),
-        );
+        let err =
+            apply(None, &json!({"spec": {"containers": [{"name": "a"}, {"name": "a"}]}}), &l, &opts("m", false, T0));
         assert!(
             matches!(&err, Err(ApplyError::Invalid(m)) if m == ".spec.containers: duplicate entries for key [name=\"a\"]"),
             "{err:?}"
         );
-        assert!(matches!(
-            apply(None, &json!([]), &l, &opts("m", false, T0)),
-            Err(ApplyError::Invalid(_))
-        ));
+        assert!(matches!(apply(None, &json!([]), &l, &opts("m", false, T0)), Err(ApplyError::Invalid(_))));
     }
 
     #[test]
@@ -1655,20 +1421,10 @@ mod tests {
         let mut status_opts = opts("m", false, T0);
         status_opts.ignore_status = false;
         status_opts.subresource = Some("status");
-        let out = ok(apply(
-            Some(&out),
-            &json!({"status": {"replicas": 9}}),
-            &l,
-            &status_opts,
-        ));
+        let out = ok(apply(Some(&out), &json!({"status": {"replicas": 9}}), &l, &status_opts));
         assert_eq!(out["status"]["replicas"], json!(9));
-        let status_entry = entries(&out)
-            .into_iter()
-            .find(|e| e["subresource"] == json!("status"));
-        assert_eq!(
-            status_entry.map(|e| e["fieldsV1"].clone()),
-            Some(json!({"f:status": {"f:replicas": {}}}))
-        );
+        let status_entry = entries(&out).into_iter().find(|e| e["subresource"] == json!("status"));
+        assert_eq!(status_entry.map(|e| e["fieldsV1"].clone()), Some(json!({"f:status": {"f:replicas": {}}})));
     }
 
     #[test]
@@ -1680,60 +1436,35 @@ mod tests {
         record_update(None, &mut obj, &l, "kubectl-create", "v1", T0, None);
         assert_eq!(
             entries(&obj),
-            vec![
-                json!({"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1",
-                        "time": T0, "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:a": {}}}})
-            ]
+            vec![json!({"manager": "kubectl-create", "operation": "Update", "apiVersion": "v1",
+                        "time": T0, "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:a": {}}}})]
         );
     }
 
     #[test]
     fn record_update_transfers_ownership() {
         let l = BuiltinListTypes;
-        let created = ok(apply(
-            None,
-            &deployment(2, "app:1"),
-            &l,
-            &opts("kubectl", false, T0),
-        ));
+        let created = ok(apply(None, &deployment(2, "app:1"), &l, &opts("kubectl", false, T0)));
         let mut updated = created.clone();
         updated["spec"]["replicas"] = json!(4);
         updated["spec"]["paused"] = json!(true);
         if let Some(labels) = updated["metadata"]["labels"].as_object_mut() {
             labels.remove("app");
         }
-        record_update(
-            Some(&created),
-            &mut updated,
-            &l,
-            "kube-controller-manager",
-            "apps/v1",
-            T1,
-            None,
-        );
+        record_update(Some(&created), &mut updated, &l, "kube-controller-manager", "apps/v1", T1, None);
         assert_eq!(
             fields_of(&updated, "kube-controller-manager", "Update"),
             // The emptied labels object is now an (empty-object) leaf it owns.
-            Some(
-                json!({"f:metadata": {"f:labels": {}}, "f:spec": {"f:paused": {}, "f:replicas": {}}})
-            )
+            Some(json!({"f:metadata": {"f:labels": {}}, "f:spec": {"f:paused": {}, "f:replicas": {}}}))
         );
         let kubectl = fields_of(&updated, "kubectl", "Apply").unwrap_or_default();
         assert!(kubectl["f:spec"].get("f:replicas").is_none());
         assert!(kubectl.get("f:metadata").is_none());
         // Entries are sorted: Apply before Update.
-        let ops: Vec<Value> = entries(&updated)
-            .iter()
-            .map(|e| e["operation"].clone())
-            .collect();
+        let ops: Vec<Value> = entries(&updated).iter().map(|e| e["operation"].clone()).collect();
         assert_eq!(ops, [json!("Apply"), json!("Update")]);
         // kubectl applying its old replicas now conflicts with the controller.
-        let err = apply(
-            Some(&updated),
-            &deployment(2, "app:1"),
-            &l,
-            &opts("kubectl", false, T2),
-        );
+        let err = apply(Some(&updated), &deployment(2, "app:1"), &l, &opts("kubectl", false, T2));
         assert_eq!(
             err.err().map(|e| e.to_string()).unwrap_or_default(),
             "Apply failed with 1 conflict: conflict with \"kube-controller-manager\" using apps/v1: .spec.replicas"
@@ -1753,20 +1484,15 @@ mod tests {
         record_update(Some(&obj), &mut more, &l, "m", "v1", T1, None);
         assert_eq!(
             entries(&more),
-            vec![
-                json!({"manager": "m", "operation": "Update", "apiVersion": "v1", "time": T1,
-                        "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:a": {}, "f:b": {}}}})
-            ]
+            vec![json!({"manager": "m", "operation": "Update", "apiVersion": "v1", "time": T1,
+                        "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:a": {}, "f:b": {}}}})]
         );
         // Removing everything the manager owned drops its entry.
         let mut emptied = more.clone();
         emptied["data"] = json!({});
         record_update(Some(&more), &mut emptied, &l, "other", "v1", T2, None);
         assert!(fields_of(&emptied, "m", "Update").is_none());
-        assert_eq!(
-            fields_of(&emptied, "other", "Update"),
-            Some(json!({"f:data": {}}))
-        );
+        assert_eq!(fields_of(&emptied, "other", "Update"), Some(json!({"f:data": {}})));
     }
 
     #[test]
@@ -1788,20 +1514,10 @@ mod tests {
     fn first_apply_on_unmanaged_object_conflicts_with_before_first_apply() {
         let l = BuiltinListTypes;
         let live = deployment(2, "app:1");
-        let c = conflicts(apply(
-            Some(&live),
-            &deployment(3, "app:1"),
-            &l,
-            &opts("kubectl", false, T0),
-        ));
+        let c = conflicts(apply(Some(&live), &deployment(3, "app:1"), &l, &opts("kubectl", false, T0)));
         assert_eq!(c[0].manager, "before-first-apply");
         assert_eq!(c[0].field, ".spec.replicas");
-        let same = ok(apply(
-            Some(&live),
-            &deployment(2, "app:1"),
-            &l,
-            &opts("kubectl", false, T0),
-        ));
+        let same = ok(apply(Some(&live), &deployment(2, "app:1"), &l, &opts("kubectl", false, T0)));
         assert!(fields_of(&same, "before-first-apply", "Update").is_some());
     }
 
@@ -1813,50 +1529,25 @@ mod tests {
         lease_opts.ignore_status = false;
         let held = ok(apply(None, &lease("node-a", T0), &l, &lease_opts));
         // node-a renews: no conflict with itself.
-        let renewed = ok(apply(
-            Some(&held),
-            &lease("node-a", T1),
-            &l,
-            &ApplyOptions {
-                now: T1,
-                ..lease_opts
-            },
-        ));
+        let renewed = ok(apply(Some(&held), &lease("node-a", T1), &l, &ApplyOptions { now: T1, ..lease_opts }));
         assert_eq!(renewed["spec"]["renewTime"], json!(T1));
 
-        let b_opts = ApplyOptions {
-            manager: "node-b",
-            now: T2,
-            ..lease_opts
-        };
+        let b_opts = ApplyOptions { manager: "node-b", now: T2, ..lease_opts };
         let err = apply(Some(&renewed), &lease("node-b", T2), &l, &b_opts);
         let c = conflicts(err.clone());
         assert!(c.iter().all(|c| c.manager == "node-a"));
         assert!(c.iter().any(|c| c.field == ".spec.holderIdentity"));
         assert!(!c.iter().any(|c| c.field == ".spec.leaseDurationSeconds"));
         let message = err.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(
-            message.starts_with("Apply failed with 3 conflicts: conflicts with \"node-a\":\n"),
-            "{message}"
-        );
+        assert!(message.starts_with("Apply failed with 3 conflicts: conflicts with \"node-a\":\n"), "{message}");
         assert!(message.contains("- .spec.holderIdentity"), "{message}");
 
-        let taken = ok(apply(
-            Some(&renewed),
-            &lease("node-b", T2),
-            &l,
-            &ApplyOptions {
-                force: true,
-                ..b_opts
-            },
-        ));
+        let taken = ok(apply(Some(&renewed), &lease("node-b", T2), &l, &ApplyOptions { force: true, ..b_opts }));
         assert_eq!(taken["spec"]["holderIdentity"], json!("node-b"));
         assert_eq!(
             fields_of(&taken, "node-b", "Apply"),
-            Some(
-                json!({"f:spec": {"f:acquireTime": {}, "f:holderIdentity": {}, "f:leaseDurationSeconds": {},
-                                   "f:leaseTransitions": {}, "f:renewTime": {}}})
-            )
+            Some(json!({"f:spec": {"f:acquireTime": {}, "f:holderIdentity": {}, "f:leaseDurationSeconds": {},
+                                   "f:leaseTransitions": {}, "f:renewTime": {}}}))
         );
         // node-a keeps only the fields it shares with node-b's values.
         assert_eq!(
@@ -1864,19 +1555,8 @@ mod tests {
             Some(json!({"f:spec": {"f:leaseDurationSeconds": {}, "f:leaseTransitions": {}}}))
         );
         // node-a trying to take it back without force conflicts with node-b.
-        let c = conflicts(apply(
-            Some(&taken),
-            &lease("node-a", T2),
-            &l,
-            &ApplyOptions {
-                now: T2,
-                ..lease_opts
-            },
-        ));
-        assert!(
-            c.iter()
-                .any(|c| c.manager == "node-b" && c.field == ".spec.holderIdentity")
-        );
+        let c = conflicts(apply(Some(&taken), &lease("node-a", T2), &l, &ApplyOptions { now: T2, ..lease_opts }));
+        assert!(c.iter().any(|c| c.manager == "node-b" && c.field == ".spec.holderIdentity"));
     }
 
     #[test]
@@ -1925,21 +1605,11 @@ mod tests {
             "k:{\"port\":80,\"protocol\":\"TCP\"}".into(),
             "f:targetPort".into(),
         ];
+        assert_eq!(display_path(&path), ".spec.ports[port=80,protocol=\"TCP\"].targetPort");
         assert_eq!(
-            display_path(&path),
-            ".spec.ports[port=80,protocol=\"TCP\"].targetPort"
-        );
-        assert_eq!(
-            display_path(&vec![
-                "f:metadata".into(),
-                "f:finalizers".into(),
-                "v:\"x\"".into()
-            ]),
+            display_path(&vec!["f:metadata".into(), "f:finalizers".into(), "v:\"x\"".into()]),
             ".metadata.finalizers[=\"x\"]"
         );
-        assert_eq!(
-            canonical(&json!({"b": 1, "a": [true, null]})),
-            "{\"a\":[true,null],\"b\":1}"
-        );
+        assert_eq!(canonical(&json!({"b": 1, "a": [true, null]})), "{\"a\":[true,null],\"b\":1}");
     }
 }

@@ -133,9 +133,7 @@ impl ListTypes for BuiltinListTypes {
             [.., "metadata", "ownerReferences"] => map_of(&["uid"]),
             [.., "metadata", "finalizers"] => ListType::Set,
             [.., "status", "conditions"] => map_of(&["type"]),
-            [.., container, "resources", "claims"] if CONTAINER_LISTS.contains(container) => {
-                map_of(&["name"])
-            }
+            [.., container, "resources", "claims"] if CONTAINER_LISTS.contains(container) => map_of(&["name"]),
             [.., container, field] if CONTAINER_LISTS.contains(container) => match *field {
                 "env" => map_of(&["name"]),
                 "ports" => map_of(&["containerPort", "protocol"]),
@@ -218,18 +216,9 @@ impl ListTypes for SchemaListTypes<'_> {
                 let keys: Vec<String> = node
                     .get("x-kubernetes-list-map-keys")
                     .and_then(Value::as_array)
-                    .map(|keys| {
-                        keys.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
+                    .map(|keys| keys.iter().filter_map(Value::as_str).map(str::to_string).collect())
                     .unwrap_or_default();
-                if keys.is_empty() {
-                    ListType::Atomic
-                } else {
-                    ListType::Map(keys)
-                }
+                if keys.is_empty() { ListType::Atomic } else { ListType::Map(keys) }
             }
             _ => ListType::Atomic,
         }
@@ -240,11 +229,7 @@ impl ListTypes for SchemaListTypes<'_> {
             return BuiltinListTypes.map_key_default(path, key);
         }
         let node = self.node(path)?;
-        node.get("items")?
-            .get("properties")?
-            .get(key)?
-            .get("default")
-            .cloned()
+        node.get("items")?.get("properties")?.get(key)?.get("default").cloned()
     }
 }
 
@@ -260,11 +245,9 @@ mod tests {
     #[test]
     fn builtin_pod_spec_lists_under_any_template() {
         let b = BuiltinListTypes;
-        for prefix in [
-            vec!["spec"],
-            vec!["spec", "template", "spec"],
-            vec!["spec", "jobTemplate", "spec", "template", "spec"],
-        ] {
+        for prefix in
+            [vec!["spec"], vec!["spec", "template", "spec"], vec!["spec", "jobTemplate", "spec", "template", "spec"]]
+        {
             let at = |tail: &[&str]| {
                 let mut p = prefix.clone();
                 p.extend_from_slice(tail);
@@ -277,17 +260,11 @@ mod tests {
             assert_eq!(at(&["imagePullSecrets"]), keys(&["name"]));
             assert_eq!(at(&["resourceClaims"]), keys(&["name"]));
             assert_eq!(at(&["hostAliases"]), keys(&["ip"]));
-            assert_eq!(
-                at(&["topologySpreadConstraints"]),
-                keys(&["topologyKey", "whenUnsatisfiable"])
-            );
+            assert_eq!(at(&["topologySpreadConstraints"]), keys(&["topologyKey", "whenUnsatisfiable"]));
             assert_eq!(at(&["tolerations"]), ListType::Atomic);
             assert_eq!(at(&["containers", "env"]), keys(&["name"]));
             assert_eq!(at(&["initContainers", "envFrom"]), ListType::Atomic);
-            assert_eq!(
-                at(&["containers", "ports"]),
-                keys(&["containerPort", "protocol"])
-            );
+            assert_eq!(at(&["containers", "ports"]), keys(&["containerPort", "protocol"]));
             assert_eq!(at(&["containers", "volumeMounts"]), keys(&["mountPath"]));
             assert_eq!(at(&["containers", "volumeDevices"]), keys(&["devicePath"]));
             assert_eq!(at(&["containers", "resources", "claims"]), keys(&["name"]));
@@ -298,10 +275,7 @@ mod tests {
     #[test]
     fn builtin_metadata_status_and_service() {
         let b = BuiltinListTypes;
-        assert_eq!(
-            b.list_type(&["metadata", "ownerReferences"]),
-            keys(&["uid"])
-        );
+        assert_eq!(b.list_type(&["metadata", "ownerReferences"]), keys(&["uid"]));
         assert_eq!(b.list_type(&["metadata", "finalizers"]), ListType::Set);
         assert_eq!(b.list_type(&["status", "conditions"]), keys(&["type"]));
         assert_eq!(b.list_type(&["spec", "ports"]), keys(&["port", "protocol"]));
@@ -313,19 +287,9 @@ mod tests {
     #[test]
     fn builtin_strategic_merge_keys_match_patch_merge_key() {
         let b = BuiltinListTypes;
-        assert_eq!(
-            b.strategic_merge_key(&["spec", "containers"]).as_deref(),
-            Some("name")
-        );
-        assert_eq!(
-            b.strategic_merge_key(&["spec", "containers", "ports"])
-                .as_deref(),
-            Some("containerPort")
-        );
-        assert_eq!(
-            b.strategic_merge_key(&["spec", "ports"]).as_deref(),
-            Some("port")
-        );
+        assert_eq!(b.strategic_merge_key(&["spec", "containers"]).as_deref(), Some("name"));
+        assert_eq!(b.strategic_merge_key(&["spec", "containers", "ports"]).as_deref(), Some("containerPort"));
+        assert_eq!(b.strategic_merge_key(&["spec", "ports"]).as_deref(), Some("port"));
         assert_eq!(b.strategic_merge_key(&["metadata", "finalizers"]), None);
         assert_eq!(b.strategic_merge_key(&["spec", "tolerations"]), None);
     }
@@ -334,16 +298,10 @@ mod tests {
     fn builtin_protocol_defaults_to_tcp() {
         let b = BuiltinListTypes;
         assert_eq!(
-            b.map_key_default(
-                &["spec", "template", "spec", "containers", "ports"],
-                "protocol"
-            ),
+            b.map_key_default(&["spec", "template", "spec", "containers", "ports"], "protocol"),
             Some(json!("TCP"))
         );
-        assert_eq!(
-            b.map_key_default(&["spec", "ports"], "protocol"),
-            Some(json!("TCP"))
-        );
+        assert_eq!(b.map_key_default(&["spec", "ports"], "protocol"), Some(json!("TCP")));
         assert_eq!(b.map_key_default(&["spec", "containers"], "name"), None);
     }
 
@@ -398,18 +356,9 @@ mod tests {
         assert_eq!(s.list_type(&["spec", "byName", "anything"]), ListType::Set);
         assert_eq!(s.list_type(&["spec", "missing"]), ListType::Atomic);
         assert_eq!(s.list_type(&["metadata", "finalizers"]), ListType::Set);
-        assert_eq!(
-            s.list_type(&["metadata", "ownerReferences"]),
-            keys(&["uid"])
-        );
-        assert_eq!(
-            s.strategic_merge_key(&["spec", "workers"]).as_deref(),
-            Some("name")
-        );
-        assert_eq!(
-            s.map_key_default(&["spec", "workers"], "zone"),
-            Some(json!("a"))
-        );
+        assert_eq!(s.list_type(&["metadata", "ownerReferences"]), keys(&["uid"]));
+        assert_eq!(s.strategic_merge_key(&["spec", "workers"]).as_deref(), Some("name"));
+        assert_eq!(s.map_key_default(&["spec", "workers"], "zone"), Some(json!("a")));
         assert_eq!(s.map_key_default(&["spec", "workers"], "name"), None);
     }
 }

@@ -95,20 +95,12 @@ pub enum PatchError {
 
 /// Formats an optional location prefix (`spec.x: `) for error messages.
 fn prefix(path: &str) -> String {
-    if path.is_empty() {
-        String::new()
-    } else {
-        format!("{path}: ")
-    }
+    if path.is_empty() { String::new() } else { format!("{path}: ") }
 }
 
 /// Formats an optional location suffix for error messages.
 fn at(path: &str) -> String {
-    if path.is_empty() {
-        String::new()
-    } else {
-        format!(" at {path}")
-    }
+    if path.is_empty() { String::new() } else { format!(" at {path}") }
 }
 
 /// Applies a strategic merge `patch` to `original` and returns the result.
@@ -116,11 +108,7 @@ fn at(path: &str) -> String {
 /// `original` must be a JSON object (or `null`, treated as `{}`); `patch` must
 /// be a JSON object. `lists` tells how each list merges. See the module docs
 /// for the exact semantics.
-pub fn strategic_merge(
-    original: &Value,
-    patch: &Value,
-    lists: &dyn ListTypes,
-) -> Result<Value, PatchError> {
+pub fn strategic_merge(original: &Value, patch: &Value, lists: &dyn ListTypes) -> Result<Value, PatchError> {
     let Value::Object(patch) = patch else {
         return Err(invalid("", "a strategic merge patch must be a JSON object"));
     };
@@ -131,11 +119,7 @@ pub fn strategic_merge(
             return Err(invalid("", "the object to patch must be a JSON object"));
         }
     };
-    let mut cx = Cx {
-        lists,
-        names: Vec::new(),
-        display: Vec::new(),
-    };
+    let mut cx = Cx { lists, names: Vec::new(), display: Vec::new() };
     Ok(match merge_map(original, patch, &mut cx)? {
         Merged::Value(map) => Value::Object(map),
         Merged::Deleted => Value::Object(Map::new()),
@@ -143,10 +127,7 @@ pub fn strategic_merge(
 }
 
 fn invalid(path: &str, message: impl Into<String>) -> PatchError {
-    PatchError::Invalid {
-        path: path.to_string(),
-        message: message.into(),
-    }
+    PatchError::Invalid { path: path.to_string(), message: message.into() }
 }
 
 /// Where the merge currently is.
@@ -189,10 +170,7 @@ fn directive_of(map: &Map<String, Value>, path: &str) -> Result<Directive, Patch
         Some(Value::String(s)) if s == "merge" => Ok(Directive::Merge),
         Some(Value::String(s)) if s == "replace" => Ok(Directive::Replace),
         Some(Value::String(s)) if s == "delete" => Ok(Directive::Delete),
-        Some(other) => Err(PatchError::UnsupportedDirective {
-            directive: other.to_string(),
-            path: path.to_string(),
-        }),
+        Some(other) => Err(PatchError::UnsupportedDirective { directive: other.to_string(), path: path.to_string() }),
     }
 }
 
@@ -230,9 +208,7 @@ fn merge_map_fields<'p>(
     let mut result = original.cloned().unwrap_or_default();
 
     if let Some(retain) = patch.get(RETAIN_KEYS) {
-        let Some(names) = retain
-            .as_array()
-            .and_then(|a| a.iter().map(Value::as_str).collect::<Option<Vec<_>>>())
+        let Some(names) = retain.as_array().and_then(|a| a.iter().map(Value::as_str).collect::<Option<Vec<_>>>())
         else {
             return Err(invalid(&cx.path(), "$retainKeys must be a list of strings"));
         };
@@ -316,10 +292,7 @@ fn merge_field<'p>(
                 None => None,
                 Some(Value::Array(order)) => Some(order.as_slice()),
                 Some(_) => {
-                    return Err(invalid(
-                        &cx.path(),
-                        format!("{SET_ELEMENT_ORDER}{key} must be a list"),
-                    ));
+                    return Err(invalid(&cx.path(), format!("{SET_ELEMENT_ORDER}{key} must be a list")));
                 }
             };
             let original_list = original.and_then(Value::as_array);
@@ -427,10 +400,7 @@ fn merge_keyed_list<'p>(
         };
         let directive = directive_of(element_map, &cx.element_path(i))?;
         let Some(key_value) = element_map.get(key) else {
-            return Err(PatchError::MissingMergeKey {
-                path: cx.element_path(i),
-                key: key.to_string(),
-            });
+            return Err(PatchError::MissingMergeKey { path: cx.element_path(i), key: key.to_string() });
         };
         let position = result.iter().position(|o| o.get(key) == Some(key_value));
         if directive == Directive::Delete {
@@ -440,9 +410,7 @@ fn merge_keyed_list<'p>(
         cx.display.push(format!("[{i}]"));
         let base = match directive {
             Directive::Replace => None,
-            _ => position
-                .and_then(|p| result.get(p))
-                .and_then(Value::as_object),
+            _ => position.and_then(|p| result.get(p)).and_then(Value::as_object),
         };
         let merged = merge_map(base, element_map, cx);
         cx.display.pop();
@@ -474,8 +442,7 @@ fn reorder(merged: Vec<Value>, original: &[Value], order: &[Value], cx: &Cx<'_, 
     let wanted: Vec<Value> = order.iter().filter_map(&identity).collect();
     let rank = |v: &Value| identity(v).and_then(|id| wanted.iter().position(|w| *w == id));
 
-    let (mut listed, unlisted): (Vec<Value>, Vec<Value>) =
-        merged.into_iter().partition(|v| rank(v).is_some());
+    let (mut listed, unlisted): (Vec<Value>, Vec<Value>) = merged.into_iter().partition(|v| rank(v).is_some());
     listed.sort_by_key(|v| rank(v).unwrap_or(usize::MAX));
 
     // Attach each unlisted element to its nearest preceding original element.
@@ -493,9 +460,7 @@ fn reorder(merged: Vec<Value>, original: &[Value], order: &[Value], cx: &Cx<'_, 
         };
         let anchor = original_ids[..own_position].iter().rev().find_map(|prev| {
             let prev = prev.as_ref()?;
-            listed
-                .iter()
-                .position(|l| identity(l).as_ref() == Some(prev))
+            listed.iter().position(|l| identity(l).as_ref() == Some(prev))
         });
         match anchor {
             Some(slot) => after[slot].push(value),
@@ -553,24 +518,16 @@ mod tests {
 
     #[test]
     fn scalars_replace_and_objects_merge() {
-        let out = smp(
-            deployment(),
-            json!({"spec": {"replicas": 3}, "metadata": {"labels": {"tier": "back", "new": "x"}}}),
-        );
+        let out =
+            smp(deployment(), json!({"spec": {"replicas": 3}, "metadata": {"labels": {"tier": "back", "new": "x"}}}));
         assert_eq!(out["spec"]["replicas"], json!(3));
-        assert_eq!(
-            out["metadata"]["labels"],
-            json!({"app": "web", "tier": "back", "new": "x"})
-        );
+        assert_eq!(out["metadata"]["labels"], json!({"app": "web", "tier": "back", "new": "x"}));
         assert_eq!(out["metadata"]["name"], json!("web"));
     }
 
     #[test]
     fn null_deletes_keys() {
-        let out = smp(
-            deployment(),
-            json!({"metadata": {"labels": {"tier": null, "absent": null}}}),
-        );
+        let out = smp(deployment(), json!({"metadata": {"labels": {"tier": null, "absent": null}}}));
         assert_eq!(out["metadata"]["labels"], json!({"app": "web"}));
         // Nulls in a subtree the original lacks are dropped.
         let out = smp(json!({}), json!({"spec": {"a": {"b": null, "c": 1}}}));
@@ -621,23 +578,15 @@ mod tests {
                 {"name": "sidecar", "$patch": "delete"}
             ]}}}, "metadata": {"labels": {"$patch": "delete"}}}),
         );
-        let containers = out["spec"]["template"]["spec"]["containers"]
-            .as_array()
-            .map(Vec::len);
+        let containers = out["spec"]["template"]["spec"]["containers"].as_array().map(Vec::len);
         assert_eq!(containers, Some(1));
-        assert_eq!(
-            out["spec"]["template"]["spec"]["containers"][0]["name"],
-            json!("app")
-        );
+        assert_eq!(out["spec"]["template"]["spec"]["containers"][0]["name"], json!("app"));
         assert!(out["metadata"].get("labels").is_none());
     }
 
     #[test]
     fn patch_replace_on_object_and_list() {
-        let out = smp(
-            deployment(),
-            json!({"metadata": {"labels": {"$patch": "replace", "only": "this"}}}),
-        );
+        let out = smp(deployment(), json!({"metadata": {"labels": {"$patch": "replace", "only": "this"}}}));
         assert_eq!(out["metadata"]["labels"], json!({"only": "this"}));
 
         let out = smp(
@@ -647,10 +596,7 @@ mod tests {
                 {"name": "solo", "image": "solo:1"}
             ]}}}}),
         );
-        assert_eq!(
-            out["spec"]["template"]["spec"]["containers"],
-            json!([{"name": "solo", "image": "solo:1"}])
-        );
+        assert_eq!(out["spec"]["template"]["spec"]["containers"], json!([{"name": "solo", "image": "solo:1"}]));
 
         // Element-level replace keeps the other elements.
         let out = smp(
@@ -667,23 +613,14 @@ mod tests {
 
     #[test]
     fn patch_merge_directive_is_accepted() {
-        let out = smp(
-            deployment(),
-            json!({"metadata": {"labels": {"$patch": "merge", "x": "y"}}}),
-        );
-        assert_eq!(
-            out["metadata"]["labels"],
-            json!({"app": "web", "tier": "front", "x": "y"})
-        );
+        let out = smp(deployment(), json!({"metadata": {"labels": {"$patch": "merge", "x": "y"}}}));
+        assert_eq!(out["metadata"]["labels"], json!({"app": "web", "tier": "front", "x": "y"}));
     }
 
     #[test]
     fn unknown_directive_is_rejected() {
         let err = smp_err(deployment(), json!({"spec": {"$patch": "foo"}}));
-        assert_eq!(
-            err.to_string(),
-            "$patch directive \"foo\" is not supported at spec"
-        );
+        assert_eq!(err.to_string(), "$patch directive \"foo\" is not supported at spec");
         let err = smp_err(deployment(), json!({"$patch": "foo"}));
         assert_eq!(err.to_string(), "$patch directive \"foo\" is not supported");
     }
@@ -694,17 +631,8 @@ mod tests {
             json!({"spec": {"containers": [{"name": "a"}]}}),
             json!({"spec": {"containers": [{"name": "a", "image": "x"}, {"image": "y"}]}}),
         );
-        assert_eq!(
-            err,
-            PatchError::MissingMergeKey {
-                path: "spec.containers[1]".into(),
-                key: "name".into()
-            }
-        );
-        assert_eq!(
-            err.to_string(),
-            "list element at spec.containers[1] is missing merge key \"name\""
-        );
+        assert_eq!(err, PatchError::MissingMergeKey { path: "spec.containers[1]".into(), key: "name".into() });
+        assert_eq!(err.to_string(), "list element at spec.containers[1] is missing merge key \"name\"");
     }
 
     #[test]
@@ -733,16 +661,12 @@ mod tests {
                 "$setElementOrder/containers": [{"name": "sidecar"}, {"name": "app"}]
             }}}}),
         );
-        assert_eq!(
-            out["spec"]["template"]["spec"]["containers"][0]["name"],
-            json!("sidecar")
-        );
+        assert_eq!(out["spec"]["template"]["spec"]["containers"][0]["name"], json!("sidecar"));
     }
 
     #[test]
     fn set_element_order_keeps_unlisted_elements_in_place() {
-        let original =
-            json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}});
+        let original = json!({"spec": {"containers": [{"name": "a"}, {"name": "b"}, {"name": "c"}]}});
         let out = smp(
             original,
             json!({"spec": {
@@ -750,21 +674,15 @@ mod tests {
                 "containers": [{"name": "c", "image": "c"}]
             }}),
         );
-        let names: Vec<&str> = out["spec"]["containers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|c| c["name"].as_str())
-            .collect();
+        let names: Vec<&str> =
+            out["spec"]["containers"].as_array().into_iter().flatten().filter_map(|c| c["name"].as_str()).collect();
         assert_eq!(names, ["c", "a", "b"]);
     }
 
     #[test]
     fn finalizers_merge_as_union() {
-        let out = smp(
-            json!({"metadata": {"finalizers": ["a", "b"]}}),
-            json!({"metadata": {"finalizers": ["b", "c", "c"]}}),
-        );
+        let out =
+            smp(json!({"metadata": {"finalizers": ["a", "b"]}}), json!({"metadata": {"finalizers": ["b", "c", "c"]}}));
         assert_eq!(out["metadata"]["finalizers"], json!(["a", "b", "c"]));
     }
 
@@ -791,10 +709,7 @@ mod tests {
             deployment(),
             json!({"spec": {"template": {"spec": {"tolerations": [{"key": "b", "operator": "Exists"}]}}}}),
         );
-        assert_eq!(
-            out["spec"]["template"]["spec"]["tolerations"],
-            json!([{"key": "b", "operator": "Exists"}])
-        );
+        assert_eq!(out["spec"]["template"]["spec"]["tolerations"], json!([{"key": "b", "operator": "Exists"}]));
         let out = smp(
             json!({"spec": {"containers": [{"name": "a", "args": ["x", "y"]}]}}),
             json!({"spec": {"containers": [{"name": "a", "args": ["z"]}]}}),
@@ -846,19 +761,10 @@ mod tests {
 
     #[test]
     fn invalid_patches_are_rejected() {
-        assert!(matches!(
-            smp_err(json!({}), json!([1])),
-            PatchError::Invalid { .. }
-        ));
-        let err = smp_err(
-            json!({"spec": {"containers": []}}),
-            json!({"spec": {"containers": ["x"]}}),
-        );
+        assert!(matches!(smp_err(json!({}), json!([1])), PatchError::Invalid { .. }));
+        let err = smp_err(json!({"spec": {"containers": []}}), json!({"spec": {"containers": ["x"]}}));
         assert!(err.to_string().contains("spec.containers[0]"), "{err}");
-        assert!(matches!(
-            smp_err(json!({}), json!({"a": {"$retainKeys": "x"}})),
-            PatchError::Invalid { .. }
-        ));
+        assert!(matches!(smp_err(json!({}), json!({"a": {"$retainKeys": "x"}})), PatchError::Invalid { .. }));
     }
 
     #[test]

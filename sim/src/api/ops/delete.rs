@@ -80,7 +80,8 @@ impl DeleteOptions {
 /// Whether a deleting object with no metadata finalizers must still stay: a namespace whose
 /// content is being removed (`spec.finalizers`), or a pod its kubelet still has to stop.
 pub fn blocks_removal(obj: &Value) -> bool {
-    awaits_kubelet(obj) || (obj["kind"] == "Namespace" && obj["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()))
+    awaits_kubelet(obj)
+        || (obj["kind"] == "Namespace" && obj["spec"]["finalizers"].as_array().is_some_and(|f| !f.is_empty()))
 }
 
 /// A pod bound to a node is removed by its kubelet once its containers stopped, unless its
@@ -101,7 +102,13 @@ fn finalizers(obj: &Value) -> Vec<String> {
 
 impl Api {
     /// Deletes (or starts deleting) one object; answers its last or current state.
-    pub fn delete(&self, rt: &ResourceType, namespace: &str, name: &str, opts: &DeleteOptions) -> ApiResult<Arc<Value>> {
+    pub fn delete(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        opts: &DeleteOptions,
+    ) -> ApiResult<Arc<Value>> {
         let gr = rt.group_resource();
         let has_dependents = self
             .store
@@ -211,11 +218,8 @@ fn plan_delete(rt: &ResourceType, cur: &Arc<Value>, opts: &DeleteOptions, has_de
         return Mutation::Update(obj);
     }
     if is_pod {
-        let grace = opts
-            .grace_period
-            .or_else(|| cur["spec"]["terminationGracePeriodSeconds"].as_i64())
-            .unwrap_or(30)
-            .max(0);
+        let grace =
+            opts.grace_period.or_else(|| cur["spec"]["terminationGracePeriodSeconds"].as_i64()).unwrap_or(30).max(0);
         let current_grace = cur["metadata"]["deletionGracePeriodSeconds"].as_i64();
         let mut candidate = obj.clone();
         mark_deleting(&mut candidate, &now, grace);

@@ -105,7 +105,11 @@ impl Api {
     /// Looks up a served type or answers 404 like kube-apiserver.
     pub fn resource(&self, group: &str, version: &str, plural: &str) -> ApiResult<Arc<ResourceType>> {
         self.registry.get(group, version, plural).ok_or_else(|| {
-            let path = if group.is_empty() { format!("/api/{version}/{plural}") } else { format!("/apis/{group}/{version}/{plural}") };
+            let path = if group.is_empty() {
+                format!("/api/{version}/{plural}")
+            } else {
+                format!("/apis/{group}/{version}/{plural}")
+            };
             ApiError::no_route(&path)
         })
     }
@@ -114,7 +118,9 @@ impl Api {
 /// Current time as Kubernetes `Time` (RFC 3339, seconds).
 pub fn now_rfc3339() -> String {
     let now = k8s_openapi::jiff::Timestamp::now();
-    k8s_openapi::jiff::Timestamp::from_second(now.as_second()).map(|t| t.to_string()).unwrap_or_else(|_| now.to_string())
+    k8s_openapi::jiff::Timestamp::from_second(now.as_second())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|_| now.to_string())
 }
 
 /// Current time as Kubernetes `MicroTime`.

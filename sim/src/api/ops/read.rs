@@ -65,7 +65,7 @@ fn encode_token(rv: u64, key: &(String, String)) -> String {
 
 fn decode_token(token: &str) -> ApiResult<(u64, (String, String))> {
     let bad = || ApiError::bad_request(format!("continue key is not valid: {token:?}"));
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return Err(bad());
     }
     let bytes: Result<Vec<u8>, _> =
@@ -96,7 +96,8 @@ impl Api {
             None => (None, None),
         };
         let filter = |o: &Value| opts.matches(o);
-        let Page { items, rv, next } = self.store.list(&rt.group_resource(), namespace, after.as_ref(), opts.limit, &filter);
+        let Page { items, rv, next } =
+            self.store.list(&rt.group_resource(), namespace, after.as_ref(), opts.limit, &filter);
         let resource_version = first_rv.unwrap_or(rv);
         let continue_token = next.map(|k| encode_token(resource_version, &k));
         Ok(ListResult { items, resource_version, continue_token })

@@ -115,7 +115,9 @@ fn validate(rt: &ResourceType, obj: Value, ctx: &WriteCtx) -> ApiResult<(Value, 
 /// Cross-field rules of built-in kinds that a typed model cannot express.
 fn semantic(rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
     let name = meta_str(obj, "name").to_string();
-    let invalid = |field: &str, reason: &str, msg: String| ApiError::invalid_field(&rt.kind, &name, &rt.group, reason, field, msg);
+    let invalid = |field: &str, reason: &str, msg: String| {
+        ApiError::invalid_field(&rt.kind, &name, &rt.group, reason, field, msg)
+    };
     match (rt.group.as_str(), rt.plural.as_str()) {
         ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => {
             let selector = &obj["spec"]["selector"];
@@ -142,12 +144,12 @@ fn semantic(rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
                     ),
                 ));
             }
-            containers(&obj["spec"]["template"]["spec"], "spec.template.spec").map_err(|(f, r, m)| invalid(&f, r, m))?;
+            containers(&obj["spec"]["template"]["spec"], "spec.template.spec")
+                .map_err(|(f, r, m)| invalid(&f, r, m))?;
         }
         ("", "pods") => containers(&obj["spec"], "spec").map_err(|(f, r, m)| invalid(&f, r, m))?,
-        ("apiextensions.k8s.io", "customresourcedefinitions") => crd::validate(obj).map_err(|(field, msg)| {
-            invalid(&field, "FieldValueInvalid", format!("Invalid value: {msg}"))
-        })?,
+        ("apiextensions.k8s.io", "customresourcedefinitions") => crd::validate(obj)
+            .map_err(|(field, msg)| invalid(&field, "FieldValueInvalid", format!("Invalid value: {msg}")))?,
         _ => {}
     }
     Ok(())
@@ -167,10 +169,18 @@ fn containers(spec: &Value, at: &str) -> Result<(), (String, &'static str, Strin
             return Err((format!("{at}.containers[{i}].name"), "FieldValueRequired", "Required value".into()));
         }
         if let Err(msg) = names::dns_label(name) {
-            return Err((format!("{at}.containers[{i}].name"), "FieldValueInvalid", format!("Invalid value: \"{name}\": {msg}")));
+            return Err((
+                format!("{at}.containers[{i}].name"),
+                "FieldValueInvalid",
+                format!("Invalid value: \"{name}\": {msg}"),
+            ));
         }
         if seen.contains(&name) {
-            return Err((format!("{at}.containers[{i}].name"), "FieldValueDuplicate", format!("Duplicate value: \"{name}\"")));
+            return Err((
+                format!("{at}.containers[{i}].name"),
+                "FieldValueDuplicate",
+                format!("Duplicate value: \"{name}\""),
+            ));
         }
         seen.push(name);
         if c["image"].as_str().is_none_or(str::is_empty) {
@@ -359,7 +369,9 @@ impl Api {
             ));
         }
         if kind == PatchKind::Apply && ctx.manager.is_empty() {
-            return Err(ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"));
+            return Err(ApiError::bad_request(
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            ));
         }
         let gr = rt.group_resource();
         let exists = self.store.get(&gr, namespace, name).is_some();
@@ -402,7 +414,8 @@ impl Api {
         now: &str,
     ) -> ApiResult<Value> {
         let obj_name = meta_str(&base, "name").to_string();
-        let invalid_patch = |msg: String| ApiError::invalid_field(&rt.kind, &obj_name, &rt.group, "FieldValueInvalid", "patch", msg);
+        let invalid_patch =
+            |msg: String| ApiError::invalid_field(&rt.kind, &obj_name, &rt.group, "FieldValueInvalid", "patch", msg);
         match kind {
             PatchKind::Merge => {
                 if !patch.is_object() {
@@ -414,7 +427,8 @@ impl Api {
             PatchKind::Json => {
                 let ops: json_patch::Patch = serde_json::from_value(patch.clone())
                     .map_err(|e| ApiError::bad_request(format!("json patch is invalid: {e}")))?;
-                json_patch::patch(&mut base, &ops).map_err(|e| invalid_patch(format!("the JSON patch could not be applied: {e}")))?;
+                json_patch::patch(&mut base, &ops)
+                    .map_err(|e| invalid_patch(format!("the JSON patch could not be applied: {e}")))?;
                 Ok(base)
             }
             PatchKind::Strategic => strategic::strategic_merge(&base, patch, &BuiltinListTypes)
@@ -442,7 +456,14 @@ impl Api {
     }
 
     /// Server-side apply of an object that does not exist yet: a create.
-    fn apply_create(&self, rt: &ResourceType, namespace: &str, name: &str, patch: Value, ctx: &WriteCtx) -> ApiResult<Written> {
+    fn apply_create(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        patch: Value,
+        ctx: &WriteCtx,
+    ) -> ApiResult<Written> {
         let mut applied = patch;
         check_type(rt, &mut applied, &rt.kind, &rt.api_version())?;
         let body_name = meta_str(&applied, "name");
@@ -461,7 +482,8 @@ impl Api {
             subresource: None,
             ignore_status: rt.status,
         };
-        let merged = ssa::apply(None, &applied, &*list_types(rt), &opts).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let merged =
+            ssa::apply(None, &applied, &*list_types(rt), &opts).map_err(|e| ApiError::bad_request(e.to_string()))?;
         let managed = merged["metadata"]["managedFields"].clone();
         let mut obj = merged;
         meta_mut(&mut obj)?.insert("name".into(), json!(name));
@@ -476,7 +498,12 @@ impl Api {
         }
         let committed = self.store.mutate(&rt.group_resource(), namespace, &name, |cur, _| {
             if cur.is_some() {
-                return Err(ApiError::conflict(&rt.group, &rt.plural, &name, "the object was created concurrently; retry"));
+                return Err(ApiError::conflict(
+                    &rt.group,
+                    &rt.plural,
+                    &name,
+                    "the object was created concurrently; retry",
+                ));
             }
             Ok(Mutation::Create(obj))
         })?;
@@ -518,13 +545,13 @@ impl Api {
                 desired = next;
             }
             Subresource::Main | Subresource::Scale => {
-                if rt.status {
-                    if let Some(m) = desired.as_object_mut() {
-                        match cur.get("status") {
-                            Some(s) => m.insert("status".into(), s.clone()),
-                            None => m.remove("status"),
-                        };
-                    }
+                if rt.status
+                    && let Some(m) = desired.as_object_mut()
+                {
+                    match cur.get("status") {
+                        Some(s) => m.insert("status".into(), s.clone()),
+                        None => m.remove("status"),
+                    };
                 }
             }
         }
@@ -532,19 +559,28 @@ impl Api {
         let deleting = !cur_meta["deletionTimestamp"].is_null();
         {
             let meta = meta_mut(&mut desired)?;
-            for key in ["uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "namespace", "name", "generation"] {
+            for key in [
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "namespace",
+                "name",
+                "generation",
+            ] {
                 match cur_meta.get(key) {
                     Some(v) if !v.is_null() => meta.insert(key.into(), v.clone()),
                     _ => meta.remove(key),
                 };
             }
-            if meta.get("managedFields").is_none_or(|m| m.as_array().is_none_or(Vec::is_empty)) {
-                if let Some(mf) = cur_meta.get("managedFields") {
-                    meta.insert("managedFields".into(), mf.clone());
-                }
+            if meta.get("managedFields").is_none_or(|m| m.as_array().is_none_or(Vec::is_empty))
+                && let Some(mf) = cur_meta.get("managedFields")
+            {
+                meta.insert("managedFields".into(), mf.clone());
             }
             if deleting {
-                let old: Vec<&Value> = cur_meta["finalizers"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
+                let old: Vec<&Value> =
+                    cur_meta["finalizers"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
                 let added = meta
                     .get("finalizers")
                     .and_then(Value::as_array)
@@ -569,7 +605,15 @@ impl Api {
         }
         let now = now_rfc3339();
         let subresource = (sub == Subresource::Status).then_some("status");
-        ssa::record_update(Some(cur), &mut desired, &*list_types(rt), &ctx.manager, &rt.api_version(), &now, subresource);
+        ssa::record_update(
+            Some(cur),
+            &mut desired,
+            &*list_types(rt),
+            &ctx.manager,
+            &rt.api_version(),
+            &now,
+            subresource,
+        );
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
             crd::prepare_update(&mut desired);
         }
@@ -649,13 +693,20 @@ pub fn scale_view(rt: &ResourceType, obj: &Value) -> Value {
 /// Applies a Scale's `spec.replicas` (and resourceVersion precondition) to the object.
 fn scale_to_object(rt: &ResourceType, cur: &Value, scale: Value) -> ApiResult<Value> {
     let paths = rt.scale.as_ref().ok_or_else(|| ApiError::no_route("scale"))?;
-    if let Some(kind) = scale["kind"].as_str() {
-        if kind != "Scale" {
-            return Err(ApiError::bad_request(format!("expected kind Scale, got {kind}")));
-        }
+    if let Some(kind) = scale["kind"].as_str()
+        && kind != "Scale"
+    {
+        return Err(ApiError::bad_request(format!("expected kind Scale, got {kind}")));
     }
     let replicas = scale["spec"]["replicas"].as_i64().ok_or_else(|| {
-        ApiError::invalid_field("Scale", meta_str(cur, "name"), "autoscaling", "FieldValueRequired", "spec.replicas", "Required value")
+        ApiError::invalid_field(
+            "Scale",
+            meta_str(cur, "name"),
+            "autoscaling",
+            "FieldValueRequired",
+            "spec.replicas",
+            "Required value",
+        )
     })?;
     if replicas < 0 {
         return Err(ApiError::invalid_field(
