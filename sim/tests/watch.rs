@@ -45,13 +45,48 @@ async fn raw_watch(addr: std::net::SocketAddr, path: &str, mut stop: impl FnMut(
     events
 }
 
+/// Runs a reflector; every event it applies is signalled on the returned channel, so a test
+/// can re-check the reflected state exactly when it changes.
+fn signalled_reflector(
+    api: Api<ConfigMap>,
+) -> (reflector::Store<ConfigMap>, tokio::sync::mpsc::UnboundedReceiver<()>, tokio::task::JoinHandle<()>) {
+    let (reader, writer) = reflector::store::<ConfigMap>();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let stream = reflector(writer, watcher(api, watcher::Config::default()));
+    let driver = tokio::spawn(async move {
+        stream
+            .for_each(|_| {
+                let _ = tx.send(());
+                async {}
+            })
+            .await
+    });
+    (reader, rx, driver)
+}
+
+/// Waits until `done` holds for the reflected state, re-checking after each reflector event.
+async fn until_reflected(
+    reader: &reflector::Store<ConfigMap>,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
+    what: &str,
+    done: impl Fn(&[std::sync::Arc<ConfigMap>]) -> bool,
+) {
+    let waited = tokio::time::timeout(Duration::from_secs(15), async {
+        while !done(&reader.state()) {
+            if events.recv().await.is_none() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(waited.is_ok() && done(&reader.state()), "{what}: reflector holds {} objects", reader.state().len());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn reflector_converges_and_events_arrive_in_resource_version_order() {
     let sim = support::start(1).await;
     let api: Api<ConfigMap> = Api::default_namespaced(sim.client().unwrap());
-    let (reader, writer) = reflector::store::<ConfigMap>();
-    let stream = reflector(writer, watcher(api.clone(), watcher::Config::default())).applied_objects();
-    let driver = tokio::spawn(async move { stream.for_each(|_| async {}).await });
+    let (reader, mut signals, driver) = signalled_reflector(api.clone());
     reader.wait_until_ready().await.unwrap();
 
     let start_rv = sim.api().store.resource_version();
@@ -72,26 +107,10 @@ async fn reflector_converges_and_events_arrive_in_resource_version_order() {
         .into_iter()
         .map(|c| (c.metadata.name.unwrap(), c.metadata.resource_version.unwrap()))
         .collect();
-    let mut rx = sim
-        .api()
-        .store
-        .notifier(&sim::api::resources::GroupResource { group: String::new(), resource: "configmaps".into() });
-    tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let seen: BTreeMap<String, String> = reader
-                .state()
-                .iter()
-                .map(|c| (c.metadata.name.clone().unwrap(), c.metadata.resource_version.clone().unwrap()))
-                .collect();
-            if seen == expected {
-                break;
-            }
-            // Wake on the next store change or shortly after (the reflector applies asynchronously).
-            let _ = tokio::time::timeout(Duration::from_millis(50), rx.changed()).await;
-        }
-    })
-    .await
-    .expect("reflector converges to the listed state");
+    let rv_map = |state: &[std::sync::Arc<ConfigMap>]| -> BTreeMap<String, String> {
+        state.iter().map(|c| (c.metadata.name.clone().unwrap(), c.metadata.resource_version.clone().unwrap())).collect()
+    };
+    until_reflected(&reader, &mut signals, "reflector converges to the listed state", |s| rv_map(s) == expected).await;
     driver.abort();
 
     let path = format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={start_rv}");
@@ -150,24 +169,13 @@ async fn an_expired_resource_version_ends_the_watch_with_410_and_the_watcher_rel
     assert_eq!(events[0]["object"]["reason"], "Expired");
 
     // A watcher whose stream is closed and whose resourceVersion expires meanwhile relists.
-    let (reader, writer) = reflector::store::<ConfigMap>();
-    let stream = reflector(writer, watcher(api.clone(), watcher::Config::default())).applied_objects();
-    let driver = tokio::spawn(async move { stream.for_each(|_| async {}).await });
+    let (reader, mut signals, driver) = signalled_reflector(api.clone());
     reader.wait_until_ready().await.unwrap();
     sim.close_watches();
     for i in 20..40 {
         api.create(&PostParams::default(), &cm(&format!("c{i}"), json!({}))).await.unwrap();
     }
-    let converged = tokio::time::timeout(Duration::from_secs(15), async {
-        loop {
-            if reader.state().len() == 40 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await;
-    assert!(converged.is_ok(), "watcher relisted after 410; has {} of 40", reader.state().len());
+    until_reflected(&reader, &mut signals, "watcher relisted after 410", |s| s.len() == 40).await;
     driver.abort();
 }
 

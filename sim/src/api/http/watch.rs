@@ -163,7 +163,7 @@ async fn run(state: Arc<ServerState>, rt: Arc<ResourceType>, p: WatchParams, tx:
             changed = notify.changed() => if changed.is_err() { return },
             _ = ticker.tick() => {
                 if p.bookmarks {
-                    let rv = cursor.max(store.resource_version().min(cursor));
+                    let rv = cursor;
                     if tx.send(bookmark(&rt, rv, false)).await.is_err() { return; }
                 }
             }
