@@ -244,3 +244,51 @@ async fn server_side_apply_tracks_field_owners_and_conflicts() {
         .unwrap();
     assert_eq!(b.spec.unwrap().holder_identity.as_deref(), Some("replica-b"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn services_get_loopback_cluster_ips_and_pods_bind_once() {
+    use k8s_openapi::api::core::v1::Service;
+    let sim = support::start(2).await;
+    let client = sim.client().unwrap();
+    let svcs: Api<Service> = Api::default_namespaced(client.clone());
+    let svc = |name: &str| -> Service {
+        serde_json::from_value(
+            json!({"metadata": {"name": name}, "spec": {"selector": {"app": name}, "ports": [{"port": 80}]}}),
+        )
+        .unwrap()
+    };
+    let a = svcs.create(&PostParams::default(), &svc("a")).await.unwrap();
+    let b = svcs.create(&PostParams::default(), &svc("b")).await.unwrap();
+    let ip_a = a.spec.unwrap().cluster_ip.unwrap();
+    let ip_b = b.spec.unwrap().cluster_ip.unwrap();
+    assert!(ip_a.starts_with("127.96.") && ip_b.starts_with("127.96.") && ip_a != ip_b, "{ip_a} {ip_b}");
+    // An update that leaves clusterIP out keeps it; changing it is refused.
+    let kept =
+        svcs.patch("a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"clusterIP": null}}))).await.unwrap();
+    assert_eq!(kept.spec.unwrap().cluster_ip.as_deref(), Some(ip_a.as_str()));
+    let err = svcs
+        .patch("a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"clusterIP": "127.96.9.9"}})))
+        .await
+        .expect_err("clusterIP is immutable");
+    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 422), "{err}");
+
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let p: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+    )
+    .unwrap();
+    let p = pods.create(&PostParams::default(), &p).await.unwrap();
+    let tolerations = p.spec.unwrap().tolerations.unwrap_or_default();
+    assert!(
+        tolerations
+            .iter()
+            .any(|t| t.key.as_deref() == Some("node.kubernetes.io/unreachable") && t.toleration_seconds == Some(300))
+    );
+    let raw = support::Raw::new(&sim);
+    let bind = r#"{"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "hadrill-worker2"}}"#;
+    let r = raw.send("POST", "/api/v1/namespaces/default/pods/p/binding", "application/json", bind).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(pods.get("p").await.unwrap().spec.unwrap().node_name.as_deref(), Some("hadrill-worker2"));
+    let r = raw.send("POST", "/api/v1/namespaces/default/pods/p/binding", "application/json", bind).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+}

@@ -136,3 +136,14 @@ async fn invalid_selectors_and_conflicts_are_reported() {
         "missing",
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_probe_is_422_naming_it() {
+    let sim = support::start(1).await;
+    let raw = Raw::new(&sim);
+    let pod = r#"{"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [
+        {"name": "c", "image": "i", "readinessProbe": {"periodSeconds": 1}}]}}"#;
+    let r = raw.send("POST", "/api/v1/namespaces/default/pods", "application/json", pod).await;
+    assert_status(&r, 422, "Invalid", "spec.containers[0].readinessProbe");
+    assert_eq!(count(&raw, "/api/v1/namespaces/default/pods").await, 0);
+}

@@ -64,7 +64,7 @@ async fn handle(
         Some("status") if rt.status => Subresource::Status,
         Some("scale") if rt.scale.is_some() => Subresource::Scale,
         Some(s) if rt.extra_subresources.contains(&s) => {
-            return extra_subresource(state, &rt, &ns, t, s, method, query).await;
+            return extra_subresource(state, &rt, &ns, t, s, method, query, body).await;
         }
         Some(s) => return Err(ApiError::no_route(&format!("{}/{s}", rt.plural))),
     };
@@ -132,6 +132,7 @@ async fn handle(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn extra_subresource(
     state: &Arc<ServerState>,
     rt: &ResourceType,
@@ -140,6 +141,7 @@ async fn extra_subresource(
     sub: &str,
     method: &Method,
     query: &Query,
+    body: &Bytes,
 ) -> ApiResult<Response> {
     let name = t.name.as_deref().unwrap_or_default();
     match (sub, method) {
@@ -171,6 +173,14 @@ async fn extra_subresource(
                 }
             };
             Ok(([(axum::http::header::CONTENT_TYPE, "text/plain")], body).into_response())
+        }
+        ("binding", &Method::POST) => {
+            let body = request::parse_body(body, "application/json")?;
+            let target = body["target"]["name"].as_str().unwrap_or_default();
+            state.api.bind(ns, name, target)?;
+            let status =
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+            Ok(json_response(StatusCode::CREATED, &status, &[]))
         }
         ("finalize", &Method::PUT) => {
             Err(ApiError::method_not_allowed("namespaces/finalize is handled by the namespace controller"))

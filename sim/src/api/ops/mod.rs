@@ -2,6 +2,8 @@
 //! deletes with Kubernetes' metadata rules (uid, generation, resourceVersion preconditions,
 //! status/scale subresource separation, finalizers, managedFields, validation).
 
+pub mod admission;
+mod binding;
 mod delete;
 mod read;
 mod write;

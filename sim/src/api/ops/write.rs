@@ -186,6 +186,14 @@ fn containers(spec: &Value, at: &str) -> Result<(), (String, &'static str, Strin
         if c["image"].as_str().is_none_or(str::is_empty) {
             return Err((format!("{at}.containers[{i}].image"), "FieldValueRequired", "Required value".into()));
         }
+        super::admission::validate_probes(c, &format!("{at}.containers[{i}]")).map_err(|cause| {
+            let reason = match cause.reason.as_str() {
+                "FieldValueRequired" => "FieldValueRequired",
+                "FieldValueForbidden" => "FieldValueForbidden",
+                _ => "FieldValueInvalid",
+            };
+            (cause.field, reason, cause.message)
+        })?;
     }
     Ok(())
 }
@@ -320,8 +328,11 @@ impl Api {
             }
         }
         defaults::apply(&rt.group, &rt.plural, obj);
-        if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
-            crd::prepare_create(obj);
+        match (rt.group.as_str(), rt.plural.as_str()) {
+            ("apiextensions.k8s.io", "customresourcedefinitions") => crd::prepare_create(obj),
+            ("", "services") => self.allocate_cluster_ip(obj)?,
+            ("", "pods") => super::admission::default_tolerations(obj),
+            _ => {}
         }
         Ok(name)
     }
@@ -598,6 +609,32 @@ impl Api {
             }
         }
         defaults::apply(&rt.group, &rt.plural, &mut desired);
+        if rt.group.is_empty() && rt.plural == "services" {
+            // spec.clusterIP is allocated once and immutable; an update that omits it keeps it.
+            let old_ip = &cur["spec"]["clusterIP"];
+            match desired["spec"]["clusterIP"].as_str() {
+                None | Some("") if !old_ip.is_null() => {
+                    desired["spec"]["clusterIP"] = old_ip.clone();
+                    desired["spec"]["clusterIPs"] = cur["spec"]["clusterIPs"].clone();
+                }
+                Some(ip) if Some(ip) != old_ip.as_str() => {
+                    return Err(ApiError::invalid_field(
+                        &rt.kind,
+                        &name,
+                        &rt.group,
+                        "FieldValueInvalid",
+                        "spec.clusterIPs[0]",
+                        format!("Invalid value: \"{ip}\": may not change once set"),
+                    ));
+                }
+                _ => {}
+            }
+            for key in ["clusterIPs", "ipFamilies", "ipFamilyPolicy", "internalTrafficPolicy"] {
+                if desired["spec"].get(key).is_none_or(Value::is_null) && !cur["spec"][key].is_null() {
+                    desired["spec"][key] = cur["spec"][key].clone();
+                }
+            }
+        }
         let (mut desired, warnings) = validate(rt, desired, ctx)?;
         if rt.tracks_generation && sub != Subresource::Status && spec_part(rt, cur) != spec_part(rt, &desired) {
             let generation = cur_meta["generation"].as_i64().unwrap_or(0) + 1;
