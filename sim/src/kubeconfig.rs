@@ -5,8 +5,9 @@ use std::path::Path;
 use anyhow::Context;
 use kube::config::{AuthInfo, Cluster, Context as KubeContext, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
 
-/// The admin kubeconfig: plain HTTP to the local API server, unrestricted user.
-pub fn admin(name: &str, url: &str) -> Kubeconfig {
+/// A kubeconfig for plain HTTP to the local API server with a bearer token; `user` names the
+/// user entry (e.g. `hadrill-admin` or `system:serviceaccount:ns:sa`).
+pub fn with_token(name: &str, url: &str, user: &str, token: &str, namespace: &str) -> Kubeconfig {
     Kubeconfig {
         clusters: vec![NamedCluster {
             name: name.to_string(),
@@ -14,16 +15,16 @@ pub fn admin(name: &str, url: &str) -> Kubeconfig {
             other: Default::default(),
         }],
         auth_infos: vec![NamedAuthInfo {
-            name: format!("{name}-admin"),
-            auth_info: Some(AuthInfo::default()),
+            name: user.to_string(),
+            auth_info: Some(auth(token)),
             other: Default::default(),
         }],
         contexts: vec![NamedContext {
             name: name.to_string(),
             context: Some(KubeContext {
                 cluster: name.to_string(),
-                user: Some(format!("{name}-admin")),
-                namespace: Some("default".into()),
+                user: Some(user.to_string()),
+                namespace: Some(namespace.into()),
                 ..Default::default()
             }),
             other: Default::default(),
@@ -33,6 +34,12 @@ pub fn admin(name: &str, url: &str) -> Kubeconfig {
         kind: Some("Config".into()),
         ..Default::default()
     }
+}
+
+/// A token-only AuthInfo.
+pub fn auth(token: &str) -> AuthInfo {
+    // AuthInfo keeps the token as a secret type; building it from JSON avoids a dependency.
+    serde_json::from_value(serde_json::json!({ "token": token })).unwrap_or_default()
 }
 
 /// Writes a kubeconfig as YAML.

@@ -7,7 +7,7 @@
 
 pub mod api;
 pub mod controllers;
-mod kubeconfig;
+pub mod kubeconfig;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,6 +34,10 @@ pub struct SimConfig {
     pub bookmark_interval: Duration,
     /// Name of the cluster (node names, kubeconfig context).
     pub name: String,
+    /// Requests without credentials act as the admin. kubectl (client-go) sends no bearer
+    /// token over plain HTTP, so this keeps the admin kubeconfig working for it; clients that
+    /// present a token (kube-rs, pods' ServiceAccount kubeconfigs) are authorized by RBAC.
+    pub anonymous_is_admin: bool,
 }
 
 impl Default for SimConfig {
@@ -44,6 +48,7 @@ impl Default for SimConfig {
             watch_history: 100_000,
             bookmark_interval: Duration::from_secs(10),
             name: "hadrill".into(),
+            anonymous_is_admin: true,
         }
     }
 }
@@ -77,7 +82,11 @@ impl Sim {
         let mut tasks = api::controllers_spawn(&api);
         let state = Arc::new(ServerState {
             api: api.clone(),
-            config: ServerConfig { bookmark_interval: config.bookmark_interval, ..Default::default() },
+            config: ServerConfig {
+                bookmark_interval: config.bookmark_interval,
+                anonymous_is_admin: config.anonymous_is_admin,
+                ..Default::default()
+            },
             close_watches: tokio::sync::watch::channel(0).0,
             shutdown: tokio::sync::watch::channel(false).0,
         });
@@ -119,9 +128,27 @@ impl Sim {
         &self.state.api
     }
 
-    /// The admin kubeconfig (unrestricted).
+    /// The admin kubeconfig (unrestricted, `system:masters`).
     pub fn kubeconfig(&self) -> kube::config::Kubeconfig {
-        kubeconfig::admin(&self.name, &self.url())
+        kubeconfig::with_token(&self.name, &self.url(), "hadrill-admin", self.state.api.tokens.admin_token(), "default")
+    }
+
+    /// A kubeconfig for a ServiceAccount, authorized by RBAC like a pod on a real cluster.
+    pub fn service_account_kubeconfig(&self, namespace: &str, name: &str) -> kube::config::Kubeconfig {
+        let token = self.state.api.tokens.service_account_token(namespace, name);
+        let user = format!("system:serviceaccount:{namespace}:{name}");
+        kubeconfig::with_token(&self.name, &self.url(), &user, &token, namespace)
+    }
+
+    /// A kube-rs client acting as a ServiceAccount.
+    pub fn service_account_client(&self, namespace: &str, name: &str) -> anyhow::Result<kube::Client> {
+        let token = self.state.api.tokens.service_account_token(namespace, name);
+        self.client_with_token(&token, namespace)
+    }
+
+    /// The admin's bearer token.
+    pub fn admin_token(&self) -> &str {
+        self.state.api.tokens.admin_token()
     }
 
     /// Writes the admin kubeconfig as YAML to `path` (usable by kube-rs and `kubectl`).
@@ -131,9 +158,14 @@ impl Sim {
 
     /// A kube-rs client for the admin user.
     pub fn client(&self) -> anyhow::Result<kube::Client> {
+        self.client_with_token(self.state.api.tokens.admin_token(), "default")
+    }
+
+    fn client_with_token(&self, token: &str, namespace: &str) -> anyhow::Result<kube::Client> {
         install_crypto_provider();
         let mut config = kube::Config::new(self.url().parse().context("parsing the API server URL")?);
-        config.default_namespace = "default".into();
+        config.default_namespace = namespace.into();
+        config.auth_info = kubeconfig::auth(token);
         kube::Client::try_from(config).context("building a kube client for the embedded cluster")
     }
 

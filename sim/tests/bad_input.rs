@@ -147,3 +147,23 @@ async fn an_invalid_probe_is_422_naming_it() {
     assert_status(&r, 422, "Invalid", "spec.containers[0].readinessProbe");
     assert_eq!(count(&raw, "/api/v1/namespaces/default/pods").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_without_a_valid_token_are_401_except_health() {
+    let sim = support::start_with(sim::SimConfig { anonymous_is_admin: false, ..Default::default() }).await;
+    let anonymous = Raw::with_token(&sim, "");
+    assert_status(&anonymous.get(CMS).await, 401, "Unauthorized", "Unauthorized");
+    assert_status(&anonymous.get("/apis").await, 401, "Unauthorized", "Unauthorized");
+    assert_eq!(anonymous.get("/readyz").await.status, 200);
+    assert_eq!(anonymous.get("/version").await.status, 200);
+    let forged = Raw::with_token(&sim, "hadrill-admin-forged");
+    assert_status(&forged.get(CMS).await, 401, "Unauthorized", "Unauthorized");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn by_default_no_credentials_means_admin_but_a_bad_token_is_refused() {
+    let sim = support::start(1).await;
+    assert_eq!(Raw::with_token(&sim, "").get(CMS).await.status, 200);
+    let forged = Raw::with_token(&sim, "not-a-token");
+    assert_status(&forged.get(CMS).await, 401, "Unauthorized", "Unauthorized");
+}

@@ -16,11 +16,23 @@ fn cm(name: &str, labels: Value) -> ConfigMap {
     serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}, "data": {"v": "0"}})).unwrap()
 }
 
+/// Address and admin token of a cluster, for raw watches.
+fn target(sim: &sim::Sim) -> (std::net::SocketAddr, String) {
+    (sim.addr(), sim.admin_token().to_string())
+}
+
 /// Reads newline-delimited watch events from a raw HTTP stream until `stop` says so.
-async fn raw_watch(addr: std::net::SocketAddr, path: &str, mut stop: impl FnMut(&[Value]) -> bool) -> Vec<Value> {
+async fn raw_watch(
+    sim: (std::net::SocketAddr, String),
+    path: &str,
+    mut stop: impl FnMut(&[Value]) -> bool,
+) -> Vec<Value> {
+    let (addr, token) = sim;
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/json\r\n\r\n");
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nAccept: application/json\r\n\r\n"
+    );
     s.write_all(req.as_bytes()).await.unwrap();
     let mut reader = BufReader::new(s);
     let mut events = Vec::new();
@@ -115,7 +127,7 @@ async fn reflector_converges_and_events_arrive_in_resource_version_order() {
 
     let path = format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={start_rv}");
     let total = 40 + 14 + 10;
-    let events = raw_watch(sim.addr(), &path, |e| e.len() == total).await;
+    let events = raw_watch(target(&sim), &path, |e| e.len() == total).await;
     let rvs: Vec<u64> =
         events.iter().map(|e| e["object"]["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap()).collect();
     assert!(rvs.windows(2).all(|w| w[0] < w[1]), "strictly increasing resourceVersions");
@@ -162,7 +174,7 @@ async fn an_expired_resource_version_ends_the_watch_with_410_and_the_watcher_rel
         api.create(&PostParams::default(), &cm(&format!("c{i}"), json!({}))).await.unwrap();
     }
     let path = format!("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={old_rv}");
-    let events = raw_watch(sim.addr(), &path, |e| e.iter().any(|x| x["type"] == "ERROR")).await;
+    let events = raw_watch(target(&sim), &path, |e| e.iter().any(|x| x["type"] == "ERROR")).await;
     assert_eq!(events.len(), 1, "only the error, no stale events: {events:?}");
     assert_eq!(events[0]["type"], "ERROR");
     assert_eq!(events[0]["object"]["code"], 410);
@@ -187,8 +199,8 @@ async fn a_label_selector_watch_sees_objects_enter_and_leave() {
     let rv = sim.api().store.resource_version();
     let path =
         format!("/api/v1/namespaces/default/configmaps?watch=true&labelSelector=role%3Dprimary&resourceVersion={rv}");
-    let addr = sim.addr();
-    let reader = tokio::spawn(async move { raw_watch(addr, &path, |e| e.len() == 3).await });
+    let t = target(&sim);
+    let reader = tokio::spawn(async move { raw_watch(t, &path, |e| e.len() == 3).await });
     let set = |role: &str| Patch::Merge(json!({"metadata": {"labels": {"role": role}}}));
     api.patch("m", &PatchParams::default(), &set("primary")).await.unwrap();
     api.patch("m", &PatchParams::default(), &Patch::Merge(json!({"data": {"v": "2"}}))).await.unwrap();
@@ -205,7 +217,7 @@ async fn bookmarks_and_initial_events_end() {
     let api: Api<ConfigMap> = Api::default_namespaced(sim.client().unwrap());
     api.create(&PostParams::default(), &cm("x", json!({}))).await.unwrap();
     let path = "/api/v1/namespaces/default/configmaps?watch=true&sendInitialEvents=true&resourceVersionMatch=NotOlderThan&resourceVersion=0&allowWatchBookmarks=true";
-    let events = raw_watch(sim.addr(), path, |e| e.len() == 3).await;
+    let events = raw_watch(target(&sim), path, |e| e.len() == 3).await;
     assert_eq!(events[0]["type"], "ADDED");
     assert_eq!(events[1]["type"], "BOOKMARK");
     assert_eq!(events[1]["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");

@@ -1,5 +1,6 @@
 //! The Kubernetes API server subset: storage, semantics and HTTP.
 
+pub mod auth;
 pub mod builtin;
 pub mod crd;
 pub mod defaults;

@@ -17,6 +17,7 @@ pub async fn start_with(config: SimConfig) -> Sim {
 /// A raw HTTP client for requests kube-rs cannot make (malformed bodies, odd content types).
 pub struct Raw {
     base: String,
+    token: String,
     http: reqwest_like::Client,
 }
 
@@ -45,10 +46,19 @@ pub mod reqwest_like {
     pub struct Client;
 
     impl Client {
-        pub async fn send(&self, addr: &str, method: &str, path: &str, content_type: &str, body: &[u8]) -> Response {
+        pub async fn send(
+            &self,
+            addr: &str,
+            token: &str,
+            method: &str,
+            path: &str,
+            content_type: &str,
+            body: &[u8],
+        ) -> Response {
             let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let auth = if token.is_empty() { String::new() } else { format!("Authorization: Bearer {token}\r\n") };
             let head = format!(
-                "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Type: {content_type}\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
             s.write_all(head.as_bytes()).await.expect("write");
@@ -86,15 +96,20 @@ pub mod reqwest_like {
 
 impl Raw {
     pub fn new(sim: &Sim) -> Self {
-        Self { base: sim.addr().to_string(), http: reqwest_like::Client }
+        Self { base: sim.addr().to_string(), token: sim.admin_token().to_string(), http: reqwest_like::Client }
+    }
+
+    /// A raw client sending `token` (empty = no Authorization header).
+    pub fn with_token(sim: &Sim, token: &str) -> Self {
+        Self { base: sim.addr().to_string(), token: token.to_string(), http: reqwest_like::Client }
     }
 
     pub async fn get(&self, path: &str) -> reqwest_like::Response {
-        self.http.send(&self.base, "GET", path, "application/json", b"").await
+        self.http.send(&self.base, &self.token, "GET", path, "application/json", b"").await
     }
 
     pub async fn send(&self, method: &str, path: &str, content_type: &str, body: &str) -> reqwest_like::Response {
-        self.http.send(&self.base, method, path, content_type, body.as_bytes()).await
+        self.http.send(&self.base, &self.token, method, path, content_type, body.as_bytes()).await
     }
 }
 

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use super::request::{self, Query, Target};
 use super::{LogQuery, ServerState, table, watch};
+use crate::api::auth::{Attributes, User};
 use crate::api::ops::{
     DeleteOptions, FieldValidation, ListOptions, PatchKind, Propagation, Subresource, WriteCtx, Written,
 };
@@ -19,6 +20,7 @@ use crate::api::status::{ApiError, ApiResult};
 /// Entry point for every `/api/...` and `/apis/...` request that is not discovery.
 pub async fn dispatch(
     State(state): State<Arc<ServerState>>,
+    axum::Extension(user): axum::Extension<User>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -32,14 +34,16 @@ pub async fn dispatch(
     let Some(target) = request::parse_path(&path) else {
         return ApiError::no_route(&path).into_response();
     };
-    match handle(&state, &method, &target, &query, &headers, &body).await {
+    match handle(&state, &user, &method, &target, &query, &headers, &body).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     state: &Arc<ServerState>,
+    user: &User,
     method: &Method,
     t: &Target,
     query: &Query,
@@ -52,6 +56,7 @@ async fn handle(
         return Err(ApiError::no_route(&format!("{} is not namespaced", rt.plural)));
     }
     let ns = t.namespace.clone().unwrap_or_default();
+    authorize(api, user, method, t, query)?;
     if rt.namespaced && t.name.is_some() && t.namespace.is_none() {
         return Err(ApiError::no_route(&format!(
             "{}/{} requires a namespace",
@@ -189,6 +194,37 @@ async fn extra_subresource(
             "the server does not allow this method on the requested resource ({method} {}/{sub})",
             rt.plural
         ))),
+    }
+}
+
+/// RBAC check of a resource request (403 with kube-apiserver's wording when denied).
+fn authorize(api: &crate::api::ops::Api, user: &User, method: &Method, t: &Target, query: &Query) -> ApiResult<()> {
+    if user.is_master() {
+        return Ok(());
+    }
+    let verb = match (method, t.name.is_some()) {
+        (&Method::GET, true) => "get",
+        (&Method::GET, false) if query.flag("watch") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, _) => "update",
+        (&Method::PATCH, _) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => return Ok(()),
+    };
+    let attrs = Attributes {
+        verb,
+        group: &t.group,
+        resource: &t.plural,
+        subresource: t.sub.as_deref(),
+        namespace: t.namespace.as_deref().unwrap_or_default(),
+        name: t.name.as_deref(),
+    };
+    if crate::api::auth::authorize(api, user, &attrs) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(attrs.forbidden_message(user)))
     }
 }
 

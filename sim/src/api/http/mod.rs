@@ -1,6 +1,7 @@
 //! The HTTP front of the API server: kube-apiserver's URL layout, verbs, content types and
 //! error objects, on axum.
 
+mod authn;
 mod discovery;
 mod handlers;
 mod openapi;
@@ -57,11 +58,18 @@ pub struct ServerConfig {
     pub version: (String, String),
     /// Pod log provider.
     pub logs: Option<Arc<dyn LogSource>>,
+    /// Requests without credentials act as the admin (see `authn`).
+    pub anonymous_is_admin: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { bookmark_interval: Duration::from_secs(10), version: ("1".into(), "35".into()), logs: None }
+        Self {
+            bookmark_interval: Duration::from_secs(10),
+            version: ("1".into(), "35".into()),
+            logs: None,
+            anonymous_is_admin: true,
+        }
     }
 }
 
@@ -93,5 +101,6 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/openapi/v3", get(openapi::index))
         .route("/openapi/v3/{*rest}", get(openapi::document))
         .fallback(handlers::dispatch)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), authn::authenticate))
         .with_state(state)
 }

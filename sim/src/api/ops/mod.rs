@@ -96,12 +96,14 @@ pub struct Api {
     pub registry: Registry,
     /// Objects.
     pub store: Store,
+    /// Bearer tokens.
+    pub tokens: crate::api::auth::Tokens,
 }
 
 impl Api {
     /// An API with the built-in kinds and `history` watch events kept per resource.
     pub fn new(history: usize) -> Self {
-        Self { registry: Registry::with_builtins(), store: Store::new(history) }
+        Self { registry: Registry::with_builtins(), store: Store::new(history), tokens: Default::default() }
     }
 
     /// Looks up a served type or answers 404 like kube-apiserver.
