@@ -292,3 +292,37 @@ async fn services_get_loopback_cluster_ips_and_pods_bind_once() {
     let r = raw.send("POST", "/api/v1/namespaces/default/pods/p/binding", "application/json", bind).await;
     assert_eq!(r.status, 409, "{}", r.body);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_written_as_events_k8s_io_are_read_as_core_events() {
+    use k8s_openapi::api::core::v1::Event as CoreEvent;
+    use k8s_openapi::api::events::v1::Event;
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let new_events: Api<Event> = Api::default_namespaced(client.clone());
+    let e: Event = serde_json::from_value(json!({"metadata": {"name": "svc.failover"},
+        "regarding": {"kind": "Service", "name": "dispatch", "namespace": "default"},
+        "note": "FailedOver: primary dispatch-a unhealthy", "reason": "FailedOver", "type": "Normal", "action": "Switch",
+        "reportingController": "hadrill-controller", "reportingInstance": "c-1", "eventTime": "2026-01-01T00:00:00.000000Z"}))
+    .unwrap();
+    new_events.create(&PostParams::default(), &e).await.unwrap();
+    let core: Api<CoreEvent> = Api::default_namespaced(client.clone());
+    let listed = core
+        .list(&ListParams::default().fields("involvedObject.kind=Service,involvedObject.name=dispatch"))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].message.as_deref(), Some("FailedOver: primary dispatch-a unhealthy"));
+    assert_eq!(listed.items[0].reporting_component.as_deref(), Some("hadrill-controller"));
+    let patched = new_events
+        .patch(
+            "svc.failover",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"series": {"count": 2, "lastObservedTime": "2026-01-01T00:00:05.000000Z"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.series.unwrap().count, 2);
+    assert_eq!(core.get("svc.failover").await.unwrap().series.unwrap().count, Some(2));
+    assert_eq!(new_events.list(&ListParams::default()).await.unwrap().items.len(), 1);
+}

@@ -111,6 +111,7 @@ fn build(s: Spec) -> ResourceType {
         printer_columns: Vec::new(),
         crd: None,
         tracks_generation: s.generation,
+        conversion: (s.group == "events.k8s.io").then_some(super::conversion::EVENTS),
     }
 }
 

@@ -164,6 +164,7 @@ pub fn served_types(crd: &Value) -> Vec<ResourceType> {
                         printer_columns,
                         crd: Some(name.clone()),
                         tracks_generation: true,
+                        conversion: None,
                     }
                 })
                 .collect()

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod builtin;
+pub mod conversion;
 pub mod crd;
 pub mod defaults;
 pub mod http;

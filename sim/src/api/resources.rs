@@ -86,6 +86,8 @@ pub struct ResourceType {
     pub crd: Option<String>,
     /// Whether `metadata.generation` is tracked (bumped on spec change).
     pub tracks_generation: bool,
+    /// Served from another type's storage, with conversion.
+    pub conversion: Option<super::conversion::Conversion>,
 }
 
 impl ResourceType {
@@ -99,9 +101,20 @@ impl ResourceType {
         format!("{}List", self.kind)
     }
 
-    /// Storage key shared by all versions of the type.
+    /// Storage key shared by all versions of the type (and by converted types).
     pub fn group_resource(&self) -> GroupResource {
-        GroupResource { group: self.group.clone(), resource: self.plural.clone() }
+        match &self.conversion {
+            Some(c) => GroupResource { group: c.storage_group.into(), resource: c.storage_resource.into() },
+            None => GroupResource { group: self.group.clone(), resource: self.plural.clone() },
+        }
+    }
+
+    /// A stored object as this type serves it.
+    pub fn from_storage(&self, obj: &Value) -> Value {
+        match &self.conversion {
+            Some(c) => (c.from_storage)(obj),
+            None => obj.clone(),
+        }
     }
 
     /// Verbs served on the collection/object.

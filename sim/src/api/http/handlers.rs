@@ -307,6 +307,9 @@ fn list_response(rt: &ResourceType, result: &crate::api::ops::ListResult) -> Res
 
 /// An object as served at this version (multi-version CRDs share storage, no conversion).
 pub fn present(rt: &ResourceType, obj: &Value) -> Value {
+    if rt.conversion.is_some() {
+        return rt.from_storage(obj);
+    }
     let api_version = rt.api_version();
     if obj["apiVersion"].as_str() == Some(api_version.as_str()) || obj["kind"].as_str() != Some(rt.kind.as_str()) {
         return obj.clone();

@@ -248,7 +248,8 @@ impl Api {
             self.check_namespace_writable(namespace)?;
         }
         let now = now_rfc3339();
-        let (mut obj, warnings) = validate(rt, obj, ctx)?;
+        let (obj, warnings) = validate(rt, obj, ctx)?;
+        let mut obj = to_storage(rt, obj);
         ssa::record_update(None, &mut obj, &*list_types(rt), &ctx.manager, &rt.api_version(), &now, None);
         if ctx.dry_run {
             return Ok(Written { object: Arc::new(obj), created: true, warnings });
@@ -350,13 +351,14 @@ impl Api {
         let mut warnings = Vec::new();
         let committed = self.store.mutate(&rt.group_resource(), namespace, name, |cur, _| {
             let cur = cur.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+            let view = rt.from_storage(cur);
             let desired = match sub {
-                Subresource::Scale => scale_to_object(rt, cur, body)?,
+                Subresource::Scale => scale_to_object(rt, &view, body)?,
                 _ => body,
             };
-            let (next, w) = self.next_version(rt, cur, desired, sub, ctx)?;
+            let (next, w) = self.next_version(rt, &view, desired, sub, ctx)?;
             warnings = w;
-            Ok(decide(cur, next, ctx.dry_run))
+            Ok(decide(cur, to_storage(rt, next), ctx.dry_run))
         })?;
         self.after_commit(rt, &committed);
         Ok(Written { object: self.present(rt, committed.object, sub), created: false, warnings })
@@ -396,18 +398,19 @@ impl Api {
         let mut warnings = Vec::new();
         let committed = self.store.mutate(&gr, namespace, name, |cur, _| {
             let cur = cur.ok_or_else(|| ApiError::not_found(&rt.group, &rt.plural, name))?;
+            let view = rt.from_storage(cur);
             let base = match sub {
-                Subresource::Scale => scale_view(rt, cur),
-                _ => (**cur).clone(),
+                Subresource::Scale => scale_view(rt, &view),
+                _ => view.clone(),
             };
             let patched = self.apply_patch(rt, base, kind, &patch, sub, ctx, &now)?;
             let desired = match sub {
-                Subresource::Scale => scale_to_object(rt, cur, patched)?,
+                Subresource::Scale => scale_to_object(rt, &view, patched)?,
                 _ => patched,
             };
-            let (next, w) = self.next_version(rt, cur, desired, sub, ctx)?;
+            let (next, w) = self.next_version(rt, &view, desired, sub, ctx)?;
             warnings = w;
-            Ok(decide(cur, next, ctx.dry_run))
+            Ok(decide(cur, to_storage(rt, next), ctx.dry_run))
         })?;
         self.after_commit(rt, &committed);
         Ok(Written { object: self.present(rt, committed.object, sub), created: false, warnings })
@@ -502,7 +505,8 @@ impl Api {
         if rt.namespaced {
             self.check_namespace_writable(namespace)?;
         }
-        let (mut obj, warnings) = validate(rt, obj, ctx)?;
+        let (obj, warnings) = validate(rt, obj, ctx)?;
+        let mut obj = to_storage(rt, obj);
         meta_mut(&mut obj)?.insert("managedFields".into(), managed);
         if ctx.dry_run {
             return Ok(Written { object: Arc::new(obj), created: true, warnings });
@@ -676,6 +680,14 @@ impl Api {
             Subresource::Scale => Arc::new(scale_view(rt, &obj)),
             _ => obj,
         }
+    }
+}
+
+/// An object of this served type in its stored form (see `api::conversion`).
+fn to_storage(rt: &ResourceType, obj: Value) -> Value {
+    match &rt.conversion {
+        Some(c) => (c.to_storage)(&obj),
+        None => obj,
     }
 }
 
