@@ -342,3 +342,22 @@ async fn json_patch_and_strategic_merge_patch() {
     let err = api.patch("web", &PatchParams::default(), &Patch::<()>::Json(failing)).await.expect_err("test op fails");
     assert!(matches!(err, kube::Error::Api(ref s) if s.code == 422), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deletecollection_removes_only_what_the_selector_matches() {
+    let sim = support::start(1).await;
+    let api: Api<ConfigMap> = Api::default_namespaced(sim.client().unwrap());
+    for (name, tier) in [("a", "web"), ("b", "web"), ("c", "db")] {
+        let cm: ConfigMap =
+            serde_json::from_value(json!({"metadata": {"name": name, "labels": {"tier": tier}}})).unwrap();
+        api.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    let deleted =
+        api.delete_collection(&DeleteParams::default(), &ListParams::default().labels("tier=web")).await.unwrap();
+    let gone: Vec<String> =
+        deleted.left().map(|l| l.items.into_iter().map(|c| c.metadata.name.unwrap()).collect()).unwrap_or_default();
+    assert_eq!(gone, vec!["a", "b"]);
+    let left: Vec<String> =
+        api.list(&ListParams::default()).await.unwrap().items.into_iter().map(|c| c.metadata.name.unwrap()).collect();
+    assert_eq!(left, vec!["c"]);
+}

@@ -224,3 +224,25 @@ async fn bookmarks_and_initial_events_end() {
     assert_eq!(events[1]["object"]["kind"], "ConfigMap");
     assert_eq!(events[2]["type"], "BOOKMARK", "periodic bookmark");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_field_selector_watch_sees_only_pods_on_its_node() {
+    use k8s_openapi::api::core::v1::Pod;
+    let sim = support::start(2).await;
+    let pods: Api<Pod> = Api::default_namespaced(sim.client().unwrap());
+    let rv = sim.api().store.resource_version();
+    let path = format!("/api/v1/pods?watch=true&fieldSelector=spec.nodeName%3Dhadrill-worker2&resourceVersion={rv}");
+    let t = target(&sim);
+    let reader = tokio::spawn(async move { raw_watch(t, &path, |e| e.len() == 2).await });
+    for (name, node) in
+        [("a", "hadrill-worker"), ("b", "hadrill-worker2"), ("c", "hadrill-worker"), ("d", "hadrill-worker2")]
+    {
+        let p: Pod = serde_json::from_value(json!({"metadata": {"name": name},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]}}))
+        .unwrap();
+        pods.create(&PostParams::default(), &p).await.unwrap();
+    }
+    let events = tokio::time::timeout(Duration::from_secs(10), reader).await.unwrap().unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e["object"]["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["b", "d"]);
+}
