@@ -2,8 +2,8 @@
 
 fn main() -> std::process::ExitCode {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    let features = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../features");
-    match rt.block_on(hadrill::report::run_features(&features)) {
+    let opts = hadrill::report::RunOptions { cucumber_cli: true, ..Default::default() };
+    match rt.block_on(hadrill::report::run_features(opts)) {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(e) => {

@@ -1,5 +1,6 @@
 //! Command-line interface.
 
+mod run;
 mod sim_up;
 
 use clap::{Parser, Subcommand};
@@ -14,6 +15,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the feature suite (the main job); reports go to reports/.
+    Run(run::RunArgs),
+    /// Check that every step of the features resolves, without a cluster.
+    Check(run::CheckArgs),
+    /// List the step library with examples.
+    Steps,
     /// The embedded cluster.
     Sim {
         #[command(subcommand)]
@@ -30,6 +37,12 @@ enum SimCommand {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Run(args) => run::run(args).await,
+        Command::Check(args) => run::check(args),
+        Command::Steps => {
+            run::steps();
+            Ok(())
+        }
         Command::Sim { command: SimCommand::Up(args) } => sim_up::run(args).await,
     }
 }

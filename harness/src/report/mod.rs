@@ -1,9 +1,11 @@
 //! The feature runner and its reports: the console, `reports/junit.xml` (cucumber's JUnit
 //! writer) and `reports/features.log` (the same human-readable transcript as the console,
-//! without colours).
+//! without colours). Before anything runs, every step is checked to resolve ([`check`]).
+
+pub mod check;
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -18,16 +20,59 @@ pub fn reports_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../reports"))
 }
 
-/// Runs the features under `features` and writes the reports; returns whether all passed.
-/// Steps that match no definition fail the run.
-pub async fn run_features(features: &Path) -> anyhow::Result<bool> {
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Feature files or directories (default: the repository's `features/`).
+    pub features: Vec<PathBuf>,
+    /// Tag expression, e.g. `@smoke and not @serial`.
+    pub tags: Option<String>,
+    /// Also read cucumber's own command-line options from the process arguments
+    /// (`cargo test --test features -- --tags @smoke`).
+    pub cucumber_cli: bool,
+}
+
+/// The repository's `features/` directory.
+pub fn default_features_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../features")
+}
+
+/// Checks and runs the features and writes the reports; returns whether all passed.
+pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     sim::install_crypto_provider();
+    let roots = if opts.features.is_empty() { vec![default_features_dir()] } else { opts.features.clone() };
+    let mut files = Vec::new();
+    for root in &roots {
+        files.extend(check::feature_files(root)?);
+    }
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no .feature files under {}",
+        roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+    );
+    let problems = check::check(&files)?;
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        anyhow::bail!("{} step(s) do not resolve; nothing was run (see `hadrill steps`)", problems.len());
+    }
+    let tags: Option<cucumber::gherkin::tagexpr::TagOperation> = match &opts.tags {
+        Some(t) => Some(t.parse().map_err(|e| anyhow::anyhow!("--tags {t:?} is not a tag expression: {e}"))?),
+        None => None,
+    };
+    if let Some(op) = &tags {
+        let selected = count_tagged(&files, op);
+        anyhow::ensure!(selected > 0, "no scenario matches --tags {:?}", opts.tags.as_deref().unwrap_or_default());
+    }
     let dir = reports_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let junit = File::create(dir.join("junit.xml")).context("creating reports/junit.xml")?;
     let log = File::create(dir.join("features.log")).context("creating reports/features.log")?;
     let started = Instant::now();
-    let result = HadrillWorld::cucumber()
+    let selected: Vec<PathBuf> = files.iter().filter_map(|f| f.canonicalize().ok()).collect();
+    let root = common_dir(&selected).context("locating the feature files")?;
+    let cucumber = HadrillWorld::cucumber()
         .with_writer(
             writer::Basic::raw(std::io::stdout(), writer::Coloring::Auto, 0)
                 .summarized()
@@ -35,10 +80,30 @@ pub async fn run_features(features: &Path) -> anyhow::Result<bool> {
                 .tee::<HadrillWorld, _>(writer::Basic::raw(log, writer::Coloring::Never, 0).discard_stats_writes())
                 .normalized(),
         )
-        .fail_on_skipped()
-        .with_default_cli()
-        .run(features)
-        .await;
+        .fail_on_skipped();
+    // Without an explicit CLI, cucumber would parse the process arguments (hadrill's own).
+    let cucumber =
+        if opts.cucumber_cli { cucumber.with_default_cli() } else { cucumber.with_cli(cucumber::cli::Opts::default()) };
+    let filter = move |feature: &cucumber::gherkin::Feature,
+                       rule: Option<&cucumber::gherkin::Rule>,
+                       scenario: &cucumber::gherkin::Scenario| {
+        let in_selection =
+            feature.path.as_ref().and_then(|p| p.canonicalize().ok()).is_none_or(|p| selected.contains(&p));
+        let tagged = tags.as_ref().is_none_or(|op| {
+            use cucumber::tag::Ext as _;
+            let all: Vec<&String> = feature
+                .tags
+                .iter()
+                .chain(rule.iter().flat_map(|r| r.tags.iter()))
+                .chain(scenario.tags.iter())
+                .collect();
+            op.eval(all)
+        });
+        in_selection && tagged
+    };
+    // One run over the deepest directory holding every selected file; the filter keeps only
+    // the selected files.
+    let result = cucumber.filter_run(root, filter).await;
     let passed = !cucumber::writer::Stats::execution_has_failed(&result);
     println!(
         "feature suite {} in {:.1} s; reports: {}, {}",
@@ -48,4 +113,38 @@ pub async fn run_features(features: &Path) -> anyhow::Result<bool> {
         dir.join("features.log").display()
     );
     Ok(passed)
+}
+
+/// The deepest directory containing every path.
+fn common_dir(paths: &[PathBuf]) -> Option<PathBuf> {
+    let mut common = paths.first()?.parent()?.to_path_buf();
+    for p in paths {
+        while !p.starts_with(&common) {
+            common = common.parent()?.to_path_buf();
+        }
+    }
+    Some(common)
+}
+
+/// Scenarios (across rules) whose tags satisfy `op`.
+fn count_tagged(files: &[PathBuf], op: &cucumber::gherkin::tagexpr::TagOperation) -> usize {
+    use cucumber::tag::Ext as _;
+    let mut n = 0;
+    for f in files {
+        let Ok(feature) = cucumber::gherkin::Feature::parse_path(f, cucumber::gherkin::GherkinEnv::default()) else {
+            continue;
+        };
+        let top = feature.scenarios.iter().map(|s| (None, s));
+        let ruled = feature.rules.iter().flat_map(|r| r.scenarios.iter().map(move |s| (Some(r), s)));
+        for (rule, scenario) in top.chain(ruled) {
+            let all: Vec<&String> = feature
+                .tags
+                .iter()
+                .chain(rule.iter().flat_map(|r| r.tags.iter()))
+                .chain(scenario.tags.iter())
+                .collect();
+            n += usize::from(op.eval(all));
+        }
+    }
+    n
 }

@@ -2,4 +2,5 @@
 //!
 //! - [`cluster`]: starting the embedded cluster, applying manifests, what the cluster lists.
 
+pub mod catalog;
 pub mod cluster;
