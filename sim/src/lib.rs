@@ -89,6 +89,7 @@ impl Sim {
             },
             close_watches: tokio::sync::watch::channel(0).0,
             shutdown: tokio::sync::watch::channel(false).0,
+            watches_suspended: Default::default(),
         });
         bootstrap(&api, &config).context("registering the initial namespaces and nodes")?;
         let listener = tokio::net::TcpListener::bind(config.bind)
@@ -172,6 +173,12 @@ impl Sim {
     /// Ends every open watch stream, as an API server restart would; clients must resume.
     pub fn close_watches(&self) {
         self.state.close_watches.send_modify(|n| *n += 1);
+    }
+
+    /// While suspended, new watch requests get 503 (existing streams are unaffected; use
+    /// [`Sim::close_watches`] to end them). For tests of client reconnection.
+    pub fn suspend_watches(&self, suspended: bool) {
+        self.state.watches_suspended.store(suspended, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Stops the server and controllers.

@@ -326,3 +326,66 @@ async fn events_written_as_events_k8s_io_are_read_as_core_events() {
     assert_eq!(core.get("svc.failover").await.unwrap().series.unwrap().count, Some(2));
     assert_eq!(new_events.list(&ListParams::default()).await.unwrap().items.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_side_apply_removes_fields_the_manager_stops_applying() {
+    let sim = support::start(1).await;
+    let deps: Api<Deployment> = Api::default_namespaced(sim.client().unwrap());
+    let intent = |replicas: Option<i32>| {
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "labels": {"team": "a"}},
+            "spec": {"selector": {"matchLabels": {"app": "x"}},
+                     "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        if let Some(r) = replicas {
+            d["spec"]["replicas"] = json!(r);
+        }
+        d
+    };
+    let pp = PatchParams::apply("kubectl").force();
+    let first = deps.patch("web", &pp, &Patch::Apply(intent(Some(3)))).await.unwrap();
+    assert_eq!(first.spec.as_ref().unwrap().replicas, Some(3));
+    let ops: Vec<String> = first.metadata.managed_fields.unwrap().into_iter().map(|m| m.operation.unwrap()).collect();
+    assert_eq!(ops, vec!["Apply"], "an apply is recorded as Apply only");
+    let mut without_label = intent(None);
+    without_label["metadata"]["labels"] = json!({});
+    let second = deps.patch("web", &pp, &Patch::Apply(without_label)).await.unwrap();
+    assert_eq!(second.spec.as_ref().unwrap().replicas, Some(1), "replicas no longer applied: removed, then defaulted");
+    assert!(second.metadata.labels.unwrap_or_default().get("team").is_none(), "label no longer applied: removed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_answers_a_status_once_gone_and_the_object_while_pending() {
+    let sim = support::start(1).await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(sim.client().unwrap());
+    for (name, fins) in [("now", json!([])), ("later", json!(["hadrill.io/hold"]))] {
+        let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": name, "finalizers": fins}})).unwrap();
+        cms.create(&PostParams::default(), &cm).await.unwrap();
+    }
+    assert!(cms.delete("now", &DeleteParams::default()).await.unwrap().is_right(), "gone: Status");
+    assert!(cms.delete("later", &DeleteParams::default()).await.unwrap().is_left(), "pending: the object");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn small_kube_apiserver_rules_hold() {
+    use k8s_openapi::api::core::v1::Secret;
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let err = nss.delete("kube-system", &DeleteParams::default()).await.expect_err("protected");
+    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 403), "{err}");
+
+    let secrets: Api<Secret> = Api::default_namespaced(client.clone());
+    let s: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "s"}, "stringData": {"password": "hunter2"}})).unwrap();
+    let s = secrets.create(&PostParams::default(), &s).await.unwrap();
+    assert!(s.string_data.is_none());
+    assert_eq!(s.data.unwrap()["password"].0, b"hunter2".to_vec());
+
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let p: Pod = serde_json::from_value(
+        json!({"metadata": {"name": "evictee"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
+    )
+    .unwrap();
+    let p = pods.create(&PostParams::default(), &p).await.unwrap();
+    pods.evict("evictee", &Default::default()).await.unwrap();
+    support::await_deleted(&pods, "evictee", p.metadata.uid.as_deref().unwrap()).await;
+}

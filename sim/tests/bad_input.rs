@@ -167,3 +167,24 @@ async fn by_default_no_credentials_means_admin_but_a_bad_token_is_refused() {
     let forged = Raw::with_token(&sim, "not-a-token");
     assert_status(&forged.get(CMS).await, 401, "Unauthorized", "Unauthorized");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_with_a_malformed_spec_is_refused_without_harm() {
+    let sim = support::start(1).await;
+    let raw = Raw::new(&sim);
+    let svcs = "/api/v1/namespaces/default/services";
+    let r = raw
+        .send(
+            "POST",
+            svcs,
+            "application/json",
+            r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": []}"#,
+        )
+        .await;
+    assert_status(&r, 422, "Invalid", "spec");
+    let ok = r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}"#;
+    assert_eq!(raw.send("POST", svcs, "application/json", ok).await.status, 201);
+    let r = raw.send("PATCH", &format!("{svcs}/s"), "application/merge-patch+json", r#"{"spec": "nope"}"#).await;
+    assert_status(&r, 422, "Invalid", "spec");
+    assert_eq!(raw.get(&format!("{svcs}/s")).await.status, 200, "the server still answers");
+}

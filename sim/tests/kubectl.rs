@@ -69,8 +69,14 @@ async fn kubectl_applies_gets_and_deletes() {
     assert_eq!(out.lines().filter(|l| l.starts_with("hadrill-worker")).count(), 3, "{out}");
     let out = k.ok(&["get", "deployments,services", "-o", "wide"]).await;
     assert!(out.contains("deployment.apps/web") && out.contains("app=web"), "{out}");
+    k.ok(&["run", "probe", "--image=hadrill/test-server:dev", "--labels=app=probe"]).await;
     let out = k.ok(&["get", "pods", "-A", "-o", "wide"]).await;
-    assert!(out.contains("No resources found") || out.contains("NAMESPACE"), "{out}");
+    let header = out.lines().next().unwrap_or_default();
+    for col in ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"] {
+        assert!(header.contains(col), "column {col} in {header:?}");
+    }
+    let row = out.lines().find(|l| l.contains("probe")).unwrap_or_else(|| panic!("no probe row in {out}"));
+    assert!(row.starts_with("default") && row.contains("0/1") && row.contains("Pending"), "{row}");
     let out = k.ok(&["scale", "deployment/web", "--replicas=4"]).await;
     assert!(out.contains("scaled"), "{out}");
     assert_eq!(k.ok(&["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"]).await.trim(), "4");

@@ -94,3 +94,31 @@ async fn the_admin_kubeconfig_is_unrestricted() {
     let pods: Api<Pod> = Api::namespaced(sim.client().unwrap(), "kube-system");
     assert!(pods.list(&ListParams::default()).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resource_names_also_govern_a_watch_of_that_one_object() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    let sim = support::start(1).await;
+    let admin = sim.client().unwrap();
+    let sas: Api<ServiceAccount> = Api::default_namespaced(admin.clone());
+    sas.create(&PostParams::default(), &serde_json::from_value(json!({"metadata": {"name": "elector"}})).unwrap())
+        .await
+        .unwrap();
+    let roles: Api<Role> = Api::default_namespaced(admin.clone());
+    let role = json!({"metadata": {"name": "lease"}, "rules": [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "list", "watch"], "resourceNames": ["leader"]}]});
+    roles.create(&PostParams::default(), &serde_json::from_value(role).unwrap()).await.unwrap();
+    let bindings: Api<RoleBinding> = Api::default_namespaced(admin.clone());
+    let binding = json!({"metadata": {"name": "elector-lease"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "lease"},
+        "subjects": [{"kind": "ServiceAccount", "name": "elector", "namespace": "default"}]});
+    bindings.create(&PostParams::default(), &serde_json::from_value(binding).unwrap()).await.unwrap();
+    let leases: Api<Lease> = Api::default_namespaced(sim.service_account_client("default", "elector").unwrap());
+    assert!(leases.list(&ListParams::default().fields("metadata.name=leader")).await.is_ok());
+    assert_eq!(status_of(leases.list(&ListParams::default()).await.expect_err("unnamed list")).code, 403);
+    assert_eq!(
+        status_of(leases.list(&ListParams::default().fields("metadata.name=other")).await.expect_err("other name"))
+            .code,
+        403
+    );
+}

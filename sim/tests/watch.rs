@@ -5,10 +5,10 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kube::runtime::{reflector, watcher};
 use serde_json::{Value, json};
 use sim::SimConfig;
 
@@ -135,33 +135,62 @@ async fn reflector_converges_and_events_arrive_in_resource_version_order() {
     assert_eq!((count("ADDED"), count("MODIFIED"), count("DELETED")), (40, 14, 10));
 }
 
+/// Runs a raw kube-runtime watcher and forwards its events (Init/Apply/...) as short labels.
+fn watcher_events(api: Api<ConfigMap>) -> (tokio::sync::mpsc::UnboundedReceiver<String>, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let stream = watcher(api, watcher::Config::default());
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            let label = match stream.next().await {
+                None => return,
+                Some(Ok(watcher::Event::Init)) => "init".to_string(),
+                Some(Ok(watcher::Event::InitApply(o))) => format!("initapply:{}", o.metadata.name.unwrap_or_default()),
+                Some(Ok(watcher::Event::InitDone)) => "initdone".to_string(),
+                Some(Ok(watcher::Event::Apply(o))) => format!("apply:{}", o.metadata.name.unwrap_or_default()),
+                Some(Ok(watcher::Event::Delete(o))) => format!("delete:{}", o.metadata.name.unwrap_or_default()),
+                Some(Err(e)) => format!("error:{e}"),
+            };
+            if tx.send(label).is_err() {
+                return;
+            }
+        }
+    });
+    (rx, driver)
+}
+
+/// Receives watcher events until `want` arrives; returns everything seen before it.
+async fn until_event(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>, want: &str) -> Vec<String> {
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(e) = rx.recv().await {
+            if e == want {
+                return;
+            }
+            seen.push(e);
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {want} event; saw {seen:?}"));
+    seen
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_watcher_survives_the_server_closing_its_stream() {
     let sim = support::start(1).await;
     let api: Api<ConfigMap> = Api::default_namespaced(sim.client().unwrap());
-    let stream = watcher(api.clone(), watcher::Config::default()).applied_objects();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let driver = tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Ok(Some(obj)) = stream.try_next().await {
-            let _ = tx.send(obj.metadata.name.unwrap_or_default());
-        }
-    });
+    let (mut rx, driver) = watcher_events(api.clone());
+    until_event(&mut rx, "initdone").await;
     api.create(&PostParams::default(), &cm("before", json!({}))).await.unwrap();
-    assert_eq!(tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.unwrap().unwrap(), "before");
+    until_event(&mut rx, "apply:before").await;
+    // The stream ends and cannot come back until "after" exists: the watcher must resume
+    // from its resourceVersion and receive it without relisting.
+    sim.suspend_watches(true);
     sim.close_watches();
     api.create(&PostParams::default(), &cm("after", json!({}))).await.unwrap();
-    let next = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            let name = rx.recv().await.unwrap();
-            if name == "after" {
-                return name;
-            }
-        }
-    })
-    .await
-    .expect("the watcher resumed after the stream closed");
-    assert_eq!(next, "after");
+    sim.suspend_watches(false);
+    let between = until_event(&mut rx, "apply:after").await;
+    assert!(!between.iter().any(|e| e == "init"), "resumed without a relist: {between:?}");
     driver.abort();
 }
 
@@ -181,13 +210,21 @@ async fn an_expired_resource_version_ends_the_watch_with_410_and_the_watcher_rel
     assert_eq!(events[0]["object"]["reason"], "Expired");
 
     // A watcher whose stream is closed and whose resourceVersion expires meanwhile relists.
-    let (reader, mut signals, driver) = signalled_reflector(api.clone());
-    reader.wait_until_ready().await.unwrap();
+    let (mut rx, driver) = watcher_events(api.clone());
+    until_event(&mut rx, "initdone").await;
+    sim.suspend_watches(true);
     sim.close_watches();
     for i in 20..40 {
         api.create(&PostParams::default(), &cm(&format!("c{i}"), json!({}))).await.unwrap();
     }
-    until_reflected(&reader, &mut signals, "watcher relisted after 410", |s| s.len() == 40).await;
+    sim.suspend_watches(false);
+    let before_relist = until_event(&mut rx, "init").await;
+    assert!(
+        !before_relist.iter().any(|e| e.starts_with("apply:")),
+        "no stale events before the relist: {before_relist:?}"
+    );
+    let relisted = until_event(&mut rx, "initdone").await;
+    assert_eq!(relisted.iter().filter(|e| e.starts_with("initapply:")).count(), 40, "the relist returns every object");
     driver.abort();
 }
 

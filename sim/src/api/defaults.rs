@@ -44,6 +44,22 @@ pub fn apply(group: &str, resource: &str, obj: &mut Value) {
                 }
             }
         }
+        ("", "secrets") => {
+            // stringData is write-only: merged into data (base64) and dropped, as kube-apiserver does.
+            if let Some(string_data) = obj.as_object_mut().and_then(|m| m.remove("stringData"))
+                && let Some(entries) = string_data.as_object()
+            {
+                let data = obj.as_object_mut().map(|m| m.entry("data").or_insert_with(|| json!({})));
+                if let Some(Value::Object(data)) = data {
+                    for (k, v) in entries {
+                        let bytes = k8s_openapi::ByteString(v.as_str().unwrap_or_default().as_bytes().to_vec());
+                        if let Ok(encoded) = serde_json::to_value(bytes) {
+                            data.insert(k.clone(), encoded);
+                        }
+                    }
+                }
+            }
+        }
         ("apps", "deployments") => {
             if let Some(spec) = child(obj, "spec") {
                 set_default(spec, "replicas", json!(1));

@@ -157,16 +157,21 @@ impl Registry {
     /// Adds or replaces a type.
     pub fn insert(&self, t: ResourceType) {
         let key = (t.group.clone(), t.version.clone(), t.plural.clone());
-        if let Ok(mut types) = self.types.write() {
-            types.insert(key, Arc::new(t));
+        self.types.write().unwrap_or_else(|p| p.into_inner()).insert(key, Arc::new(t));
+    }
+
+    /// Replaces the types served for a CRD in one step (no window where they are missing).
+    pub fn replace_crd(&self, crd: &str, types: Vec<ResourceType>) {
+        let mut all = self.types.write().unwrap_or_else(|p| p.into_inner());
+        all.retain(|_, t| t.crd.as_deref() != Some(crd));
+        for t in types {
+            all.insert((t.group.clone(), t.version.clone(), t.plural.clone()), Arc::new(t));
         }
     }
 
     /// Removes every type defined by the named CRD.
     pub fn remove_crd(&self, crd: &str) {
-        if let Ok(mut types) = self.types.write() {
-            types.retain(|_, t| t.crd.as_deref() != Some(crd));
-        }
+        self.types.write().unwrap_or_else(|p| p.into_inner()).retain(|_, t| t.crd.as_deref() != Some(crd));
     }
 
     /// Looks a type up by group, version and plural.

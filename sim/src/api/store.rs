@@ -93,7 +93,8 @@ struct Table {
 
 impl Table {
     fn new(rv: u64) -> Self {
-        Self { objects: BTreeMap::new(), log: VecDeque::new(), compacted: rv, notify: watch::channel(rv).0 }
+        // Nothing was ever dropped from a new table: every cursor is still served.
+        Self { objects: BTreeMap::new(), log: VecDeque::new(), compacted: 0, notify: watch::channel(rv).0 }
     }
 }
 
@@ -106,11 +107,20 @@ struct Inner {
     subscribers: Vec<mpsc::UnboundedSender<(GroupResource, Arc<Event>)>>,
 }
 
+/// Runs under the store lock right after a commit, before watchers are notified.
+pub type CommitHook = Box<dyn Fn(&GroupResource, &Event) + Send + Sync>;
+
 /// The object store.
-#[derive(Debug)]
 pub struct Store {
     inner: Mutex<Inner>,
     history: usize,
+    hook: Option<CommitHook>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("history", &self.history).finish_non_exhaustive()
+    }
 }
 
 /// A page of a list.
@@ -134,7 +144,12 @@ pub struct Expired {
 impl Store {
     /// A store that keeps up to `history` events per resource for watches.
     pub fn new(history: usize) -> Self {
-        Self { inner: Mutex::new(Inner { rv: 1, ..Default::default() }), history: history.max(1) }
+        Self { inner: Mutex::new(Inner { rv: 1, ..Default::default() }), history: history.max(1), hook: None }
+    }
+
+    /// A store with a commit hook (see [`CommitHook`]).
+    pub fn with_hook(history: usize, hook: CommitHook) -> Self {
+        Self { hook: Some(hook), ..Self::new(history) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -204,7 +219,7 @@ impl Store {
         Page { items, rv, next }
     }
 
-    /// Every namespace that currently holds at least one object of `gr`.
+    /// Number of objects of any resource in `namespace`.
     pub fn count_in_namespace(&self, namespace: &str) -> usize {
         let inner = self.lock();
         inner
@@ -281,6 +296,9 @@ impl Store {
             table.objects.insert(key, obj.clone());
         }
         let event = Arc::new(Event { rv: next_rv, kind, object: obj.clone(), old: current });
+        if let Some(hook) = &self.hook {
+            hook(gr, &event);
+        }
         table.log.push_back(event.clone());
         while table.log.len() > history {
             if let Some(dropped) = table.log.pop_front() {

@@ -79,6 +79,11 @@ async fn handle(
             let opts = list_options(&rt, query)?;
             let all_ns = t.namespace.as_deref();
             if query.flag("watch") {
+                if state.watches_suspended.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(ApiError::unavailable(
+                        "the server is currently unable to handle the request (watches suspended)",
+                    ));
+                }
                 return Ok(watch::serve(state.clone(), rt, all_ns.map(str::to_string), opts, query));
             }
             let result = api.list(&rt, all_ns, &opts)?;
@@ -119,7 +124,19 @@ async fn handle(
         (&Method::DELETE, Some(name)) if sub == Subresource::Main => {
             let opts = delete_options(query, body)?;
             let obj = api.delete(&rt, &ns, name, &opts)?;
-            Ok(json_response(StatusCode::OK, &present(&rt, &obj), &[]))
+            let still_there = api
+                .store
+                .get(&rt.group_resource(), &ns, name)
+                .is_some_and(|o| o["metadata"]["uid"] == obj["metadata"]["uid"]);
+            // kube-apiserver answers the object while deletion is pending (finalizers, graceful
+            // pods) and, for most kinds, a Success Status once it is gone; pods and custom
+            // resources return the deleted object.
+            if still_there || opts.dry_run || (rt.group.is_empty() && rt.plural == "pods") || rt.crd.is_some() {
+                return Ok(json_response(StatusCode::OK, &present(&rt, &obj), &[]));
+            }
+            let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "details": {"name": name, "group": rt.group, "kind": rt.plural, "uid": obj["metadata"]["uid"]}});
+            Ok(json_response(StatusCode::OK, &status, &[]))
         }
         (&Method::DELETE, None) => {
             let list = list_options(&rt, query)?;
@@ -187,6 +204,16 @@ async fn extra_subresource(
                 json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
             Ok(json_response(StatusCode::CREATED, &status, &[]))
         }
+        ("eviction", &Method::POST) => {
+            // No PodDisruptionBudgets are served, so an eviction is a graceful delete.
+            let body = request::parse_body(body, "application/json")?;
+            let mut opts = DeleteOptions::from_json(&body["deleteOptions"])?;
+            opts.dry_run |= query.get("dryRun") == Some("All");
+            state.api.delete(rt, ns, name, &opts)?;
+            let status =
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
+            Ok(json_response(StatusCode::CREATED, &status, &[]))
+        }
         ("finalize", &Method::PUT) => {
             Err(ApiError::method_not_allowed("namespaces/finalize is handled by the namespace controller"))
         }
@@ -213,13 +240,22 @@ fn authorize(api: &crate::api::ops::Api, user: &User, method: &Method, t: &Targe
         (&Method::DELETE, false) => "deletecollection",
         _ => return Ok(()),
     };
+    // kube-apiserver treats a list/watch with `fieldSelector=metadata.name=X` as a request for
+    // the object X, so resourceNames rules apply to it.
+    let selected_name = match verb {
+        "list" | "watch" => query
+            .get("fieldSelector")
+            .and_then(|f| f.strip_prefix("metadata.name=").or_else(|| f.strip_prefix("metadata.name==")))
+            .filter(|n| !n.contains(',')),
+        _ => None,
+    };
     let attrs = Attributes {
         verb,
         group: &t.group,
         resource: &t.plural,
         subresource: t.sub.as_deref(),
         namespace: t.namespace.as_deref().unwrap_or_default(),
-        name: t.name.as_deref(),
+        name: t.name.as_deref().or(selected_name),
     };
     if crate::api::auth::authorize(api, user, &attrs) {
         Ok(())

@@ -83,6 +83,8 @@ pub struct ServerState {
     pub close_watches: tokio_watch::Sender<u64>,
     /// Bumped once on shutdown.
     pub shutdown: tokio_watch::Sender<bool>,
+    /// While set, new watch requests are answered 503 (as an apiserver that is not ready).
+    pub watches_suspended: std::sync::atomic::AtomicBool,
 }
 
 /// Builds the router.

@@ -59,7 +59,7 @@ pub fn serve(
         },
     };
     let timeout = match q.int("timeoutSeconds") {
-        Ok(Some(s)) if s > 0 => Duration::from_secs(s as u64),
+        Ok(Some(s)) if s > 0 => Duration::from_secs((s as u64).min(DEFAULT_TIMEOUT.as_secs() * 48)),
         Ok(_) => DEFAULT_TIMEOUT,
         Err(e) => return e.into_response(),
     };

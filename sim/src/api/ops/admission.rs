@@ -21,6 +21,10 @@ pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
 impl Api {
     /// Allocates a free ClusterIP, or checks a requested one is in range and free.
     pub(crate) fn allocate_cluster_ip(&self, svc: &mut Value) -> ApiResult<()> {
+        if !svc["spec"].is_object() {
+            // Validation reports the malformed spec.
+            return Ok(());
+        }
         let spec_type = svc["spec"]["type"].as_str().unwrap_or("ClusterIP").to_string();
         if spec_type == "ExternalName" {
             return Ok(());

@@ -15,6 +15,9 @@ pub const FOREGROUND: &str = "foregroundDeletion";
 /// Finalizer the garbage collector honours for orphaning dependents.
 pub const ORPHAN: &str = "orphan";
 
+/// Namespaces kube-apiserver refuses to delete.
+pub const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
 /// `propagationPolicy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Propagation {
@@ -109,6 +112,11 @@ impl Api {
         name: &str,
         opts: &DeleteOptions,
     ) -> ApiResult<Arc<Value>> {
+        if rt.group.is_empty() && rt.plural == "namespaces" && PROTECTED_NAMESPACES.contains(&name) {
+            return Err(ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
         let gr = rt.group_resource();
         let has_dependents = self
             .store

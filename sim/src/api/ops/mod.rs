@@ -93,17 +93,38 @@ pub struct Written {
 #[derive(Debug)]
 pub struct Api {
     /// Served types.
-    pub registry: Registry,
+    pub registry: Arc<Registry>,
     /// Objects.
     pub store: Store,
     /// Bearer tokens.
     pub tokens: crate::api::auth::Tokens,
+    /// Held while a Service is created (ClusterIP allocation).
+    service_ips: std::sync::Mutex<()>,
 }
 
 impl Api {
     /// An API with the built-in kinds and `history` watch events kept per resource.
     pub fn new(history: usize) -> Self {
-        Self { registry: Registry::with_builtins(), store: Store::new(history), tokens: Default::default() }
+        let registry = Arc::new(Registry::with_builtins());
+        let served = registry.clone();
+        // CRD changes re-register their resources atomically with the commit, so a client that
+        // sees the CRD event also sees its resources served (or gone).
+        let hook: crate::api::store::CommitHook = Box::new(move |gr, event| {
+            if gr.group == "apiextensions.k8s.io" && gr.resource == "customresourcedefinitions" {
+                let name = meta_str(&event.object, "name");
+                let types = match event.kind {
+                    crate::api::store::EventType::Deleted => Vec::new(),
+                    _ => crate::api::crd::served_types(&event.object),
+                };
+                served.replace_crd(name, types);
+            }
+        });
+        Self {
+            registry,
+            store: Store::with_hook(history, hook),
+            tokens: Default::default(),
+            service_ips: Default::default(),
+        }
     }
 
     /// Looks up a served type or answers 404 like kube-apiserver.

@@ -241,6 +241,9 @@ impl Api {
 
     /// Creates an object (POST to a collection).
     pub fn create(&self, rt: &ResourceType, namespace: &str, body: Value, ctx: &WriteCtx) -> ApiResult<Written> {
+        // ClusterIP allocation reads the IPs in use: one Service create at a time.
+        let _allocating = (rt.group.is_empty() && rt.plural == "services")
+            .then(|| self.service_ips.lock().unwrap_or_else(|p| p.into_inner()));
         let mut obj = body;
         check_type(rt, &mut obj, &rt.kind, &rt.api_version())?;
         let name = self.prepare_create(rt, namespace, &mut obj)?;
@@ -356,7 +359,7 @@ impl Api {
                 Subresource::Scale => scale_to_object(rt, &view, body)?,
                 _ => body,
             };
-            let (next, w) = self.next_version(rt, &view, desired, sub, ctx)?;
+            let (next, w) = self.next_version(rt, &view, desired, sub, ctx, false)?;
             warnings = w;
             Ok(decide(cur, to_storage(rt, next), ctx.dry_run))
         })?;
@@ -408,7 +411,7 @@ impl Api {
                 Subresource::Scale => scale_to_object(rt, &view, patched)?,
                 _ => patched,
             };
-            let (next, w) = self.next_version(rt, &view, desired, sub, ctx)?;
+            let (next, w) = self.next_version(rt, &view, desired, sub, ctx, kind == PatchKind::Apply)?;
             warnings = w;
             Ok(decide(cur, to_storage(rt, next), ctx.dry_run))
         })?;
@@ -527,6 +530,9 @@ impl Api {
     }
 
     /// Computes the next stored version of `cur` from a full desired object.
+    /// `applied`: the desired object comes from server-side apply, which already computed
+    /// its managedFields (recording an Update on top would take the fields from the Apply entry).
+    #[allow(clippy::too_many_arguments)]
     fn next_version(
         &self,
         rt: &ResourceType,
@@ -534,6 +540,7 @@ impl Api {
         mut desired: Value,
         sub: Subresource,
         ctx: &WriteCtx,
+        applied: bool,
     ) -> ApiResult<(Value, Vec<String>)> {
         check_type(rt, &mut desired, &rt.kind, &rt.api_version())?;
         let name = meta_str(cur, "name").to_string();
@@ -613,7 +620,7 @@ impl Api {
             }
         }
         defaults::apply(&rt.group, &rt.plural, &mut desired);
-        if rt.group.is_empty() && rt.plural == "services" {
+        if rt.group.is_empty() && rt.plural == "services" && desired["spec"].is_object() && cur["spec"].is_object() {
             // spec.clusterIP is allocated once and immutable; an update that omits it keeps it.
             let old_ip = &cur["spec"]["clusterIP"];
             match desired["spec"]["clusterIP"].as_str() {
@@ -646,33 +653,26 @@ impl Api {
         }
         let now = now_rfc3339();
         let subresource = (sub == Subresource::Status).then_some("status");
-        ssa::record_update(
-            Some(cur),
-            &mut desired,
-            &*list_types(rt),
-            &ctx.manager,
-            &rt.api_version(),
-            &now,
-            subresource,
-        );
+        if !applied {
+            ssa::record_update(
+                Some(cur),
+                &mut desired,
+                &*list_types(rt),
+                &ctx.manager,
+                &rt.api_version(),
+                &now,
+                subresource,
+            );
+        }
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
             crd::prepare_update(&mut desired);
         }
         Ok((desired, warnings))
     }
 
-    /// Runs the type-specific effects of a committed write (CRD registration).
-    pub(crate) fn after_commit(&self, rt: &ResourceType, committed: &Committed) {
-        if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" && committed.event.is_some() {
-            let name = meta_str(&committed.object, "name");
-            self.registry.remove_crd(name);
-            if committed.event != Some(crate::api::store::EventType::Deleted) {
-                for t in crd::served_types(&committed.object) {
-                    self.registry.insert(t);
-                }
-            }
-        }
-    }
+    /// Type-specific effects of a committed write that happen outside the store lock (none
+    /// today: CRD registration runs in the store's commit hook, see `Api::new`).
+    pub(crate) fn after_commit(&self, _rt: &ResourceType, _committed: &Committed) {}
 
     /// The object as a response for the given subresource.
     fn present(&self, rt: &ResourceType, obj: Arc<Value>, sub: Subresource) -> Arc<Value> {
