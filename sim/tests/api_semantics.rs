@@ -349,7 +349,7 @@ async fn server_side_apply_removes_fields_the_manager_stops_applying() {
     without_label["metadata"]["labels"] = json!({});
     let second = deps.patch("web", &pp, &Patch::Apply(without_label)).await.unwrap();
     assert_eq!(second.spec.as_ref().unwrap().replicas, Some(1), "replicas no longer applied: removed, then defaulted");
-    assert!(second.metadata.labels.unwrap_or_default().get("team").is_none(), "label no longer applied: removed");
+    assert!(!second.metadata.labels.unwrap_or_default().contains_key("team"), "label no longer applied: removed");
 }
 
 #[tokio::test(flavor = "multi_thread")]
