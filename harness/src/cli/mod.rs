@@ -1,5 +1,7 @@
 //! Command-line interface.
 
+mod crds;
+mod scenarios;
 mod sim_up;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +21,13 @@ enum Command {
         #[command(subcommand)]
         command: SimCommand,
     },
+    /// The fault scenario library (scenarios/*.yaml).
+    Scenarios {
+        #[command(subcommand)]
+        command: scenarios::Command,
+    },
+    /// Print the Chaos Mesh CRDs (PodChaos, NetworkChaos, StressChaos) hadrill installs.
+    Crds(crds::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -31,5 +40,7 @@ enum SimCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Sim { command: SimCommand::Up(args) } => sim_up::run(args).await,
+        Command::Scenarios { command } => scenarios::run(command),
+        Command::Crds(args) => crds::run(args),
     }
 }
