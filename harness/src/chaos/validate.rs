@@ -177,6 +177,33 @@ fn subject_of(kind: &str, meta: &kube::api::ObjectMeta) -> String {
 /// not have (with a suggestion), and reports type errors with their path. `status` is read
 /// leniently. No semantic checks: see [`validate_value`].
 pub fn parse_value(value: &Value) -> Result<ChaosResource, ValidationErrors> {
+    let (resource, report, subject) = parse_report(value);
+    match resource {
+        Some(r) if report.errors.is_empty() => Ok(r),
+        _ => Err(failure(subject, report)),
+    }
+}
+
+/// [`parse_value`], then the webhook and blast-radius rules of [`Validate`]. An object whose
+/// only schema problem is an unknown field is checked further, so a typo such as
+/// `labelSelector` also shows what it does (an empty selector).
+pub fn validate_value(value: &Value, options: &ValidateOptions) -> Result<Validated, ValidationErrors> {
+    let (resource, mut report, subject) = parse_report(value);
+    let Some(resource) = resource else {
+        return Err(failure(subject, report));
+    };
+    let semantic = resource.report(options);
+    report.errors.extend(semantic.errors);
+    report.warnings.extend(semantic.warnings);
+    if report.errors.is_empty() {
+        Ok(Validated { resource, warnings: report.warnings })
+    } else {
+        Err(failure(resource.subject(), report))
+    }
+}
+
+/// The typed object when it deserializes, and the schema findings.
+fn parse_report(value: &Value) -> (Option<ChaosResource>, Report, String) {
     let name = value.pointer("/metadata/name").and_then(Value::as_str);
     let kind_str = value.get("kind").and_then(Value::as_str);
     let subject = match (kind_str, name) {
@@ -188,7 +215,7 @@ pub fn parse_value(value: &Value) -> Result<ChaosResource, ValidationErrors> {
     let mut report = Report::default();
     if !value.is_object() {
         report.err("", format!("expected a mapping (a Chaos Mesh object), got {}", json_type(value)));
-        return Err(failure(subject, report));
+        return (None, report, subject);
     }
     match value.get("apiVersion").and_then(Value::as_str) {
         Some(API_VERSION) => {}
@@ -210,7 +237,7 @@ pub fn parse_value(value: &Value) -> Result<ChaosResource, ValidationErrors> {
         }
     };
     let Some(kind) = kind else {
-        return Err(failure(subject, report));
+        return (None, report, subject);
     };
     unknown_fields(crd::schema(kind), value, "", &mut report);
     let typed = match kind {
@@ -219,22 +246,14 @@ pub fn parse_value(value: &Value) -> Result<ChaosResource, ValidationErrors> {
         ChaosKind::StressChaos => typed::<StressChaos>(value).map(ChaosResource::Stress),
     };
     match typed {
-        Ok(resource) if report.errors.is_empty() => Ok(resource),
-        Ok(_) => Err(failure(subject, report)),
+        Ok(resource) => (Some(resource), report, subject),
         Err(finding) => {
             if !report.errors.contains(&finding) {
                 report.errors.push(finding);
             }
-            Err(failure(subject, report))
+            (None, report, subject)
         }
     }
-}
-
-/// [`parse_value`], then the webhook and blast-radius rules of [`Validate`].
-pub fn validate_value(value: &Value, options: &ValidateOptions) -> Result<Validated, ValidationErrors> {
-    let resource = parse_value(value)?;
-    let warnings = resource.validate(options)?;
-    Ok(Validated { resource, warnings })
 }
 
 fn failure(subject: String, report: Report) -> ValidationErrors {
@@ -1022,5 +1041,84 @@ pub fn label_value(s: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("expected a label value (at most 63 alphanumerics, '-', '_', '.', alphanumeric at both ends), got `{s}`"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn go_durations_parse_as_go_does() {
+        let ok = |s: &str| parse_go_duration(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        assert_eq!(ok("30s"), (false, Duration::from_secs(30)));
+        assert_eq!(ok("1m30s"), (false, Duration::from_secs(90)));
+        assert_eq!(ok("2h"), (false, Duration::from_secs(7200)));
+        assert_eq!(ok("1.5h"), (false, Duration::from_secs(5400)));
+        assert_eq!(ok("300ms"), (false, Duration::from_millis(300)));
+        assert_eq!(ok("2h45m"), (false, Duration::from_secs(9900)));
+        assert_eq!(ok("10us"), (false, Duration::from_micros(10)));
+        assert_eq!(ok("10\u{b5}s"), (false, Duration::from_micros(10)));
+        assert_eq!(ok(".5s"), (false, Duration::from_millis(500)));
+        assert_eq!(ok("-1.5h"), (true, Duration::from_secs(5400)));
+        assert_eq!(ok("0"), (false, Duration::ZERO));
+        for bad in ["", "1d", "30", "s", ".s", "1.5", "30 s", "1h-5m", "3000000h", "+", "1w"] {
+            assert!(parse_go_duration(bad).is_err(), "{bad:?} should be refused");
+        }
+        assert!(positive_duration("0s").is_err());
+        assert!(positive_duration("-5s").is_err());
+        assert_eq!(positive_duration("5s"), Ok(Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn percentages_latency_sizes_and_rates() {
+        assert_eq!(percent("25"), Ok(25.0));
+        assert_eq!(percent("12.5"), Ok(12.5));
+        assert_eq!(percent("0"), Ok(0.0));
+        assert_eq!(percent("100"), Ok(100.0));
+        for bad in ["25%", "101", "-1", "x", "", "NaN", "inf"] {
+            assert!(percent(bad).is_err(), "{bad:?}");
+        }
+        for good in ["100ms", "1.5s", "10us", "2h", "0ns"] {
+            assert!(latency(good).is_ok(), "{good}");
+        }
+        for bad in ["100", "ms", "1m30s", "1.s", ".5s", "10 ms", "1d"] {
+            assert!(latency(bad).is_err(), "{bad}");
+        }
+        for good in ["256MB", "1GiB", "25%", "100", "512kb", "1.5GB"] {
+            assert!(memory_size(good).is_ok(), "{good}");
+        }
+        for bad in ["0MB", "lots", "1PB", "150%", "0%", "MB"] {
+            assert!(memory_size(bad).is_err(), "{bad}");
+        }
+        for good in ["1mbps", "100KBPS", "10bps"] {
+            assert!(bandwidth_rate(good).is_ok(), "{good}");
+        }
+        for bad in ["1mb", "fast", "1.5mbps", "mbps"] {
+            assert!(bandwidth_rate(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_and_labels() {
+        assert!(dns_label("demo-1").is_ok());
+        assert!(dns_label("Demo").is_err());
+        assert!(dns_label("-a").is_err());
+        assert!(dns_label(&"a".repeat(64)).is_err());
+        assert!(dns_subdomain("web-0.db").is_ok());
+        assert!(dns_subdomain("web..0").is_err());
+        assert!(label_key("app").is_ok());
+        assert!(label_key("app.kubernetes.io/name").is_ok());
+        assert!(label_key("Bad Key").is_err());
+        assert!(label_key("/name").is_err());
+        assert!(label_value("").is_ok());
+        assert!(label_value("v1.2_3").is_ok());
+        assert!(label_value("-x").is_err());
+        assert_eq!(go_atoi("+3"), Some(3));
+        assert_eq!(go_atoi("3.0"), None);
+        assert_eq!(closest("labelSelector", &["labelSelectors", "namespaces"]), Some("labelSelectors"));
+        assert_eq!(closest("zzzzzz", &["labelSelectors"]), None);
     }
 }
