@@ -340,7 +340,7 @@ impl Scenario {
             let plain = e.without_snippet().to_string();
             let suffix = format!(" at line {}, column {}", loc.line(), loc.column());
             let mut message = plain.strip_suffix(&suffix).unwrap_or(&plain).to_string();
-            if !message.contains("expected one of") {
+            if message.starts_with("missing field") || message.starts_with("invalid type") {
                 message.push_str(" (a scenario is a mapping with name, description, parameters, resource)");
             }
             Diagnostic::at(file, loc, message)
@@ -574,7 +574,7 @@ impl Scenario {
     /// Places a validation finding at the template node of its path, naming the parameter
     /// that supplied the value.
     fn locate(&self, finding: &Finding, values: &BTreeMap<String, ParamValue>) -> Diagnostic {
-        let node = node_at(&self.template, &finding.path);
+        let (node, location) = node_at(&self.template, &finding.path);
         let mut message = finding.to_string();
         if let Node::Str(s) = &node.value
             && let Ok(pieces) = pieces(s)
@@ -590,31 +590,48 @@ impl Scenario {
                 message.push_str(&format!(" (from parameter {})", from.join(", ")));
             }
         }
-        Diagnostic::at(&self.file, node.referenced, format!("{}: {message}", self.kind))
+        Diagnostic::at(&self.file, location, format!("{}: {message}", self.kind))
     }
 }
 
-/// The deepest template node along `path` (`spec.selector.namespaces[0]`).
-fn node_at<'a>(root: &'a Located, path: &str) -> &'a Located {
+/// The deepest template node along `path` (`spec.selector.namespaces[0]`) and where to point:
+/// the value for a scalar or a list item, the key for a mapping or list (or for the parent
+/// of a missing field).
+fn node_at<'a>(root: &'a Located, path: &str) -> (&'a Located, Location) {
     let mut node = root;
+    let mut key_loc = root.referenced;
+    let point = |node: &Located, key_loc: Location| match node.value {
+        Node::Map(_) | Node::Seq(_) => key_loc,
+        _ => node.referenced,
+    };
     for segment in path.split('.').filter(|s| !s.is_empty()) {
         let (key, indexes) = match segment.find('[') {
             Some(i) => (&segment[..i], &segment[i..]),
             None => (segment, ""),
         };
-        match node.value.get(key) {
-            Some(next) => node = next,
-            None => return node,
+        let next = match &node.value {
+            Node::Map(entries) => entries.iter().find(|(k, _)| k.value == key),
+            _ => None,
+        };
+        match next {
+            Some((k, v)) => {
+                node = v;
+                key_loc = k.referenced;
+            }
+            None => return (node, key_loc),
         }
         for index in indexes.split('[').filter(|s| !s.is_empty()) {
             let i: Option<usize> = index.trim_end_matches(']').parse().ok();
             match (&node.value, i) {
-                (Node::Seq(items), Some(i)) if i < items.len() => node = &items[i],
-                _ => return node,
+                (Node::Seq(items), Some(i)) if i < items.len() => {
+                    node = &items[i];
+                    key_loc = node.referenced;
+                }
+                _ => return (node, key_loc),
             }
         }
     }
-    node
+    (node, point(node, key_loc))
 }
 
 /// Checks every placeholder of the template: declared, and labels only as a whole unquoted value.
