@@ -186,10 +186,16 @@ fn crds_have_chaos_mesh_names_scope_and_no_status_subresource() {
     assert_eq!(spec["required"], json!(["action", "mode", "selector"]));
     assert_eq!(spec["properties"]["direction"]["default"], json!("to"));
     assert_eq!(spec["properties"]["direction"]["enum"], json!(["to", "from", "both"]));
-    assert_eq!(spec["properties"]["delay"]["properties"]["latency"]["pattern"], json!(r"^[0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h)$"));
+    assert_eq!(
+        spec["properties"]["delay"]["properties"]["latency"]["pattern"],
+        json!(r"^[0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h)$")
+    );
     let stress = &crd::schema(ChaosKind::StressChaos)["properties"]["spec"];
     assert_eq!(stress["required"], json!(["mode", "selector"]));
-    assert_eq!(stress["properties"]["stressors"]["properties"]["cpu"]["properties"]["workers"]["maximum"], json!(8192.0));
+    assert_eq!(
+        stress["properties"]["stressors"]["properties"]["cpu"]["properties"]["workers"]["maximum"],
+        json!(8192.0)
+    );
 }
 
 #[test]
@@ -255,7 +261,9 @@ fn refused_with(
 #[test]
 fn invalid_pod_chaos_is_refused_naming_the_field() {
     refused("kill-one-web", "spec.mode", "unknown variant `some`", |o| o["spec"]["mode"] = json!("some"));
-    refused("kill-one-web", "spec.action", "unknown variant `pod-restart`", |o| o["spec"]["action"] = json!("pod-restart"));
+    refused("kill-one-web", "spec.action", "unknown variant `pod-restart`", |o| {
+        o["spec"]["action"] = json!("pod-restart")
+    });
     refused("kill-one-web", "spec.action", "required field is missing", |o| {
         o["spec"].as_object_mut().unwrap().remove("action");
     });
@@ -322,7 +330,13 @@ fn selectors_must_narrow_and_stay_in_the_allowed_namespaces() {
     refused("kill-one-web", "spec.selector.labelSelectors.app", "label value", |o| {
         o["spec"]["selector"]["labelSelectors"] = json!({"app": "-web"});
     });
-    refused_with("kill-one-web", "spec.selector.namespaces[0]", "allows no namespaces", &ValidateOptions::default(), |_| {});
+    refused_with(
+        "kill-one-web",
+        "spec.selector.namespaces[0]",
+        "allows no namespaces",
+        &ValidateOptions::default(),
+        |_| {},
+    );
 
     // Explicitly allowed, a namespace-wide selector passes.
     let mut obj = example("kill-one-web");
@@ -338,7 +352,9 @@ fn invalid_network_chaos_is_refused_naming_the_field() {
     refused("web-loss", "spec.loss", "required with action loss", |o| {
         o["spec"].as_object_mut().unwrap().remove("loss");
     });
-    refused("web-loss", "spec.loss.loss", "required field is missing", |o| o["spec"]["loss"] = json!({"correlation": "0"}));
+    refused("web-loss", "spec.loss.loss", "required field is missing", |o| {
+        o["spec"]["loss"] = json!({"correlation": "0"})
+    });
     refused("web-loss", "spec.loss.loss", "without `%`", |o| o["spec"]["loss"]["loss"] = json!("25%"));
     refused("web-loss", "spec.loss.loss", "from 0 to 100", |o| o["spec"]["loss"]["loss"] = json!("150"));
     refused("web-loss", "spec.loss.correlation", "from 0 to 100", |o| o["spec"]["loss"]["correlation"] = json!("x"));
@@ -357,7 +373,9 @@ fn invalid_network_chaos_is_refused_naming_the_field() {
     refused("web-db-partition", "spec.target.selector.labelSelectors", "selects every pod", |o| {
         o["spec"]["target"]["selector"] = json!({"namespaces": ["demo"]});
     });
-    refused("web-db-partition", "spec.target.value", "required with mode `fixed`", |o| o["spec"]["target"]["mode"] = json!("fixed"));
+    refused("web-db-partition", "spec.target.value", "required with mode `fixed`", |o| {
+        o["spec"]["target"]["mode"] = json!("fixed")
+    });
     refused("web-db-partition", "spec.target.selector.namespaces[0]", "not one of this run's namespaces", |o| {
         o["spec"]["target"]["selector"]["namespaces"] = json!(["other"]);
     });
@@ -382,21 +400,33 @@ fn invalid_stress_chaos_is_refused_naming_the_field() {
         o["spec"].as_object_mut().unwrap().remove("stressors");
     });
     refused("web-cpu", "spec.stressors", "cpu and/or memory", |o| o["spec"]["stressors"] = json!({}));
-    refused("web-cpu", "spec.stressors.cpu.workers", "1 to 8192", |o| o["spec"]["stressors"]["cpu"]["workers"] = json!(0));
-    refused("web-cpu", "spec.stressors.cpu.workers", "1 to 8192", |o| o["spec"]["stressors"]["cpu"]["workers"] = json!(9000));
+    refused("web-cpu", "spec.stressors.cpu.workers", "1 to 8192", |o| {
+        o["spec"]["stressors"]["cpu"]["workers"] = json!(0)
+    });
+    refused("web-cpu", "spec.stressors.cpu.workers", "1 to 8192", |o| {
+        o["spec"]["stressors"]["cpu"]["workers"] = json!(9000)
+    });
     refused("web-cpu", "spec.stressors.cpu.load", "0 to 100", |o| o["spec"]["stressors"]["cpu"]["load"] = json!(120));
     refused("web-cpu", "spec.stressors.cpu.workers", "required field is missing", |o| {
         o["spec"]["stressors"]["cpu"] = json!({"load": 10});
     });
-    refused("web-mem", "spec.stressors.memory.size", "256MB", |o| o["spec"]["stressors"]["memory"]["size"] = json!("lots"));
-    refused("web-mem", "spec.stressors.memory.size", "256MB", |o| o["spec"]["stressors"]["memory"]["size"] = json!("150%"));
+    refused("web-mem", "spec.stressors.memory.size", "256MB", |o| {
+        o["spec"]["stressors"]["memory"]["size"] = json!("lots")
+    });
+    refused("web-mem", "spec.stressors.memory.size", "256MB", |o| {
+        o["spec"]["stressors"]["memory"]["size"] = json!("150%")
+    });
     refused("web-mem", "spec.stressors.memory.oomScoreAdj", "-1000 to 1000", |o| {
         o["spec"]["stressors"]["memory"]["oomScoreAdj"] = json!(2000);
     });
-    refused("web-mem", "spec.stressors.memory.time", "unknown field", |o| o["spec"]["stressors"]["memory"]["time"] = json!("60s"));
+    refused("web-mem", "spec.stressors.memory.time", "unknown field", |o| {
+        o["spec"]["stressors"]["memory"]["time"] = json!("60s")
+    });
     refused("web-cpu", "spec.action", "unknown field", |o| o["spec"]["action"] = json!("stress"));
     refused("web-cpu", "kind", "expected one of PodChaos, NetworkChaos, StressChaos", |o| o["kind"] = json!("IOChaos"));
-    refused("web-cpu", "apiVersion", "expected chaos-mesh.org/v1alpha1", |o| o["apiVersion"] = json!("chaos-mesh.org/v1"));
+    refused("web-cpu", "apiVersion", "expected chaos-mesh.org/v1alpha1", |o| {
+        o["apiVersion"] = json!("chaos-mesh.org/v1")
+    });
 
     let mut obj = example("web-cpu");
     obj["spec"]["stressngStressors"] = json!("--cpu 2");

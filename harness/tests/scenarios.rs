@@ -106,7 +106,10 @@ fn rendering_uses_typed_values() {
     let v = r.resource.to_value();
     assert_eq!(v["spec"]["loss"], json!({"loss": "12.5", "correlation": "0"}));
     assert_eq!(v["spec"]["duration"], json!("1m30s"));
-    assert_eq!(v["spec"]["selector"], json!({"namespaces": ["demo"], "labelSelectors": {"app": "pg", "role": "leader"}}));
+    assert_eq!(
+        v["spec"]["selector"],
+        json!({"namespaces": ["demo"], "labelSelectors": {"app": "pg", "role": "leader"}})
+    );
     assert_eq!(r.values["loss"].to_string(), "12.5");
 
     let r = render("primary-cpu-stress", &[("workers", "4"), ("load", "55")]).unwrap();
@@ -123,7 +126,10 @@ fn rendering_uses_typed_values() {
     assert!(net.status.as_ref().is_none_or(|s| !s.injected()));
 
     let r = render("standby-partition", &[]).unwrap();
-    assert_eq!(r.resource.to_value()["spec"]["target"]["selector"]["labelSelectors"], json!({"app": "db", "role": "primary"}));
+    assert_eq!(
+        r.resource.to_value()["spec"]["target"]["selector"]["labelSelectors"],
+        json!({"app": "db", "role": "primary"})
+    );
 }
 
 #[test]
@@ -147,7 +153,13 @@ fn each_parameter_type_reports_file_line_and_what_is_expected() {
         ("primary-network-loss-50", "duration", "1d", duration, "expected a Go duration such as 30s"),
         ("primary-network-loss-50", "primary", "app", primary, "expected labels as key=value pairs"),
         ("primary-network-loss-50", "primary", "app=a b", primary, "label value"),
-        ("primary-cpu-stress", "workers", "many", line_of("scenarios/primary-cpu-stress.yaml", "- name: workers"), "expected an integer from 1 to 8192"),
+        (
+            "primary-cpu-stress",
+            "workers",
+            "many",
+            line_of("scenarios/primary-cpu-stress.yaml", "- name: workers"),
+            "expected an integer from 1 to 8192",
+        ),
     ];
     for (scenario, param, value, line, expected) in cases {
         let err = render_err(scenario, &[(param, value)]);
@@ -192,7 +204,12 @@ fn each_parameter_type_reports_file_line_and_what_is_expected() {
     // A valid string that Chaos Mesh refuses is reported at the template line, naming the parameter.
     let err = s.render(&RenderOptions::in_namespace("demo").set("container", "DB")).unwrap_err().to_string();
     assert!(err.contains("custom/flags.yaml:21:"), "{err}");
-    assert!(err.contains("spec.containerNames[0]") && err.contains("DNS-1123") && err.contains("parameter `container` = DB"), "{err}");
+    assert!(
+        err.contains("spec.containerNames[0]")
+            && err.contains("DNS-1123")
+            && err.contains("parameter `container` = DB"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -220,7 +237,8 @@ fn unknown_missing_and_repeated_parameters_are_errors() {
 #[test]
 fn bad_scenario_files_are_refused_with_file_line_and_expectation() {
     let check = |text: &str, line: usize, expect: &str| {
-        let err = Scenario::parse("lib/bad.yaml", text).err().unwrap_or_else(|| panic!("accepted:\n{text}")).to_string();
+        let err =
+            Scenario::parse("lib/bad.yaml", text).err().unwrap_or_else(|| panic!("accepted:\n{text}")).to_string();
         assert!(err.contains(&format!("lib/bad.yaml:{line}:")), "expected line {line} in: {err}");
         assert!(err.contains(expect), "expected {expect:?} in: {err}");
     };
@@ -228,23 +246,70 @@ fn bad_scenario_files_are_refused_with_file_line_and_expectation() {
     let res = "resource:\n  apiVersion: chaos-mesh.org/v1alpha1\n  kind: PodChaos\n  metadata: {name: bad}\n  spec: {action: pod-kill, mode: one, selector: {labelSelectors: {app: db}}}\n";
     check(&format!("{head}paramters: []\n{res}"), 3, "unknown field `paramters`");
     check(&format!("name: other\ndescription: d\n{res}"), 1, "must match the file name (expected `bad`)");
-    check(&format!("{head}parameters:\n  - name: x\n    type: integr\n    description: d\n{res}"), 5, "unknown type `integr`, expected one of string, integer, duration, percent, labels, bool");
-    check(&format!("{head}parameters:\n  - name: x\n    type: duration\n    default: 1d\n    description: d\n{res}"), 6, "default of parameter `x` (duration): expected a Go duration");
-    check(&format!("{head}parameters:\n  - name: x\n    type: integer\n    default: 5\n    maximum: 3\n    description: d\n{res}"), 6, "expected an integer of at most 3, got 5");
-    check(&format!("{head}parameters:\n  - name: x\n    type: percent\n    default: 120\n    description: d\n{res}"), 6, "expected a number from 0 to 100");
-    check(&format!("{head}parameters:\n  - name: x\n    type: labels\n    default: {{app: 1}}\n    description: d\n{res}"), 6, "expected a string value (quote it)");
-    check(&format!("{head}parameters:\n  - name: x\n    type: bool\n    default: maybe\n    description: d\n{res}"), 6, "expected true or false");
-    check(&format!("{head}parameters:\n  - name: x\n    type: string\n    default: a\n    description: d\n{res}"), 4, "declared but never used");
-    check(&format!("{head}parameters:\n  - name: namespace\n    type: string\n    description: d\n{res}"), 4, "built in");
+    check(
+        &format!("{head}parameters:\n  - name: x\n    type: integr\n    description: d\n{res}"),
+        5,
+        "unknown type `integr`, expected one of string, integer, duration, percent, labels, bool",
+    );
+    check(
+        &format!("{head}parameters:\n  - name: x\n    type: duration\n    default: 1d\n    description: d\n{res}"),
+        6,
+        "default of parameter `x` (duration): expected a Go duration",
+    );
+    check(
+        &format!(
+            "{head}parameters:\n  - name: x\n    type: integer\n    default: 5\n    maximum: 3\n    description: d\n{res}"
+        ),
+        6,
+        "expected an integer of at most 3, got 5",
+    );
+    check(
+        &format!("{head}parameters:\n  - name: x\n    type: percent\n    default: 120\n    description: d\n{res}"),
+        6,
+        "expected a number from 0 to 100",
+    );
+    check(
+        &format!(
+            "{head}parameters:\n  - name: x\n    type: labels\n    default: {{app: 1}}\n    description: d\n{res}"
+        ),
+        6,
+        "expected a string value (quote it)",
+    );
+    check(
+        &format!("{head}parameters:\n  - name: x\n    type: bool\n    default: maybe\n    description: d\n{res}"),
+        6,
+        "expected true or false",
+    );
+    check(
+        &format!("{head}parameters:\n  - name: x\n    type: string\n    default: a\n    description: d\n{res}"),
+        4,
+        "declared but never used",
+    );
+    check(
+        &format!("{head}parameters:\n  - name: namespace\n    type: string\n    description: d\n{res}"),
+        4,
+        "built in",
+    );
     let block = "resource:\n  apiVersion: chaos-mesh.org/v1alpha1\n  kind: PodChaos\n  metadata: {name: bad}\n  spec:\n    action: pod-kill\n    mode: one\n    selector:\n      labelSelectors:\n        app: VALUE\n";
-    check(&format!("{head}{}", block.replace("VALUE", "${nope}")), 12, "placeholder `${nope}` names no parameter; declared: namespace");
+    check(
+        &format!("{head}{}", block.replace("VALUE", "${nope}")),
+        12,
+        "placeholder `${nope}` names no parameter; declared: namespace",
+    );
     check(&format!("{head}{}", block.replace("VALUE", "db-${nope")), 12, "unterminated placeholder");
     check(&format!("{head}{}", block.replace("VALUE", "${Bad}")), 12, "bad placeholder `${Bad}`");
     // Unquoted placeholders inside a flow mapping are not YAML: the parser says where.
     check(&format!("{head}{}", res.replace("app: db", "app: ${nope}")), 7, "flow mapping");
-    check(&format!("{head}{}", res.replace("kind: PodChaos", "kind: IOChaos")), 5, "expected one of PodChaos, NetworkChaos, StressChaos");
     check(
-        &format!("{head}parameters:\n  - name: l\n    type: labels\n    default: {{app: db}}\n    description: d\n{}", res.replace("labelSelectors: {app: db}", "labelSelectors: \"${l}\"")),
+        &format!("{head}{}", res.replace("kind: PodChaos", "kind: IOChaos")),
+        5,
+        "expected one of PodChaos, NetworkChaos, StressChaos",
+    );
+    check(
+        &format!(
+            "{head}parameters:\n  - name: l\n    type: labels\n    default: {{app: db}}\n    description: d\n{}",
+            res.replace("labelSelectors: {app: db}", "labelSelectors: \"${l}\"")
+        ),
         12,
         "must be a whole unquoted value",
     );
@@ -264,16 +329,23 @@ fn invalid_rendered_objects_are_refused_at_the_template_line() {
     let text = "name: wide\ndescription: d\nresource:\n  apiVersion: chaos-mesh.org/v1alpha1\n  kind: PodChaos\n  metadata: {name: wide, namespace: \"${namespace}\"}\n  spec:\n    action: pod-kill\n    mode: all\n    selector:\n      namespaces: [\"${namespace}\"]\n";
     let s = Scenario::parse("lib/wide.yaml", text).unwrap();
     let err = s.render(&RenderOptions::in_namespace("demo")).unwrap_err().to_string();
-    assert!(err.contains("lib/wide.yaml:10:") && err.contains("spec.selector.labelSelectors") && err.contains("every pod"), "{err}");
+    assert!(
+        err.contains("lib/wide.yaml:10:") && err.contains("spec.selector.labelSelectors") && err.contains("every pod"),
+        "{err}"
+    );
     let mut allow = RenderOptions::in_namespace("demo");
     allow.allow_namespace_wide_selector = true;
     s.render(&allow).unwrap();
 
     // A hard-coded foreign namespace is outside the run's namespaces.
-    let text = text.replace("namespaces: [\"${namespace}\"]", "namespaces: [kube-system]\n      labelSelectors: {app: db}");
+    let text =
+        text.replace("namespaces: [\"${namespace}\"]", "namespaces: [kube-system]\n      labelSelectors: {app: db}");
     let s = Scenario::parse("lib/wide.yaml", &text).unwrap();
     let err = s.render(&RenderOptions::in_namespace("demo")).unwrap_err().to_string();
-    assert!(err.contains("lib/wide.yaml:11:") && err.contains("`kube-system` is not one of this run's namespaces (demo)"), "{err}");
+    assert!(
+        err.contains("lib/wide.yaml:11:") && err.contains("`kube-system` is not one of this run's namespaces (demo)"),
+        "{err}"
+    );
 
     // An unknown field in the template is located too.
     let bad = std::fs::read_to_string(repo_root().join("scenarios/primary-pod-kill.yaml"))
@@ -282,7 +354,10 @@ fn invalid_rendered_objects_are_refused_at_the_template_line() {
     let s = Scenario::parse("scenarios/primary-pod-kill.yaml", &bad).unwrap();
     let err = s.render(&RenderOptions::default()).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("spec.selector.labelSelector: unknown field") && text.contains("did you mean `labelSelectors`"), "{text}");
+    assert!(
+        text.contains("spec.selector.labelSelector: unknown field") && text.contains("did you mean `labelSelectors`"),
+        "{text}"
+    );
     assert!(err.diagnostics.iter().all(|d| d.line.is_some()), "{text}");
 }
 

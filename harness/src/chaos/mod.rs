@@ -63,6 +63,7 @@ impl std::fmt::Display for ChaosKind {
 /// which dispatch on `kind`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
+#[allow(clippy::large_enum_variant)] // a handful per run; unboxed keeps construction and matching plain
 pub enum ChaosResource {
     /// A PodChaos.
     Pod(PodChaos),

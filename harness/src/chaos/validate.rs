@@ -677,7 +677,10 @@ impl Validate for NetworkChaos {
                         continue;
                     }
                     if s.action != A::Bandwidth && netem.contains(&b) {
-                        r.warn(format!("spec.{b}"), format!("also applied: Chaos Mesh merges every netem block with action {own}"));
+                        r.warn(
+                            format!("spec.{b}"),
+                            format!("also applied: Chaos Mesh merges every netem block with action {own}"),
+                        );
                     } else {
                         r.warn(format!("spec.{b}"), format!("ignored with action {own}"));
                     }
@@ -732,7 +735,10 @@ impl Validate for NetworkChaos {
         }
         for (i, t) in s.external_targets.iter().flatten().enumerate() {
             if t.trim().is_empty() {
-                r.err(format!("spec.externalTargets[{i}]"), "expected an IP, a CIDR or a domain name, got an empty string");
+                r.err(
+                    format!("spec.externalTargets[{i}]"),
+                    "expected an IP, a CIDR or a domain name, got an empty string",
+                );
             }
         }
         if let Some(t) = &s.target {
@@ -825,7 +831,10 @@ impl Validate for StressChaos {
             None => {}
             Some(st) => {
                 if st.cpu.is_none() && st.memory.is_none() {
-                    r.err("spec.stressors", "expected a cpu and/or memory stressor, e.g. {cpu: {workers: 1, load: 50}}");
+                    r.err(
+                        "spec.stressors",
+                        "expected a cpu and/or memory stressor, e.g. {cpu: {workers: 1, load: 50}}",
+                    );
                 }
                 if let Some(cpu) = &st.cpu {
                     check_workers("spec.stressors.cpu.workers", cpu.workers, &mut r);
@@ -867,7 +876,9 @@ fn check_workers(path: &str, workers: i64, r: &mut Report) {
 /// Parses a Go duration (`time.ParseDuration`): `300ms`, `1m30s`, `-1.5h`, `0`. Units ns, us
 /// (µs), ms, s, m, h; no days. Returns the sign (true when negative) and the magnitude.
 pub fn parse_go_duration(s: &str) -> Result<(bool, std::time::Duration), String> {
-    let bad = || format!("expected a Go duration such as \"30s\", \"1m30s\" or \"2h\" (units ns, us, ms, s, m, h), got `{s}`");
+    let bad = || {
+        format!("expected a Go duration such as \"30s\", \"1m30s\" or \"2h\" (units ns, us, ms, s, m, h), got `{s}`")
+    };
     let (negative, mut rest) = match s.as_bytes().first() {
         Some(b'-') => (true, &s[1..]),
         Some(b'+') => (false, &s[1..]),
@@ -976,7 +987,11 @@ fn bandwidth_rate(s: &str) -> Result<(), String> {
 
 /// A StressChaos memory size: `256MB`, `1GiB` (B, KB/KiB, MB/MiB, GB/GiB, TB/TiB) or `25%`.
 pub fn memory_size(s: &str) -> Result<(), String> {
-    let bad = || format!("expected a size such as \"256MB\", \"1GiB\" or \"25%\" (units B, KB/KiB, MB/MiB, GB/GiB, TB/TiB), got `{s}`");
+    let bad = || {
+        format!(
+            "expected a size such as \"256MB\", \"1GiB\" or \"25%\" (units B, KB/KiB, MB/MiB, GB/GiB, TB/TiB), got `{s}`"
+        )
+    };
     let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let value: f64 = num.parse().map_err(|_| bad())?;
@@ -997,7 +1012,9 @@ pub fn dns_label(s: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("expected a DNS-1123 label (at most 63 lowercase letters, digits and '-', alphanumeric at both ends), got `{s}`"))
+        Err(format!(
+            "expected a DNS-1123 label (at most 63 lowercase letters, digits and '-', alphanumeric at both ends), got `{s}`"
+        ))
     }
 }
 
@@ -1030,7 +1047,9 @@ pub fn label_key(s: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("expected a label key such as `app` or `example.com/role` (at most 63 alphanumerics, '-', '_', '.'), got `{s}`"))
+        Err(format!(
+            "expected a label key such as `app` or `example.com/role` (at most 63 alphanumerics, '-', '_', '.'), got `{s}`"
+        ))
     }
 }
 
@@ -1040,7 +1059,9 @@ pub fn label_value(s: &str) -> Result<(), String> {
     if s.is_empty() || label_name(s) {
         Ok(())
     } else {
-        Err(format!("expected a label value (at most 63 alphanumerics, '-', '_', '.', alphanumeric at both ends), got `{s}`"))
+        Err(format!(
+            "expected a label value (at most 63 alphanumerics, '-', '_', '.', alphanumeric at both ends), got `{s}`"
+        ))
     }
 }
 

@@ -375,7 +375,11 @@ impl Scenario {
                             "parameter `namespace` is built in (set with --namespace); do not declare it",
                         ));
                     } else if parameters.iter().any(|q| q.name == param.name) {
-                        diags.push(Diagnostic::at(file, param.location, format!("parameter `{}` is declared twice", param.name)));
+                        diags.push(Diagnostic::at(
+                            file,
+                            param.location,
+                            format!("parameter `{}` is declared twice", param.name),
+                        ));
                     } else {
                         parameters.push(param);
                     }
@@ -445,14 +449,23 @@ impl Scenario {
                 None
             }
         };
-        let bounds = Bounds { minimum: p.minimum.as_ref().map(|m| m.value), maximum: p.maximum.as_ref().map(|m| m.value) };
+        let bounds =
+            Bounds { minimum: p.minimum.as_ref().map(|m| m.value), maximum: p.maximum.as_ref().map(|m| m.value) };
         if ty.is_some_and(|t| t != ParamType::Integer) {
             for b in [&p.minimum, &p.maximum].into_iter().flatten() {
-                diags.push(Diagnostic::at(file, b.referenced, format!("parameter `{name}`: minimum/maximum only apply to integers")));
+                diags.push(Diagnostic::at(
+                    file,
+                    b.referenced,
+                    format!("parameter `{name}`: minimum/maximum only apply to integers"),
+                ));
             }
         }
         if p.description.value.trim().is_empty() {
-            diags.push(Diagnostic::at(file, p.description.referenced, format!("parameter `{name}`: description is empty")));
+            diags.push(Diagnostic::at(
+                file,
+                p.description.referenced,
+                format!("parameter `{name}`: description is empty"),
+            ));
         }
         let default = match (ty, &p.default) {
             (Some(t), Some(d)) if d.value != Node::Null => match params::parse_node(t, bounds, &d.value) {
@@ -582,7 +595,9 @@ impl Scenario {
             let from: Vec<String> = pieces
                 .iter()
                 .filter_map(|p| match p {
-                    Piece::Param(n) => Some(format!("`{n}` = {}", values.get(n).map(|v| v.to_string()).unwrap_or_default())),
+                    Piece::Param(n) => {
+                        Some(format!("`{n}` = {}", values.get(n).map(|v| v.to_string()).unwrap_or_default()))
+                    }
                     Piece::Text(_) => None,
                 })
                 .collect();
@@ -672,7 +687,14 @@ impl CheckCtx<'_> {
         }
     }
 
-    fn string(&self, s: &str, loc: Location, whole_allowed: bool, used: &mut BTreeSet<String>, diags: &mut Vec<Diagnostic>) {
+    fn string(
+        &self,
+        s: &str,
+        loc: Location,
+        whole_allowed: bool,
+        used: &mut BTreeSet<String>,
+        diags: &mut Vec<Diagnostic>,
+    ) {
         let file = self.file;
         let pieces = match pieces(s) {
             Ok(p) => p,
@@ -719,12 +741,15 @@ fn summarize(file: &str, template: &Located) -> Result<(ChaosKind, String), Diag
     let Node::Map(_) = &template.value else {
         return Err(Diagnostic::at(file, template.referenced, "resource: expected a Chaos Mesh object (a mapping)"));
     };
-    let kind_node = template
-        .value
-        .get("kind")
-        .ok_or_else(|| Diagnostic::at(file, template.referenced, format!("resource.kind is missing: expected one of {names}")))?;
+    let kind_node = template.value.get("kind").ok_or_else(|| {
+        Diagnostic::at(file, template.referenced, format!("resource.kind is missing: expected one of {names}"))
+    })?;
     let kind = kind_node.value.as_str().and_then(ChaosKind::from_kind).ok_or_else(|| {
-        Diagnostic::at(file, kind_node.referenced, format!("resource.kind: expected one of {names} (written out, no placeholder)"))
+        Diagnostic::at(
+            file,
+            kind_node.referenced,
+            format!("resource.kind: expected one of {names} (written out, no placeholder)"),
+        )
     })?;
     let spec = template.value.get("spec");
     let action = match kind {
@@ -857,7 +882,10 @@ impl Library {
             match Scenario::parse(&file, &text) {
                 Ok(s) => {
                     if let Some(other) = scenarios.iter().find(|o| o.name == s.name) {
-                        diags.push(Diagnostic::in_file(&file, format!("scenario `{}` is also defined in {}", s.name, other.file)));
+                        diags.push(Diagnostic::in_file(
+                            &file,
+                            format!("scenario `{}` is also defined in {}", s.name, other.file),
+                        ));
                     } else {
                         scenarios.push(s);
                     }
@@ -883,12 +911,47 @@ impl Library {
     /// The scenario named `name`; the error lists the known ones.
     pub fn get(&self, name: &str) -> Result<&Scenario, ScenarioError> {
         self.scenarios.iter().find(|s| s.name == name).ok_or_else(|| {
-            Diagnostic::in_file("", format!("unknown scenario `{name}`; known scenarios: {}", self.names().join(", "))).into()
+            Diagnostic::in_file("", format!("unknown scenario `{name}`; known scenarios: {}", self.names().join(", ")))
+                .into()
         })
     }
 
     /// Renders the scenario named `name`.
     pub fn render(&self, name: &str, options: &RenderOptions) -> Result<Rendered, ScenarioError> {
         self.get(name)?.render(options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_split_into_pieces() {
+        let p = |s: &str| pieces(s).unwrap();
+        assert_eq!(p("${a}"), vec![Piece::Param("a".into())]);
+        assert_eq!(
+            p("x-${a}-${b_2}"),
+            vec![
+                Piece::Text("x-".into()),
+                Piece::Param("a".into()),
+                Piece::Text("-".into()),
+                Piece::Param("b_2".into())
+            ]
+        );
+        assert_eq!(p("$${a} costs $5"), vec![Piece::Text("${a} costs $5".into())]);
+        assert_eq!(p(""), vec![]);
+        assert!(pieces("${a").is_err());
+        assert!(pieces("${A}").is_err());
+        assert!(pieces("${}").is_err());
+    }
+
+    #[test]
+    fn quoting_is_read_from_the_source() {
+        let src = "a: ${x}\nb: \"${x}\"\nc: '${x}'\n";
+        let doc: Located = serde_saphyr::from_str(src).unwrap();
+        let quoted: Vec<bool> =
+            ["a", "b", "c"].iter().map(|k| is_quoted(src, doc.value.get(k).unwrap().referenced)).collect();
+        assert_eq!(quoted, [false, true, true]);
     }
 }

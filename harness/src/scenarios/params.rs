@@ -28,8 +28,14 @@ pub enum ParamType {
 
 impl ParamType {
     /// Every type.
-    pub const ALL: [ParamType; 6] =
-        [ParamType::String, ParamType::Integer, ParamType::Duration, ParamType::Percent, ParamType::Labels, ParamType::Bool];
+    pub const ALL: [ParamType; 6] = [
+        ParamType::String,
+        ParamType::Integer,
+        ParamType::Duration,
+        ParamType::Percent,
+        ParamType::Labels,
+        ParamType::Bool,
+    ];
 
     /// The name used in scenario files.
     pub fn as_str(self) -> &'static str {
@@ -105,7 +111,9 @@ impl ParamValue {
         match self {
             ParamValue::Integer(i) => Value::from(*i),
             ParamValue::Bool(b) => Value::Bool(*b),
-            ParamValue::Labels(l) => Value::Object(l.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect()),
+            ParamValue::Labels(l) => {
+                Value::Object(l.iter().map(|(k, v)| (k.clone(), Value::from(v.clone()))).collect())
+            }
             other => Value::String(other.to_string()),
         }
     }

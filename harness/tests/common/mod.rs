@@ -122,7 +122,11 @@ spec:
 
 /// The examples as JSON values.
 pub fn examples() -> Vec<Value> {
-    serde_saphyr::from_multiple::<Value>(EXAMPLES).expect("examples parse").into_iter().filter(|v| !v.is_null()).collect()
+    serde_saphyr::from_multiple::<Value>(EXAMPLES)
+        .expect("examples parse")
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect()
 }
 
 /// The example named `name`.

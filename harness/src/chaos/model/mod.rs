@@ -11,16 +11,18 @@ mod status;
 mod stresschaos;
 
 pub use networkchaos::{
-    BandwidthSpec, CorruptSpec, DelaySpec, Direction, DuplicateSpec, LATENCY_PATTERN, LossSpec, NetworkChaos, NetworkChaosAction,
-    NetworkChaosSpec, NetworkChaosStatus, RateSpec, ReorderSpec,
+    BandwidthSpec, CorruptSpec, DelaySpec, Direction, DuplicateSpec, LATENCY_PATTERN, LossSpec, NetworkChaos,
+    NetworkChaosAction, NetworkChaosSpec, NetworkChaosStatus, RateSpec, ReorderSpec,
 };
 pub use podchaos::{PodChaos, PodChaosAction, PodChaosSpec, PodChaosStatus};
 pub use selector::{ExpressionSelector, PodSelector, PodSelectorSpec, SelectorMode};
 pub use status::{
-    ChaosCondition, ChaosStatus, ConditionType, DesiredPhase, ExperimentStatus, Record, RecordEvent, PHASE_INJECTED,
-    PHASE_NOT_INJECTED,
+    ChaosCondition, ChaosStatus, ConditionType, DesiredPhase, ExperimentStatus, PHASE_INJECTED, PHASE_NOT_INJECTED,
+    Record, RecordEvent,
 };
-pub use stresschaos::{CpuStressor, MemoryStressor, StressChaos, StressChaosSpec, StressChaosStatus, StressInstance, Stressors};
+pub use stresschaos::{
+    CpuStressor, MemoryStressor, StressChaos, StressChaosSpec, StressChaosStatus, StressInstance, Stressors,
+};
 
 /// API group of every Chaos Mesh resource.
 pub const GROUP: &str = "chaos-mesh.org";
