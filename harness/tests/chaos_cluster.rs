@@ -9,7 +9,7 @@ use hadrill::chaos::model::{
     ChaosCondition, ChaosStatus, ExperimentStatus, NetworkChaos, PodChaos, PodChaosStatus, Record, StressChaos,
 };
 use hadrill::chaos::validate::parse_value;
-use hadrill::chaos::{ChaosResource, crd};
+use hadrill::chaos::{ChaosResource, ValidateOptions, crd};
 use hadrill::scenarios::{Library, RenderOptions};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -46,20 +46,26 @@ async fn scenarios_and_examples_are_created_and_status_is_written_by_full_update
     let sim = sim::Sim::start(sim::SimConfig::default()).await.unwrap();
     let client = sim.client().unwrap();
 
+    crd::install(&client).await.unwrap();
+    crd::install(&client).await.unwrap(); // idempotent
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for def in crd::definitions() {
-        crds.create(&PostParams::default(), &def).await.unwrap();
+        let stored = crds.get(def.metadata.name.as_deref().unwrap()).await.unwrap();
+        assert!(stored.spec.versions[0].subresources.is_none());
     }
     for ns in ["demo", "chaos"] {
         let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();
         Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &namespace).await.unwrap();
     }
 
-    // Every scenario, rendered with its defaults.
+    // Every scenario, rendered with its defaults, validated and created.
     let library = Library::builtin().unwrap();
     for s in library.scenarios() {
         let rendered = s.render(&RenderOptions::in_namespace("chaos")).unwrap();
-        let created = create(&client, "chaos", &rendered.resource).await;
+        let (stored, warnings) =
+            rendered.resource.create(&client, &ValidateOptions::for_namespaces(["chaos"])).await.unwrap();
+        assert!(warnings.is_empty());
+        let created = stored.to_value();
         assert!(created.get("status").is_none(), "{}: {created}", s.name);
         let expected = with_schema_defaults(&rendered.resource);
         assert_eq!(created["spec"], expected["spec"], "{}: the API server kept every field", s.name);
@@ -112,6 +118,16 @@ async fn scenarios_and_examples_are_created_and_status_is_written_by_full_update
     with_status["status"] = json!({});
     let obj: PodChaos = serde_json::from_value(with_status).unwrap();
     assert!(pods.create(&PostParams::default(), &obj).await.is_err());
+
+    // Nothing invalid reaches the API server.
+    let mut wide = parse_value(&common::example("kill-one-web")).unwrap();
+    wide.metadata_mut().name = Some("wide".into());
+    if let ChaosResource::Pod(p) = &mut wide {
+        p.spec.selector.label_selectors = None;
+    }
+    let err = wide.create(&client, &ValidateOptions::for_namespaces(["demo"])).await.unwrap_err();
+    assert!(err.to_string().contains("spec.selector.labelSelectors"), "{err}");
+    assert!(pods.get_opt("wide").await.unwrap().is_none());
 
     pods.delete("kill-one-web", &DeleteParams::default()).await.unwrap();
     sim.stop().await;

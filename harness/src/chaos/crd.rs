@@ -56,6 +56,21 @@ pub fn definition(kind: ChaosKind) -> CustomResourceDefinition {
     crd
 }
 
+/// Installs (or updates) the three CRDs with server-side apply, as field manager `hadrill`.
+/// Their resources are served once the API server reports them established.
+pub async fn install(client: &kube::Client) -> anyhow::Result<()> {
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply(crate::cluster::apply::FIELD_MANAGER).force();
+    for def in definitions() {
+        let name = def.metadata.name.clone().unwrap_or_default();
+        api.patch(&name, &params, &Patch::Apply(&def))
+            .await
+            .map_err(|e| anyhow::anyhow!("installing CRD {name}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// The three CRDs, PodChaos first.
 pub fn definitions() -> Vec<CustomResourceDefinition> {
     ChaosKind::ALL.into_iter().map(definition).collect()

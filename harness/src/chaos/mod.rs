@@ -132,4 +132,41 @@ impl ChaosResource {
     pub fn to_yaml(&self) -> anyhow::Result<String> {
         Ok(serde_saphyr::to_string(self)?)
     }
+
+    /// Validates the object with `options` and only then creates it in its
+    /// `metadata.namespace`; returns the object as stored and the validation warnings.
+    pub async fn create(
+        &self,
+        client: &kube::Client,
+        options: &ValidateOptions,
+    ) -> anyhow::Result<(ChaosResource, Vec<Finding>)> {
+        use kube::api::{Api, PostParams};
+        let warnings = self.validate(options)?;
+        let Some(ns) = self.metadata().namespace.as_deref() else {
+            anyhow::bail!("{}: metadata.namespace is required to create it", self.subject());
+        };
+        let pp = PostParams::default();
+        let what = || format!("creating {}", self.subject());
+        let created = match self {
+            ChaosResource::Pod(r) => ChaosResource::Pod(
+                Api::<PodChaos>::namespaced(client.clone(), ns)
+                    .create(&pp, r)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", what()))?,
+            ),
+            ChaosResource::Network(r) => ChaosResource::Network(
+                Api::<NetworkChaos>::namespaced(client.clone(), ns)
+                    .create(&pp, r)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", what()))?,
+            ),
+            ChaosResource::Stress(r) => ChaosResource::Stress(
+                Api::<StressChaos>::namespaced(client.clone(), ns)
+                    .create(&pp, r)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", what()))?,
+            ),
+        };
+        Ok((created, warnings))
+    }
 }

@@ -76,9 +76,10 @@ pub fn run(command: Command) -> anyhow::Result<()> {
 
 /// The `list` table: one block per scenario.
 pub fn list(library: &Library) -> String {
-    let width = library.scenarios().iter().map(|s| s.name.len()).max().unwrap_or(0);
-    let kind_width = library.scenarios().iter().map(|s| s.kind.as_str().len() + 1 + s.action.len()).max().unwrap_or(0);
-    let mut out = String::new();
+    let width = library.scenarios().iter().map(|s| s.name.len()).max().unwrap_or(0).max(4);
+    let kind_width =
+        library.scenarios().iter().map(|s| s.kind.as_str().len() + 1 + s.action.len()).max().unwrap_or(0).max(11);
+    let mut out = format!("{:width$}  {:kind_width$}  PARAMETERS (name:type=default)\n", "NAME", "KIND/ACTION");
     for s in library.scenarios() {
         let kind = format!("{}/{}", s.kind, s.action);
         let params: Vec<String> = s
