@@ -1,12 +1,16 @@
 //! hadrill: a chaos + BDD test harness for Kubernetes high-availability controllers.
 //!
+//! - [`chaos`]: Chaos Mesh resources (typed), their validation and CRDs.
+//! - [`scenarios`]: the fault scenario library (`scenarios/*.yaml`), templates rendered to chaos objects.
 //! - [`world`]: the cucumber World a scenario runs in.
 //! - [`steps`]: the step library, one module per subject.
 //! - [`cluster`]: getting a cluster and applying manifests to it.
 //! - [`report`]: the feature runner and its reports (JUnit XML and a human-readable log).
 
+pub mod chaos;
 pub mod cluster;
 pub mod report;
+pub mod scenarios;
 pub mod steps;
 pub mod world;
 

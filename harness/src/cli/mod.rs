@@ -1,6 +1,8 @@
 //! Command-line interface.
 
+mod crds;
 mod run;
+mod scenarios;
 mod sim_up;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +28,13 @@ enum Command {
         #[command(subcommand)]
         command: SimCommand,
     },
+    /// The fault scenario library (scenarios/*.yaml).
+    Scenarios {
+        #[command(subcommand)]
+        command: scenarios::Command,
+    },
+    /// Print the Chaos Mesh CRDs (PodChaos, NetworkChaos, StressChaos) hadrill installs.
+    Crds(crds::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -44,5 +53,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Sim { command: SimCommand::Up(args) } => sim_up::run(args).await,
+        Command::Scenarios { command } => scenarios::run(command),
+        Command::Crds(args) => crds::run(args),
     }
 }

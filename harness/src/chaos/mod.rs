@@ -1,0 +1,172 @@
+//! Chaos Mesh faults: typed resources, validation before anything is created, and the CRDs.
+//!
+//! - [`model`]: `chaos-mesh.org/v1alpha1` PodChaos, NetworkChaos and StressChaos (v2.8.3).
+//! - [`validate`]: the CRD schema's rules, the admission webhook's rules and hadrill's blast-radius
+//!   rules, with errors that name the field path.
+//! - [`crd`]: CustomResourceDefinitions generated from the models (`deploy/crds/chaos-mesh/`).
+
+pub mod crd;
+pub mod model;
+pub mod validate;
+
+use serde::Serialize;
+
+pub use model::{NetworkChaos, PodChaos, StressChaos};
+pub use validate::{Finding, Validate, ValidateOptions, Validated, ValidationErrors};
+
+/// The three supported kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ChaosKind {
+    /// `PodChaos`.
+    PodChaos,
+    /// `NetworkChaos`.
+    NetworkChaos,
+    /// `StressChaos`.
+    StressChaos,
+}
+
+impl ChaosKind {
+    /// Every kind.
+    pub const ALL: [ChaosKind; 3] = [ChaosKind::PodChaos, ChaosKind::NetworkChaos, ChaosKind::StressChaos];
+
+    /// The `kind` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChaosKind::PodChaos => "PodChaos",
+            ChaosKind::NetworkChaos => "NetworkChaos",
+            ChaosKind::StressChaos => "StressChaos",
+        }
+    }
+
+    /// The resource name (plural == singular in Chaos Mesh).
+    pub fn plural(self) -> &'static str {
+        match self {
+            ChaosKind::PodChaos => "podchaos",
+            ChaosKind::NetworkChaos => "networkchaos",
+            ChaosKind::StressChaos => "stresschaos",
+        }
+    }
+
+    /// The kind named `kind`, if supported.
+    pub fn from_kind(kind: &str) -> Option<ChaosKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == kind)
+    }
+}
+
+impl std::fmt::Display for ChaosKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Any supported chaos object. Read one with [`validate::parse_value`] or [`validate::validate_value`],
+/// which dispatch on `kind`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+#[allow(clippy::large_enum_variant)] // a handful per run; unboxed keeps construction and matching plain
+pub enum ChaosResource {
+    /// A PodChaos.
+    Pod(PodChaos),
+    /// A NetworkChaos.
+    Network(NetworkChaos),
+    /// A StressChaos.
+    Stress(StressChaos),
+}
+
+impl ChaosResource {
+    /// Its kind.
+    pub fn kind(&self) -> ChaosKind {
+        match self {
+            ChaosResource::Pod(_) => ChaosKind::PodChaos,
+            ChaosResource::Network(_) => ChaosKind::NetworkChaos,
+            ChaosResource::Stress(_) => ChaosKind::StressChaos,
+        }
+    }
+
+    /// Its metadata.
+    pub fn metadata(&self) -> &kube::api::ObjectMeta {
+        match self {
+            ChaosResource::Pod(r) => &r.metadata,
+            ChaosResource::Network(r) => &r.metadata,
+            ChaosResource::Stress(r) => &r.metadata,
+        }
+    }
+
+    /// Its metadata, mutably.
+    pub fn metadata_mut(&mut self) -> &mut kube::api::ObjectMeta {
+        match self {
+            ChaosResource::Pod(r) => &mut r.metadata,
+            ChaosResource::Network(r) => &mut r.metadata,
+            ChaosResource::Stress(r) => &mut r.metadata,
+        }
+    }
+
+    /// The action, as Chaos Mesh names it; StressChaos has none, so this is `stress:cpu`,
+    /// `stress:memory`, `stress:cpu+memory` or `stress:stress-ng`.
+    pub fn action(&self) -> String {
+        match self {
+            ChaosResource::Pod(r) => r.spec.action.to_string(),
+            ChaosResource::Network(r) => r.spec.action.to_string(),
+            ChaosResource::Stress(r) => {
+                if r.spec.stressng_stressors.is_some() {
+                    return "stress:stress-ng".into();
+                }
+                let s = r.spec.stressors.as_ref();
+                match (s.and_then(|s| s.cpu.as_ref()), s.and_then(|s| s.memory.as_ref())) {
+                    (Some(_), Some(_)) => "stress:cpu+memory".into(),
+                    (Some(_), None) => "stress:cpu".into(),
+                    (None, Some(_)) => "stress:memory".into(),
+                    (None, None) => "stress".into(),
+                }
+            }
+        }
+    }
+
+    /// The object as JSON (unset fields left out, never a `status` unless one is set).
+    pub fn to_value(&self) -> serde_json::Value {
+        // Serializing these types cannot fail: every map key is a string.
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The object as YAML.
+    pub fn to_yaml(&self) -> anyhow::Result<String> {
+        Ok(serde_saphyr::to_string(self)?)
+    }
+
+    /// Validates the object with `options` and only then creates it in its
+    /// `metadata.namespace`; returns the object as stored and the validation warnings.
+    pub async fn create(
+        &self,
+        client: &kube::Client,
+        options: &ValidateOptions,
+    ) -> anyhow::Result<(ChaosResource, Vec<Finding>)> {
+        use kube::api::{Api, PostParams};
+        let warnings = self.validate(options)?;
+        let Some(ns) = self.metadata().namespace.as_deref() else {
+            anyhow::bail!("{}: metadata.namespace is required to create it", self.subject());
+        };
+        let pp = PostParams::default();
+        let what = || format!("creating {}", self.subject());
+        let created = match self {
+            ChaosResource::Pod(r) => ChaosResource::Pod(
+                Api::<PodChaos>::namespaced(client.clone(), ns)
+                    .create(&pp, r)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", what()))?,
+            ),
+            ChaosResource::Network(r) => ChaosResource::Network(
+                Api::<NetworkChaos>::namespaced(client.clone(), ns)
+                    .create(&pp, r)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", what()))?,
+            ),
+            ChaosResource::Stress(r) => ChaosResource::Stress(
+                Api::<StressChaos>::namespaced(client.clone(), ns)
+                    .create(&pp, r)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", what()))?,
+            ),
+        };
+        Ok((created, warnings))
+    }
+}
