@@ -292,3 +292,367 @@ async fn deployment_creates_a_replicaset_and_pods_and_becomes_available() {
     );
     assert_eq!(rs_status.observed_generation, rs.metadata.generation);
 }
+
+fn pod_names(pods: &[Pod]) -> BTreeSet<String> {
+    pods.iter().filter_map(|p| p.metadata.name.clone()).collect()
+}
+
+fn hash_of(p: &Pod) -> String {
+    p.metadata.labels.as_ref().and_then(|l| l.get("pod-template-hash").cloned()).unwrap_or_default()
+}
+
+fn is_ready(p: &Pod) -> bool {
+    p.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn scale(deploys: &Api<Deployment>, name: &str, replicas: i32) {
+    let patch = json!({"spec": {"replicas": replicas}});
+    deploys.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+}
+
+#[tokio::test]
+async fn deployment_scales_up_and_down() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let _kubelet = FakeKubelet::start(&sim, true);
+    let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
+    deploys.create(&PostParams::default(), &deployment("scaled", 3, json!({}))).await.unwrap();
+    wait_for(&deploys, "scaled", "3 available", |d| dstatus(d) == (3, 3, 3, 3)).await;
+
+    scale(&deploys, "scaled", 5).await;
+    let d = wait_for(&deploys, "scaled", "5 available", |d| dstatus(d) == (5, 5, 5, 5)).await;
+    assert_eq!(cond(&d, "Available").unwrap().status, "True");
+    assert_eq!(active(&pods_of(&client, "app=scaled").await).len(), 5);
+
+    scale(&deploys, "scaled", 2).await;
+    wait_for(&deploys, "scaled", "2 available", |d| dstatus(d) == (2, 2, 2, 2)).await;
+    let pods = wait_pods(&client, "app=scaled", "2 pods left", |p| p.len() == 2).await;
+    assert_eq!(active(&pods).len(), 2);
+    let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
+    let rs = &rss.list(&ListParams::default()).await.unwrap().items[0];
+    let ann = rs.metadata.annotations.as_ref().unwrap();
+    assert_eq!(ann["deployment.kubernetes.io/desired-replicas"], "2");
+    assert_eq!(ann["deployment.kubernetes.io/max-replicas"], "3");
+
+    scale(&deploys, "scaled", 0).await;
+    wait_pods(&client, "app=scaled", "no pods", |p| p.is_empty()).await;
+    let d = wait_for(&deploys, "scaled", "0 replicas", |d| dstatus(d) == (0, 0, 0, 0)).await;
+    assert_eq!(cond(&d, "Available").unwrap().status, "True");
+}
+
+#[tokio::test]
+async fn scale_down_deletes_unscheduled_then_not_ready_pods_first() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
+    deploys.create(&PostParams::default(), &deployment("prefer", 4, json!({}))).await.unwrap();
+    let pods = wait_pods(&client, "app=prefer", "4 pods", |p| p.len() == 4).await;
+    let order: Vec<String> = pod_names(&pods).into_iter().collect();
+    make_ready(&sim, "default", &order[0]);
+    make_ready(&sim, "default", &order[1]);
+    kubelet_status(&sim, "default", &order[2], "Running", false);
+    // order[3] stays unscheduled and pending.
+    wait_for(&deploys, "prefer", "2 ready", |d| dstatus(d).2 == 2).await;
+
+    scale(&deploys, "prefer", 3).await;
+    let pods = wait_pods(&client, "app=prefer", "one pod terminating", |p| active(p).len() == 3).await;
+    let gone: Vec<String> = pods.iter().filter(|p| p.metadata.deletion_timestamp.is_some()).filter_map(|p| p.metadata.name.clone()).collect();
+    let kept = names(&active(&pods));
+    // The unscheduled pod has no node, so it is removed at once rather than terminating.
+    assert!(gone.is_empty() && !kept.contains(&order[3]), "kept {kept:?}");
+
+    scale(&deploys, "prefer", 2).await;
+    let pods = wait_pods(&client, "app=prefer", "two active", |p| active(p).len() == 2).await;
+    let kept = names(&active(&pods));
+    assert_eq!(kept, BTreeSet::from([order[0].clone(), order[1].clone()]), "the not-ready pod goes next");
+    let terminating: Vec<&Pod> = pods.iter().filter(|p| p.metadata.deletion_timestamp.is_some()).collect();
+    assert_eq!(terminating.len(), 1);
+    assert_eq!(terminating[0].metadata.name.as_deref(), Some(order[2].as_str()));
+}
+
+#[tokio::test]
+async fn deleted_and_failed_pods_are_replaced() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let _kubelet = FakeKubelet::start(&sim, true);
+    let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
+    deploys.create(&PostParams::default(), &deployment("heal", 2, json!({}))).await.unwrap();
+    wait_for(&deploys, "heal", "2 available", |d| dstatus(d) == (2, 2, 2, 2)).await;
+    let before = pod_names(&pods_of(&client, "app=heal").await);
+
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let victim = before.iter().next().unwrap().clone();
+    pods.delete(&victim, &DeleteParams::default()).await.unwrap();
+    let after = wait_pods(&client, "app=heal", "replacement", |p| {
+        let n = pod_names(p);
+        active(p).len() == 2 && !n.contains(&victim) && p.iter().all(is_ready)
+    })
+    .await;
+    assert_eq!(pod_names(&after).intersection(&before).count(), 1);
+
+    // A pod that fails is replaced; the failed pod itself stays (pod GC is not this controller's job).
+    let failed = pod_names(&after).into_iter().next().unwrap();
+    kubelet_status(&sim, "default", &failed, "Failed", false);
+    let now = wait_pods(&client, "app=heal", "replacement of the failed pod", |p| active(p).len() == 2 && p.len() == 3).await;
+    let failed_pod = now.iter().find(|p| p.metadata.name.as_deref() == Some(failed.as_str())).unwrap();
+    assert_eq!(failed_pod.status.as_ref().unwrap().phase.as_deref(), Some("Failed"));
+    wait_for(&deploys, "heal", "2 available again", |d| dstatus(d) == (2, 2, 2, 2)).await;
+}
+
+#[tokio::test]
+async fn min_ready_seconds_delays_availability() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
+    deploys.create(&PostParams::default(), &deployment("slow", 1, json!({"minReadySeconds": 2}))).await.unwrap();
+    let pods = wait_pods(&client, "app=slow", "a pod", |p| p.len() == 1).await;
+    let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
+    let rs_name = pods[0].metadata.owner_references.as_ref().unwrap()[0].name.clone();
+    assert_eq!(rss.get(&rs_name).await.unwrap().spec.unwrap().min_ready_seconds, Some(2));
+
+    let t0 = Instant::now();
+    make_ready(&sim, "default", pods[0].metadata.name.as_deref().unwrap());
+    let d = wait_for(&deploys, "slow", "ready", |d| dstatus(d).2 == 1).await;
+    assert_eq!(dstatus(&d).3, 0, "ready but not yet available");
+    assert_eq!(cond(&d, "Available").unwrap().status, "False");
+    assert_eq!(d.status.as_ref().unwrap().unavailable_replicas, Some(1));
+
+    let d = wait_for(&deploys, "slow", "available", |d| dstatus(d).3 == 1).await;
+    let waited = t0.elapsed();
+    // Ready times have second resolution: available 1-2 s after readiness, by a timer.
+    assert!(waited >= Duration::from_millis(900) && waited < Duration::from_secs(5), "{waited:?}");
+    assert_eq!(cond(&d, "Available").unwrap().status, "True");
+}
+
+/// Watches the pods of `selector` and records (most active pods, fewest ready active pods)
+/// over every state observed, until `stop` fires.
+fn observe_bounds(
+    client: &kube::Client,
+    selector: &str,
+) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<(usize, usize, usize)>) {
+    let api: Api<Pod> = Api::default_namespaced(client.clone());
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let selector = selector.to_string();
+    let task = tokio::spawn(async move {
+        let mut stream = watcher(api, watcher::Config::default().labels(&selector)).boxed();
+        let mut state: BTreeMap<String, Pod> = BTreeMap::new();
+        let mut init: BTreeMap<String, Pod> = BTreeMap::new();
+        let (mut max_active, mut min_ready, mut events) = (0, usize::MAX, 0);
+        loop {
+            let ev = tokio::select! {
+                ev = stream.next() => ev,
+                _ = &mut stop_rx => break,
+            };
+            let Some(Ok(ev)) = ev else { break };
+            match ev {
+                watcher::Event::Init => {
+                    init.clear();
+                    continue;
+                }
+                watcher::Event::InitApply(p) => {
+                    init.insert(p.metadata.name.clone().unwrap_or_default(), p);
+                    continue;
+                }
+                watcher::Event::InitDone => state = std::mem::take(&mut init),
+                watcher::Event::Apply(p) => {
+                    state.insert(p.metadata.name.clone().unwrap_or_default(), p);
+                }
+                watcher::Event::Delete(p) => {
+                    state.remove(p.metadata.name.as_deref().unwrap_or_default());
+                }
+            }
+            let pods: Vec<Pod> = state.values().cloned().collect();
+            let act = active(&pods);
+            max_active = max_active.max(act.len());
+            min_ready = min_ready.min(act.iter().filter(|p| is_ready(p)).count());
+            events += 1;
+        }
+        (max_active, min_ready, events)
+    });
+    (stop_tx, task)
+}
+
+async fn set_image(deploys: &Api<Deployment>, name: &str, image: &str) {
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": image}]}}}});
+    deploys.patch(name, &PatchParams::default(), &Patch::Strategic(&patch)).await.unwrap();
+}
+
+fn rollout_done(d: &Deployment, replicas: i32) -> bool {
+    d.status.as_ref().is_some_and(|s| s.observed_generation == d.metadata.generation)
+        && dstatus(d) == (replicas, replicas, replicas, replicas)
+        && cond(d, "Progressing").is_some_and(|c| c.reason.as_deref() == Some("NewReplicaSetAvailable"))
+}
+
+#[tokio::test]
+async fn rolling_update_honours_max_surge_and_max_unavailable() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let _kubelet = FakeKubelet::start(&sim, true);
+    let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
+    let strategy = json!({"revisionHistoryLimit": 1, "strategy": {"type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": "30%", "maxUnavailable": "30%"}}});
+    deploys.create(&PostParams::default(), &deployment("roll", 5, strategy)).await.unwrap();
+    wait_for(&deploys, "roll", "rolled out", |d| rollout_done(d, 5)).await;
+    let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
+    let first_rs = rss.list(&ListParams::default()).await.unwrap().items[0].metadata.name.clone().unwrap();
+
+    // 5 replicas, 30%: surge rounds up to 2, unavailable rounds down to 1.
+    let (stop, observer) = observe_bounds(&client, "app=roll");
+    wait_pods(&client, "app=roll", "observer in sync", |p| active(p).len() == 5).await;
+    set_image(&deploys, "roll", "hadrill/test-server:2").await;
+    let d = wait_for(&deploys, "roll", "second rollout", |d| {
+        rollout_done(d, 5) && d.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"] == "2"
+    })
+    .await;
+    let new_hash = {
+        let pods = wait_pods(&client, "app=roll", "only new pods", |p| {
+            p.len() == 5 && p.iter().all(is_ready) && p.iter().map(hash_of).collect::<BTreeSet<_>>().len() == 1
+        })
+        .await;
+        hash_of(&pods[0])
+    };
+    let _ = stop.send(());
+    let (max_active, min_ready, events) = observer.await.unwrap();
+    assert!(events > 10, "the observer saw the rollout ({events} events)");
+    assert!(max_active <= 7, "at most replicas + maxSurge pods: saw {max_active}");
+    assert!(max_active > 5, "the surge was used: saw {max_active}");
+    assert!(min_ready >= 4, "at least replicas - maxUnavailable ready pods: saw {min_ready}");
+
+    let old = rss.get(&first_rs).await.unwrap();
+    assert_eq!(old.spec.as_ref().unwrap().replicas, Some(0));
+    assert_eq!(old.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"], "1");
+    let new = rss.get(&format!("roll-{new_hash}")).await.unwrap();
+    assert_eq!(new.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"], "2");
+    assert_eq!(new.spec.as_ref().unwrap().replicas, Some(5));
+    assert_eq!(cond(&d, "Available").unwrap().status, "True");
+
+    // No surge, 50% unavailable (2 of 5): never more than 5 pods, never fewer than 3 ready.
+    let strategy = json!({"spec": {"strategy": {"rollingUpdate": {"maxSurge": 0, "maxUnavailable": "50%"}}}});
+    deploys.patch("roll", &PatchParams::default(), &Patch::Merge(&strategy)).await.unwrap();
+    let (stop, observer) = observe_bounds(&client, "app=roll");
+    wait_pods(&client, "app=roll", "observer in sync", |p| active(p).len() == 5).await;
+    set_image(&deploys, "roll", "hadrill/test-server:3").await;
+    wait_for(&deploys, "roll", "third rollout", |d| {
+        rollout_done(d, 5) && d.metadata.annotations.as_ref().unwrap()["deployment.kubernetes.io/revision"] == "3"
+    })
+    .await;
+    wait_pods(&client, "app=roll", "only newest pods", |p| {
+        p.len() == 5 && p.iter().all(|p| is_ready(p) && hash_of(p) != new_hash)
+    })
+    .await;
+    let _ = stop.send(());
+    let (max_active, min_ready, _) = observer.await.unwrap();
+    assert!(max_active <= 5, "no surge: saw {max_active}");
+    assert!(min_ready >= 3, "maxUnavailable 2: saw {min_ready} ready");
+    assert!(min_ready < 5, "the unavailability budget was used: saw {min_ready}");
+
+    // revisionHistoryLimit 1: the revision-1 ReplicaSet is cleaned up, revision 2 is kept.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let names: BTreeSet<String> =
+            rss.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|r| r.metadata.name).collect();
+        if !names.contains(&first_rs) {
+            assert_eq!(names.len(), 2, "{names:?}");
+            assert!(names.contains(&format!("roll-{new_hash}")));
+            break;
+        }
+        assert!(Instant::now() < deadline, "old ReplicaSet not cleaned up: {names:?}");
+        let _ = await_cond(&rss, &first_rs, "history cleanup", |r: Option<&ReplicaSet>| r.is_none()).await;
+    }
+}
+
+#[tokio::test]
+async fn recreate_stops_old_pods_before_starting_new_ones() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let _kubelet = FakeKubelet::start(&sim, true);
+    let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
+    deploys.create(&PostParams::default(), &deployment("rec", 3, json!({"strategy": {"type": "Recreate"}}))).await.unwrap();
+    wait_for(&deploys, "rec", "rolled out", |d| rollout_done(d, 3)).await;
+    let old_hash = hash_of(&pods_of(&client, "app=rec").await[0]);
+
+    // Record every pod state: old and new pods must never coexist.
+    let api: Api<Pod> = Api::default_namespaced(client.clone());
+    let mut stream = watcher(api, watcher::Config::default().labels("app=rec")).boxed();
+    let mut state: BTreeMap<String, Pod> = BTreeMap::new();
+    loop {
+        match stream.next().await.unwrap().unwrap() {
+            watcher::Event::InitApply(p) => {
+                state.insert(p.metadata.name.clone().unwrap(), p);
+            }
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    set_image(&deploys, "rec", "hadrill/test-server:2").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut saw_gap = false;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, stream.next()).await.expect("recreate finished").unwrap().unwrap();
+        match ev {
+            watcher::Event::Apply(p) => {
+                state.insert(p.metadata.name.clone().unwrap(), p);
+            }
+            watcher::Event::Delete(p) => {
+                state.remove(p.metadata.name.as_deref().unwrap());
+            }
+            _ => continue,
+        }
+        let old = state.values().filter(|p| hash_of(p) == old_hash).count();
+        let new = state.values().filter(|p| hash_of(p) != old_hash).count();
+        assert!(old == 0 || new == 0, "old and new pods coexist: {old} old, {new} new");
+        saw_gap |= old == 0 && new == 0;
+        if new == 3 && state.values().all(is_ready) {
+            break;
+        }
+    }
+    assert!(saw_gap, "all old pods were gone before new ones were created");
+    wait_for(&deploys, "rec", "recreated", |d| rollout_done(d, 3)).await;
+}
+
+#[tokio::test]
+async fn progress_deadline_exceeded_is_reported() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
+    deploys.create(&PostParams::default(), &deployment("stuck", 1, json!({"progressDeadlineSeconds": 1}))).await.unwrap();
+    let d = wait_for(&deploys, "stuck", "progressing", |d| cond(d, "Progressing").is_some()).await;
+    let reason = cond(&d, "Progressing").unwrap().reason.clone().unwrap();
+    assert!(reason == "NewReplicaSetCreated" || reason == "ReplicaSetUpdated", "{reason}");
+    // Nobody makes the pod ready: the deadline passes (a timer, no further events).
+    let d = wait_for(&deploys, "stuck", "deadline exceeded", |d| {
+        cond(d, "Progressing").is_some_and(|c| c.reason.as_deref() == Some("ProgressDeadlineExceeded"))
+    })
+    .await;
+    let c = cond(&d, "Progressing").unwrap();
+    assert_eq!(c.status, "False");
+    assert!(c.message.as_deref().unwrap().ends_with("has timed out progressing."), "{:?}", c.message);
+}
+
+#[tokio::test]
+async fn deleting_a_deployment_removes_its_replicasets_and_pods() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let _kubelet = FakeKubelet::start(&sim, true);
+    let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
+    deploys.create(&PostParams::default(), &deployment("doomed", 2, json!({}))).await.unwrap();
+    wait_for(&deploys, "doomed", "available", |d| dstatus(d) == (2, 2, 2, 2)).await;
+    let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
+    let rs = rss.list(&ListParams::default()).await.unwrap().items.remove(0);
+
+    deploys.delete("doomed", &DeleteParams::default()).await.unwrap();
+    support::await_deleted(&rss, rs.metadata.name.as_deref().unwrap(), rs.metadata.uid.as_deref().unwrap()).await;
+    wait_pods(&client, "app=doomed", "pods gone", |p| p.is_empty()).await;
+
+    // Foreground: the Deployment waits for its dependents.
+    deploys.create(&PostParams::default(), &deployment("fg", 2, json!({}))).await.unwrap();
+    wait_for(&deploys, "fg", "available", |d| dstatus(d) == (2, 2, 2, 2)).await;
+    let uid = deploys.get("fg").await.unwrap().metadata.uid.unwrap();
+    deploys.delete("fg", &DeleteParams::foreground()).await.unwrap();
+    support::await_deleted(&deploys, "fg", &uid).await;
+    assert!(pods_of(&client, "app=fg").await.is_empty());
+    assert!(rss.list(&ListParams::default()).await.unwrap().items.is_empty());
+}

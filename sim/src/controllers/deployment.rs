@@ -14,10 +14,13 @@
 //!   timed re-queue.
 //! - Old ReplicaSets beyond `revisionHistoryLimit` are deleted once the rollout is complete.
 //!
-//! Simplified: rollbacks through the deprecated `rollbackTo` field are not supported, no Events
-//! are recorded, and when deciding how far old ReplicaSets may be scaled down a ReplicaSet never
-//! counts more available pods than its `spec.replicas` (a ReplicaSet's status can lag behind a
-//! scale-down it has not processed yet; Kubernetes accepts that race, this controller does not).
+//! Simplified: rollbacks through the deprecated `rollbackTo` field are not supported and no
+//! Events are recorded. Stricter than Kubernetes, so that maxSurge / maxUnavailable hold for the
+//! pods themselves at every instant and not only for the ReplicaSets' `spec.replicas`: when
+//! sizing the new ReplicaSet, an old one counts the pods it still has (`status.replicas`) until it
+//! has removed them, and when scaling old ReplicaSets down, a ReplicaSet never counts more
+//! available pods than its `spec.replicas` (its status may predate a scale-down). Kubernetes
+//! accepts both races between its controllers; the decisions are otherwise the same.
 
 use std::cmp::Ordering;
 use std::sync::Arc;
@@ -516,7 +519,8 @@ impl Sync<'_> {
             return Ok(desired);
         }
         let surge = podutil::scaled_value(&self.d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%", desired, true)?;
-        let current: i64 = all.iter().map(|rs| replicas(rs)).sum();
+        // Pods a ReplicaSet still has count until it has removed them (its status says so).
+        let current: i64 = all.iter().map(|rs| replicas(rs).max(status_count(rs, "replicas"))).sum();
         let max_total = desired + surge;
         if current >= max_total {
             return Ok(replicas(new));
