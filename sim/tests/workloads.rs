@@ -200,8 +200,9 @@ where
         let ev = tokio::time::timeout_at(deadline, stream.next())
             .await
             .unwrap_or_else(|_| panic!("timed out waiting for {what}; pods: {:?}", state.keys()))
-            .expect("watch stream ended")
-            .expect("watch");
+            .expect("watch stream ended");
+        // A watch error (e.g. 410 Gone) makes the watcher re-list: keep going.
+        let Ok(ev) = ev else { continue };
         match ev {
             watcher::Event::Init => init.clear(),
             watcher::Event::InitApply(p) => {
@@ -446,7 +447,8 @@ fn observe_bounds(
                 ev = stream.next() => ev,
                 _ = &mut stop_rx => break,
             };
-            let Some(Ok(ev)) = ev else { break };
+            let Some(ev) = ev else { break };
+            let Ok(ev) = ev else { continue };
             match ev {
                 watcher::Event::Init => {
                     init.clear();
@@ -579,7 +581,8 @@ async fn recreate_stops_old_pods_before_starting_new_ones() {
     let mut stream = watcher(api, watcher::Config::default().labels("app=rec")).boxed();
     let mut state: BTreeMap<String, Pod> = BTreeMap::new();
     loop {
-        match stream.next().await.unwrap().unwrap() {
+        let Ok(ev) = stream.next().await.expect("watch") else { continue };
+        match ev {
             watcher::Event::InitApply(p) => {
                 state.insert(p.metadata.name.clone().unwrap(), p);
             }
@@ -591,7 +594,8 @@ async fn recreate_stops_old_pods_before_starting_new_ones() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     let mut saw_gap = false;
     loop {
-        let ev = tokio::time::timeout_at(deadline, stream.next()).await.expect("recreate finished").unwrap().unwrap();
+        let ev = tokio::time::timeout_at(deadline, stream.next()).await.expect("recreate finished").expect("watch");
+        let Ok(ev) = ev else { continue };
         match ev {
             watcher::Event::Apply(p) => {
                 state.insert(p.metadata.name.clone().unwrap(), p);
@@ -655,4 +659,195 @@ async fn deleting_a_deployment_removes_its_replicasets_and_pods() {
     support::await_deleted(&deploys, "fg", &uid).await;
     assert!(pods_of(&client, "app=fg").await.is_empty());
     assert!(rss.list(&ListParams::default()).await.unwrap().items.is_empty());
+}
+
+fn statefulset(name: &str, replicas: i32, extra_spec: Value) -> StatefulSet {
+    let mut spec = json!({
+        "replicas": replicas,
+        "serviceName": name,
+        "selector": {"matchLabels": {"app": name}},
+        "template": template(name, "hadrill/test-server:1"),
+    });
+    if let (Some(s), Some(extra)) = (spec.as_object_mut(), extra_spec.as_object()) {
+        for (k, v) in extra {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::from_value(json!({"metadata": {"name": name}, "spec": spec})).expect("statefulset")
+}
+
+fn find<'a>(pods: &'a [Pod], name: &str) -> Option<&'a Pod> {
+    pods.iter().find(|p| p.metadata.name.as_deref() == Some(name))
+}
+
+fn terminating(pods: &[Pod], name: &str) -> bool {
+    find(pods, name).is_some_and(|p| p.metadata.deletion_timestamp.is_some())
+}
+
+/// Watches the pods of `app` and checks, whenever a pod appears, that every lower ordinal exists
+/// and is Running and Ready (OrderedReady). Returns the creation order.
+fn observe_ordered_creation(client: &kube::Client, app: &str) -> tokio::task::JoinHandle<Vec<String>> {
+    let api: Api<Pod> = Api::default_namespaced(client.clone());
+    let selector = format!("app={app}");
+    let app = app.to_string();
+    tokio::spawn(async move {
+        let mut stream = watcher(api, watcher::Config::default().labels(&selector)).boxed();
+        let mut state: BTreeMap<String, Pod> = BTreeMap::new();
+        let mut created = Vec::new();
+        while let Some(ev) = stream.next().await {
+            // A watch error (e.g. 410 Gone) makes the watcher re-list: keep going.
+            let Ok(ev) = ev else { continue };
+            match ev {
+                watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                    let name = p.metadata.name.clone().unwrap_or_default();
+                    if !state.contains_key(&name) && !created.contains(&name) {
+                        let ord: usize = name.rsplit('-').next().and_then(|o| o.parse().ok()).unwrap();
+                        for lower in 0..ord {
+                            let prev = state.get(&format!("{app}-{lower}"));
+                            let ok = prev.is_some_and(|p| {
+                                is_ready(p) && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                            });
+                            assert!(ok, "{name} was created while {app}-{lower} was not Running and Ready");
+                        }
+                        created.push(name.clone());
+                    }
+                    state.insert(name, p);
+                }
+                watcher::Event::Delete(p) => {
+                    state.remove(p.metadata.name.as_deref().unwrap_or_default());
+                }
+                _ => {}
+            }
+            if created.len() == 3 {
+                break;
+            }
+        }
+        created
+    })
+}
+
+#[tokio::test]
+async fn statefulset_ordered_ready_creates_in_order_and_scales_down_from_the_top() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    let observer = observe_ordered_creation(&client, "db");
+    let set = sets.create(&PostParams::default(), &statefulset("db", 3, json!({}))).await.unwrap();
+
+    for ord in 0..3 {
+        let name = format!("db-{ord}");
+        let pods = wait_pods(&client, "app=db", &name, |p| find(p, &name).is_some()).await;
+        assert_eq!(pods.len(), ord + 1, "only {name} and its predecessors exist");
+        let pod = find(&pods, &name).unwrap();
+        let labels = pod.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["statefulset.kubernetes.io/pod-name"], name);
+        assert_eq!(labels["apps.kubernetes.io/pod-index"], ord.to_string());
+        assert!(labels["controller-revision-hash"].starts_with("db-"));
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!((spec.hostname.as_deref(), spec.subdomain.as_deref()), (Some(name.as_str()), Some("db")));
+        let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), Some(&owner.uid)), ("StatefulSet", set.metadata.uid.as_ref()));
+        assert_eq!(owner.controller, Some(true));
+        // Running but not ready first: the next ordinal must wait (the observer checks).
+        kubelet_status(&sim, "default", &name, "Running", false);
+        make_ready(&sim, "default", &name);
+    }
+    assert_eq!(observer.await.unwrap(), ["db-0", "db-1", "db-2"]);
+    let s = wait_for(&sets, "db", "3 ready", |s| s.status.as_ref().is_some_and(|st| st.ready_replicas == Some(3)))
+        .await
+        .status
+        .unwrap();
+    assert_eq!((s.replicas, s.current_replicas, s.updated_replicas, s.available_replicas), (3, Some(3), Some(3), Some(3)));
+    assert!(s.current_revision.is_some() && s.current_revision == s.update_revision);
+    assert_eq!(s.observed_generation, Some(1));
+
+    // Scale down: the highest ordinal first, the next only once it is gone.
+    let patch = json!({"spec": {"replicas": 1}});
+    sets.patch("db", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let pods = wait_pods(&client, "app=db", "db-2 terminating", |p| terminating(p, "db-2")).await;
+    assert!(!terminating(&pods, "db-1") && !terminating(&pods, "db-0"));
+    finish_termination(&sim, "default", "db-2");
+    let pods = wait_pods(&client, "app=db", "db-1 terminating", |p| terminating(p, "db-1")).await;
+    assert!(find(&pods, "db-2").is_none() && !terminating(&pods, "db-0"));
+    finish_termination(&sim, "default", "db-1");
+    wait_pods(&client, "app=db", "only db-0", |p| pod_names(p) == BTreeSet::from(["db-0".to_string()])).await;
+    wait_for(&sets, "db", "1 replica", |s| s.status.as_ref().is_some_and(|st| st.replicas == 1)).await;
+
+    // A deleted pod comes back with the same name (and a new uid).
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    let old_uid = pods.get("db-0").await.unwrap().metadata.uid.unwrap();
+    pods.delete("db-0", &DeleteParams::default()).await.unwrap();
+    finish_termination(&sim, "default", "db-0");
+    let p = wait_for(&pods, "db-0", "recreated", move |p| p.metadata.uid.as_deref() != Some(old_uid.as_str())).await;
+    let uid = p.metadata.uid.unwrap();
+    make_ready(&sim, "default", "db-0");
+
+    // So does a pod that failed.
+    kubelet_status(&sim, "default", "db-0", "Failed", false);
+    let p = wait_for(&pods, "db-0", "recreated after failure", move |p| p.metadata.uid.as_deref() != Some(uid.as_str())).await;
+    assert_ne!(p.status.unwrap().phase.as_deref(), Some("Failed"));
+}
+
+#[tokio::test]
+async fn statefulset_parallel_creates_and_deletes_without_waiting() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    sets.create(&PostParams::default(), &statefulset("par", 3, json!({"podManagementPolicy": "Parallel"}))).await.unwrap();
+    let pods = wait_pods(&client, "app=par", "3 pods", |p| p.len() == 3).await;
+    assert_eq!(pod_names(&pods), BTreeSet::from(["par-0".into(), "par-1".into(), "par-2".into()]));
+    assert!(!pods.iter().any(is_ready));
+    for p in &pods {
+        kubelet_status(&sim, "default", p.metadata.name.as_deref().unwrap(), "Running", true);
+    }
+    wait_for(&sets, "par", "3 ready", |s| s.status.as_ref().is_some_and(|st| st.ready_replicas == Some(3))).await;
+
+    let patch = json!({"spec": {"replicas": 0}});
+    sets.patch("par", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    wait_pods(&client, "app=par", "all terminating", |p| p.len() == 3 && p.iter().all(|p| p.metadata.deletion_timestamp.is_some()))
+        .await;
+}
+
+#[tokio::test]
+async fn statefulset_rolling_update_respects_the_partition() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let _kubelet = FakeKubelet::start(&sim, true);
+    let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
+    sets.create(&PostParams::default(), &statefulset("ru", 3, json!({}))).await.unwrap();
+    let s = wait_for(&sets, "ru", "3 ready", |s| s.status.as_ref().is_some_and(|st| st.ready_replicas == Some(3))).await;
+    let rev1 = s.status.unwrap().current_revision.unwrap();
+
+    let patch = json!({"spec": {
+        "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}},
+        "template": {"spec": {"containers": [{"name": "web", "image": "hadrill/test-server:2"}]}},
+    }});
+    sets.patch("ru", &PatchParams::default(), &Patch::Strategic(&patch)).await.unwrap();
+    let s = wait_for(&sets, "ru", "2 updated", |s| {
+        s.status.as_ref().is_some_and(|st| st.updated_replicas == Some(2) && st.ready_replicas == Some(3))
+    })
+    .await
+    .status
+    .unwrap();
+    let rev2 = s.update_revision.clone().unwrap();
+    assert_ne!(rev1, rev2);
+    assert_eq!((s.current_revision.as_deref(), s.current_replicas), (Some(rev1.as_str()), Some(1)));
+    let pods = pods_of(&client, "app=ru").await;
+    let rev = |n: &str| find(&pods, n).unwrap().metadata.labels.as_ref().unwrap()["controller-revision-hash"].clone();
+    assert_eq!((rev("ru-0"), rev("ru-1"), rev("ru-2")), (rev1.clone(), rev2.clone(), rev2.clone()));
+    let crs: Api<k8s_openapi::api::apps::v1::ControllerRevision> = Api::default_namespaced(client.clone());
+    let revisions: BTreeMap<String, i64> =
+        crs.list(&ListParams::default()).await.unwrap().items.into_iter().map(|c| (c.metadata.name.unwrap(), c.revision)).collect();
+    assert_eq!(revisions, BTreeMap::from([(rev1.clone(), 1), (rev2.clone(), 2)]));
+
+    // Partition 0 finishes the rollout: the update revision becomes current.
+    let patch = json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}});
+    sets.patch("ru", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let s = wait_for(&sets, "ru", "rolled out", move |s| {
+        s.status.as_ref().is_some_and(|st| st.current_revision.as_deref() == Some(rev2.as_str()) && st.ready_replicas == Some(3))
+    })
+    .await
+    .status
+    .unwrap();
+    assert_eq!((s.current_replicas, s.updated_replicas), (Some(3), Some(3)));
 }

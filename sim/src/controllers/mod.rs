@@ -9,6 +9,7 @@ pub mod namespace;
 pub mod podutil;
 pub mod queue;
 pub mod replicaset;
+pub mod statefulset;
 
 use std::sync::Arc;
 
@@ -57,5 +58,6 @@ pub fn spawn_all(api: &Arc<Api>) -> Vec<tokio::task::JoinHandle<()>> {
         tokio::spawn(crd::run(api.clone(), api.store.subscribe())),
         tokio::spawn(deployment::run(api.clone(), api.store.subscribe())),
         tokio::spawn(replicaset::run(api.clone(), api.store.subscribe())),
+        tokio::spawn(statefulset::run(api.clone(), api.store.subscribe())),
     ]
 }
