@@ -851,3 +851,259 @@ async fn statefulset_rolling_update_respects_the_partition() {
     .unwrap();
     assert_eq!((s.current_replicas, s.updated_replicas), (Some(3), Some(3)));
 }
+
+fn plain_pod(name: &str, app: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {"containers": [{"name": "web", "image": "hadrill/test-server:1",
+            "ports": [{"name": "http", "containerPort": 8080}, {"name": "admin", "containerPort": 9000}]}]},
+    }))
+    .expect("pod")
+}
+
+fn ip_of(sim: &Sim, name: &str) -> String {
+    pod_json(sim, "default", name).unwrap()["status"]["podIP"].as_str().unwrap().to_string()
+}
+
+/// (ready IPs, not-ready IPs, ports as (name, port)) of an Endpoints object.
+fn ep_view(ep: &Endpoints) -> (BTreeSet<String>, BTreeSet<String>, BTreeSet<(String, i32)>) {
+    let mut ready = BTreeSet::new();
+    let mut not_ready = BTreeSet::new();
+    let mut ports = BTreeSet::new();
+    for s in ep.subsets.iter().flatten() {
+        ready.extend(s.addresses.iter().flatten().map(|a| a.ip.clone()));
+        not_ready.extend(s.not_ready_addresses.iter().flatten().map(|a| a.ip.clone()));
+        ports.extend(s.ports.iter().flatten().map(|p| (p.name.clone().unwrap_or_default(), p.port)));
+    }
+    (ready, not_ready, ports)
+}
+
+/// Endpoints of the slices of a Service: IP -> (ready, serving, terminating).
+fn slice_view(slices: &[EndpointSlice]) -> BTreeMap<String, (bool, bool, bool)> {
+    slices
+        .iter()
+        .flat_map(|s| s.endpoints.iter())
+        .map(|e| {
+            let c = e.conditions.clone().unwrap_or_default();
+            (e.addresses[0].clone(), (c.ready == Some(true), c.serving == Some(true), c.terminating == Some(true)))
+        })
+        .collect()
+}
+
+async fn wait_slices<F>(client: &kube::Client, service: &str, what: &str, f: F) -> Vec<EndpointSlice>
+where
+    F: Fn(&[EndpointSlice]) -> bool,
+{
+    let api: Api<EndpointSlice> = Api::default_namespaced(client.clone());
+    let selector = format!("kubernetes.io/service-name={service}");
+    let mut stream = watcher(api, watcher::Config::default().labels(&selector)).boxed();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut state: BTreeMap<String, EndpointSlice> = BTreeMap::new();
+    let mut init: BTreeMap<String, EndpointSlice> = BTreeMap::new();
+    loop {
+        let ev = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("timed out waiting for {what}: {:?}", slice_view(&state.values().cloned().collect::<Vec<_>>())))
+            .expect("watch stream ended");
+        let Ok(ev) = ev else { continue };
+        match ev {
+            watcher::Event::Init => init.clear(),
+            watcher::Event::InitApply(s) => {
+                init.insert(s.metadata.name.clone().unwrap_or_default(), s);
+                continue;
+            }
+            watcher::Event::InitDone => state = std::mem::take(&mut init),
+            watcher::Event::Apply(s) => {
+                state.insert(s.metadata.name.clone().unwrap_or_default(), s);
+            }
+            watcher::Event::Delete(s) => {
+                state.remove(s.metadata.name.as_deref().unwrap_or_default());
+            }
+        }
+        let slices: Vec<EndpointSlice> = state.values().cloned().collect();
+        if f(&slices) {
+            return slices;
+        }
+    }
+}
+
+fn set<const N: usize>(items: [&String; N]) -> BTreeSet<String> {
+    items.into_iter().cloned().collect()
+}
+
+#[tokio::test]
+async fn endpoints_and_slices_follow_pod_readiness() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    for n in ["ep-a", "ep-b", "ep-c"] {
+        pods.create(&PostParams::default(), &plain_pod(n, "ep")).await.unwrap();
+    }
+    let svcs: Api<Service> = Api::default_namespaced(client.clone());
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "ep", "labels": {"tier": "web"}},
+        "spec": {"selector": {"app": "ep"}, "ports": [
+            {"name": "http", "port": 80, "targetPort": "http"},
+            {"name": "metrics", "port": 9090, "targetPort": 9100, "protocol": "TCP"},
+        ]},
+    }))
+    .unwrap();
+    let svc = svcs.create(&PostParams::default(), &svc).await.unwrap();
+    let eps: Api<Endpoints> = Api::default_namespaced(client.clone());
+
+    // No pod has an IP yet: empty Endpoints, one placeholder slice.
+    let ep = wait_for(&eps, "ep", "empty endpoints", |_| true).await;
+    assert!(ep.subsets.as_ref().is_none_or(Vec::is_empty));
+    let labels = ep.metadata.labels.as_ref().unwrap();
+    assert_eq!((labels["tier"].as_str(), labels["endpoints.kubernetes.io/managed-by"].as_str()), ("web", "endpoint-controller"));
+    let slices = wait_slices(&client, "ep", "placeholder", |s| s.len() == 1).await;
+    assert!(slices[0].endpoints.is_empty());
+
+    make_ready(&sim, "default", "ep-a");
+    make_ready(&sim, "default", "ep-b");
+    kubelet_status(&sim, "default", "ep-c", "Running", false);
+    let (a, b, c) = (ip_of(&sim, "ep-a"), ip_of(&sim, "ep-b"), ip_of(&sim, "ep-c"));
+    let ep = wait_for(&eps, "ep", "2 ready, 1 not ready", {
+        let (a, b, c) = (a.clone(), b.clone(), c.clone());
+        move |e| { let v = ep_view(e); v.0 == set([&a, &b]) && v.1 == set([&c]) }
+    })
+    .await;
+    let ports = ep_view(&ep).2;
+    assert_eq!(ports, BTreeSet::from([("http".to_string(), 8080), ("metrics".to_string(), 9100)]));
+    let addr = ep.subsets.as_ref().unwrap()[0].addresses.as_ref().unwrap().iter().find(|x| x.ip == a).unwrap().clone();
+    assert_eq!(addr.node_name.as_deref(), Some(NODE));
+    let target = addr.target_ref.unwrap();
+    assert_eq!((target.kind.as_deref(), target.name.as_deref()), (Some("Pod"), Some("ep-a")));
+
+    let slices = wait_slices(&client, "ep", "3 endpoints", |s| slice_view(s).len() == 3).await;
+    assert_eq!(slices.len(), 1);
+    let slice = &slices[0];
+    assert_eq!(slice.address_type, "IPv4");
+    let labels = slice.metadata.labels.as_ref().unwrap();
+    assert_eq!(labels["kubernetes.io/service-name"], "ep");
+    assert_eq!(labels["endpointslice.kubernetes.io/managed-by"], "endpointslice-controller.k8s.io");
+    assert_eq!(labels["tier"], "web");
+    assert!(slice.metadata.name.as_deref().unwrap().starts_with("ep-"));
+    let owner = &slice.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!((owner.kind.as_str(), Some(&owner.uid), owner.controller), ("Service", svc.metadata.uid.as_ref(), Some(true)));
+    let mut ports: Vec<(String, i32, String)> = slice
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| (p.name.clone().unwrap_or_default(), p.port.unwrap_or(0), p.protocol.clone().unwrap_or_default()))
+        .collect();
+    ports.sort();
+    assert_eq!(ports, [("http".into(), 8080, "TCP".into()), ("metrics".into(), 9100, "TCP".into())]);
+    let view = slice_view(&slices);
+    assert_eq!((view[&a], view[&c]), ((true, true, false), (false, false, false)));
+    let ep_a = slice.endpoints.iter().find(|e| e.addresses[0] == a).unwrap();
+    assert_eq!(ep_a.node_name.as_deref(), Some(NODE));
+    assert_eq!(ep_a.zone.as_deref(), Some("zone-a"));
+    assert_eq!(ep_a.target_ref.as_ref().unwrap().name.as_deref(), Some("ep-a"));
+
+    // A ready pod turning unready moves to notReadyAddresses.
+    kubelet_status(&sim, "default", "ep-b", "Running", false);
+    wait_for(&eps, "ep", "ep-b not ready", {
+        let (a, b, c) = (a.clone(), b.clone(), c.clone());
+        move |e| { let v = ep_view(e); v.0 == set([&a]) && v.1 == set([&b, &c]) }
+    })
+    .await;
+    wait_slices(&client, "ep", "ep-b not ready in the slice", |s| slice_view(s).get(&b) == Some(&(false, false, false))).await;
+
+    // A terminating pod leaves Endpoints; the slice keeps it as serving and terminating.
+    pods.delete("ep-a", &DeleteParams::default()).await.unwrap();
+    wait_for(&eps, "ep", "ep-a gone", {
+        let (b, c) = (b.clone(), c.clone());
+        move |e| { let v = ep_view(e); v.0.is_empty() && v.1 == set([&b, &c]) }
+    })
+    .await;
+    wait_slices(&client, "ep", "ep-a terminating", |s| slice_view(s).get(&a) == Some(&(false, true, true))).await;
+    finish_termination(&sim, "default", "ep-a");
+    wait_slices(&client, "ep", "ep-a removed", |s| !slice_view(s).contains_key(&a)).await;
+
+    // Deleting the Service removes its Endpoints; the garbage collector removes the slices.
+    svcs.delete("ep", &DeleteParams::default()).await.unwrap();
+    let ep_uid = eps.get("ep").await.ok().and_then(|e| e.metadata.uid);
+    if let Some(uid) = ep_uid {
+        support::await_deleted(&eps, "ep", &uid).await;
+    }
+    wait_slices(&client, "ep", "slices gone", |s| s.is_empty()).await;
+}
+
+#[tokio::test]
+async fn endpoints_follow_a_selector_change_at_once() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let pods: Api<Pod> = Api::default_namespaced(client.clone());
+    for (n, app) in [("blue-1", "blue"), ("blue-2", "blue"), ("green-1", "green")] {
+        pods.create(&PostParams::default(), &plain_pod(n, app)).await.unwrap();
+        make_ready(&sim, "default", n);
+    }
+    let (b1, b2, g1) = (ip_of(&sim, "blue-1"), ip_of(&sim, "blue-2"), ip_of(&sim, "green-1"));
+    let svcs: Api<Service> = Api::default_namespaced(client.clone());
+    let svc: Service = serde_json::from_value(json!({
+        "metadata": {"name": "switch"},
+        "spec": {"selector": {"app": "blue"}, "ports": [{"port": 80, "targetPort": "admin"}]},
+    }))
+    .unwrap();
+    svcs.create(&PostParams::default(), &svc).await.unwrap();
+    let eps: Api<Endpoints> = Api::default_namespaced(client.clone());
+    let ep = wait_for(&eps, "switch", "blue endpoints", {
+        let (b1, b2) = (b1.clone(), b2.clone());
+        move |e| ep_view(e).0 == set([&b1, &b2])
+    })
+    .await;
+    assert_eq!(ep_view(&ep).2, BTreeSet::from([(String::new(), 9000)]));
+    wait_slices(&client, "switch", "blue slices", |s| slice_view(s).len() == 2).await;
+
+    // Switch to green and time how long the slices take to follow.
+    let slice_watch = {
+        let client = client.clone();
+        let g1 = g1.clone();
+        tokio::spawn(async move {
+            wait_slices(&client, "switch", "green slices", move |s| {
+                let v = slice_view(s);
+                v.len() == 1 && v.get(&g1) == Some(&(true, true, false))
+            })
+            .await;
+            Instant::now()
+        })
+    };
+    wait_slices(&client, "switch", "watch primed", |s| slice_view(s).len() == 2).await;
+    let t0 = Instant::now();
+    let patch = json!({"spec": {"selector": {"app": "green"}}});
+    svcs.patch("switch", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    wait_for(&eps, "switch", "green endpoints", move |e| ep_view(e).0 == set([&g1])).await;
+    let took = slice_watch.await.unwrap().duration_since(t0);
+    assert!(took < Duration::from_millis(500), "slices followed the selector change after {took:?}");
+}
+
+#[tokio::test]
+async fn services_without_selector_keep_their_own_endpoints() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let svcs: Api<Service> = Api::default_namespaced(client.clone());
+    let manual: Service =
+        serde_json::from_value(json!({"metadata": {"name": "manual"}, "spec": {"ports": [{"port": 80}]}})).unwrap();
+    svcs.create(&PostParams::default(), &manual).await.unwrap();
+    let eps: Api<Endpoints> = Api::default_namespaced(client.clone());
+    let own: Endpoints = serde_json::from_value(json!({"metadata": {"name": "manual"},
+        "subsets": [{"addresses": [{"ip": "127.0.0.42"}], "ports": [{"port": 8080}]}]}))
+    .unwrap();
+    let own = eps.create(&PostParams::default(), &own).await.unwrap();
+
+    // A Service with a selector created afterwards is processed after "manual" (queues are FIFO).
+    let marker: Service = serde_json::from_value(json!({"metadata": {"name": "marker"},
+        "spec": {"selector": {"app": "none"}, "ports": [{"port": 80}]}}))
+    .unwrap();
+    svcs.create(&PostParams::default(), &marker).await.unwrap();
+    wait_for(&eps, "marker", "marker endpoints", |_| true).await;
+    wait_slices(&client, "marker", "marker slice", |s| s.len() == 1).await;
+
+    let now = eps.get("manual").await.unwrap();
+    assert_eq!(now.metadata.resource_version, own.metadata.resource_version);
+    assert_eq!(ep_view(&now).0, BTreeSet::from(["127.0.0.42".to_string()]));
+    let slices: Api<EndpointSlice> = Api::default_namespaced(client.clone());
+    let managed = slices.list(&ListParams::default().labels("kubernetes.io/service-name=manual")).await.unwrap();
+    assert!(managed.items.is_empty());
+}

@@ -4,6 +4,8 @@
 
 pub mod crd;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod gc;
 pub mod namespace;
 pub mod podutil;
@@ -59,5 +61,7 @@ pub fn spawn_all(api: &Arc<Api>) -> Vec<tokio::task::JoinHandle<()>> {
         tokio::spawn(deployment::run(api.clone(), api.store.subscribe())),
         tokio::spawn(replicaset::run(api.clone(), api.store.subscribe())),
         tokio::spawn(statefulset::run(api.clone(), api.store.subscribe())),
+        tokio::spawn(endpoints::run(api.clone(), api.store.subscribe())),
+        tokio::spawn(endpointslice::run(api.clone(), api.store.subscribe())),
     ]
 }
