@@ -26,8 +26,8 @@ async fn owner_chain(client: &kube::Client, name: &str) -> (Deployment, ReplicaS
     .unwrap();
     let d = deps.create(&PostParams::default(), &d).await.unwrap();
     let selector = format!("app={name}");
-    let mut watch = kube::runtime::watcher(pods.clone(), kube::runtime::watcher::Config::default().labels(&selector))
-        .boxed();
+    let mut watch =
+        kube::runtime::watcher(pods.clone(), kube::runtime::watcher::Config::default().labels(&selector)).boxed();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let listed = pods.list(&ListParams::default().labels(&selector)).await.unwrap().items;

@@ -6,7 +6,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -85,19 +85,16 @@ fn finish_termination(sim: &Sim, ns: &str, name: &str) {
     }
 }
 
-/// A kubelet for every pod of the cluster: new pods become Running and Ready (when
-/// `auto_ready`), terminating pods are removed.
+/// A kubelet for every pod of the cluster: new pods are bound and become Running and Ready at
+/// once, terminating pods are removed.
 struct FakeKubelet {
-    auto_ready: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl FakeKubelet {
-    fn start(sim: &Sim, auto_ready: bool) -> Self {
-        let flag = Arc::new(AtomicBool::new(auto_ready));
+    fn start(sim: &Sim) -> Self {
         let mut events = sim.api().store.subscribe();
         let api = sim.api().clone();
-        let f = flag.clone();
         let task = tokio::spawn(async move {
             let pods = api.resource("", "v1", "pods").expect("pods are served");
             while let Some((gr, e)) = events.recv().await {
@@ -108,7 +105,7 @@ impl FakeKubelet {
                 if !e.object["metadata"]["deletionTimestamp"].is_null() {
                     let opts = DeleteOptions { grace_period: Some(0), ..Default::default() };
                     let _ = api.delete(&pods, &ns, &name, &opts);
-                } else if e.kind == sim::api::store::EventType::Added && f.load(Ordering::SeqCst) {
+                } else if e.kind == sim::api::store::EventType::Added {
                     let _ = api.bind(&ns, &name, NODE);
                     let ip = next_ip();
                     let now = sim::api::ops::now_rfc3339();
@@ -120,7 +117,7 @@ impl FakeKubelet {
                 }
             }
         });
-        FakeKubelet { auto_ready: flag, task }
+        FakeKubelet { task }
     }
 }
 
@@ -251,7 +248,10 @@ async fn deployment_creates_a_replicaset_and_pods_and_becomes_available() {
     assert_eq!(ann["deployment.kubernetes.io/max-replicas"], "3");
     let spec = rs.spec.as_ref().unwrap();
     assert_eq!(spec.selector.match_labels.as_ref().unwrap()["pod-template-hash"], hash);
-    assert_eq!(spec.template.as_ref().unwrap().metadata.as_ref().unwrap().labels.as_ref().unwrap()["pod-template-hash"], hash);
+    assert_eq!(
+        spec.template.as_ref().unwrap().metadata.as_ref().unwrap().labels.as_ref().unwrap()["pod-template-hash"],
+        hash
+    );
     for p in &pods {
         let name = p.metadata.name.clone().unwrap();
         assert!(name.starts_with(&format!("web-{hash}-")), "{name}");
@@ -273,7 +273,8 @@ async fn deployment_creates_a_replicaset_and_pods_and_becomes_available() {
         make_ready(&sim, "default", p.metadata.name.as_deref().unwrap());
     }
     let d = wait_for(&deploys, "web", "available", |d| {
-        dstatus(d) == (2, 2, 2, 2) && cond(d, "Progressing").is_some_and(|c| c.reason.as_deref() == Some("NewReplicaSetAvailable"))
+        dstatus(d) == (2, 2, 2, 2)
+            && cond(d, "Progressing").is_some_and(|c| c.reason.as_deref() == Some("NewReplicaSetAvailable"))
     })
     .await;
     let s = d.status.as_ref().unwrap();
@@ -284,7 +285,10 @@ async fn deployment_creates_a_replicaset_and_pods_and_becomes_available() {
     assert_eq!(avail.message.as_deref(), Some("Deployment has minimum availability."));
     let prog = cond(&d, "Progressing").unwrap();
     assert_eq!(prog.status, "True");
-    assert_eq!(prog.message.as_deref(), Some(format!("ReplicaSet \"web-{hash}\" has successfully progressed.").as_str()));
+    assert_eq!(
+        prog.message.as_deref(),
+        Some(format!("ReplicaSet \"web-{hash}\" has successfully progressed.").as_str())
+    );
     let rs = rss.get(&format!("web-{hash}")).await.unwrap();
     let rs_status = rs.status.unwrap();
     assert_eq!(
@@ -318,7 +322,7 @@ async fn scale(deploys: &Api<Deployment>, name: &str, replicas: i32) {
 async fn deployment_scales_up_and_down() {
     let sim = support::start(1).await;
     let client = sim.client().unwrap();
-    let _kubelet = FakeKubelet::start(&sim, true);
+    let _kubelet = FakeKubelet::start(&sim);
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
     deploys.create(&PostParams::default(), &deployment("scaled", 3, json!({}))).await.unwrap();
     wait_for(&deploys, "scaled", "3 available", |d| dstatus(d) == (3, 3, 3, 3)).await;
@@ -360,7 +364,11 @@ async fn scale_down_deletes_unscheduled_then_not_ready_pods_first() {
 
     scale(&deploys, "prefer", 3).await;
     let pods = wait_pods(&client, "app=prefer", "one pod terminating", |p| active(p).len() == 3).await;
-    let gone: Vec<String> = pods.iter().filter(|p| p.metadata.deletion_timestamp.is_some()).filter_map(|p| p.metadata.name.clone()).collect();
+    let gone: Vec<String> = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_some())
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
     let kept = names(&active(&pods));
     // The unscheduled pod has no node, so it is removed at once rather than terminating.
     assert!(gone.is_empty() && !kept.contains(&order[3]), "kept {kept:?}");
@@ -378,7 +386,7 @@ async fn scale_down_deletes_unscheduled_then_not_ready_pods_first() {
 async fn deleted_and_failed_pods_are_replaced() {
     let sim = support::start(1).await;
     let client = sim.client().unwrap();
-    let _kubelet = FakeKubelet::start(&sim, true);
+    let _kubelet = FakeKubelet::start(&sim);
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
     deploys.create(&PostParams::default(), &deployment("heal", 2, json!({}))).await.unwrap();
     wait_for(&deploys, "heal", "2 available", |d| dstatus(d) == (2, 2, 2, 2)).await;
@@ -397,7 +405,8 @@ async fn deleted_and_failed_pods_are_replaced() {
     // A pod that fails is replaced; the failed pod itself stays (pod GC is not this controller's job).
     let failed = pod_names(&after).into_iter().next().unwrap();
     kubelet_status(&sim, "default", &failed, "Failed", false);
-    let now = wait_pods(&client, "app=heal", "replacement of the failed pod", |p| active(p).len() == 2 && p.len() == 3).await;
+    let now =
+        wait_pods(&client, "app=heal", "replacement of the failed pod", |p| active(p).len() == 2 && p.len() == 3).await;
     let failed_pod = now.iter().find(|p| p.metadata.name.as_deref() == Some(failed.as_str())).unwrap();
     assert_eq!(failed_pod.status.as_ref().unwrap().phase.as_deref(), Some("Failed"));
     wait_for(&deploys, "heal", "2 available again", |d| dstatus(d) == (2, 2, 2, 2)).await;
@@ -492,7 +501,7 @@ fn rollout_done(d: &Deployment, replicas: i32) -> bool {
 async fn rolling_update_honours_max_surge_and_max_unavailable() {
     let sim = support::start(1).await;
     let client = sim.client().unwrap();
-    let _kubelet = FakeKubelet::start(&sim, true);
+    let _kubelet = FakeKubelet::start(&sim);
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
     let strategy = json!({"revisionHistoryLimit": 1, "strategy": {"type": "RollingUpdate",
         "rollingUpdate": {"maxSurge": "30%", "maxUnavailable": "30%"}}});
@@ -570,9 +579,12 @@ async fn rolling_update_honours_max_surge_and_max_unavailable() {
 async fn recreate_stops_old_pods_before_starting_new_ones() {
     let sim = support::start(1).await;
     let client = sim.client().unwrap();
-    let _kubelet = FakeKubelet::start(&sim, true);
+    let _kubelet = FakeKubelet::start(&sim);
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
-    deploys.create(&PostParams::default(), &deployment("rec", 3, json!({"strategy": {"type": "Recreate"}}))).await.unwrap();
+    deploys
+        .create(&PostParams::default(), &deployment("rec", 3, json!({"strategy": {"type": "Recreate"}})))
+        .await
+        .unwrap();
     wait_for(&deploys, "rec", "rolled out", |d| rollout_done(d, 3)).await;
     let old_hash = hash_of(&pods_of(&client, "app=rec").await[0]);
 
@@ -622,7 +634,10 @@ async fn progress_deadline_exceeded_is_reported() {
     let sim = support::start(1).await;
     let client = sim.client().unwrap();
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
-    deploys.create(&PostParams::default(), &deployment("stuck", 1, json!({"progressDeadlineSeconds": 1}))).await.unwrap();
+    deploys
+        .create(&PostParams::default(), &deployment("stuck", 1, json!({"progressDeadlineSeconds": 1})))
+        .await
+        .unwrap();
     let d = wait_for(&deploys, "stuck", "progressing", |d| cond(d, "Progressing").is_some()).await;
     let reason = cond(&d, "Progressing").unwrap().reason.clone().unwrap();
     assert!(reason == "NewReplicaSetCreated" || reason == "ReplicaSetUpdated", "{reason}");
@@ -640,7 +655,7 @@ async fn progress_deadline_exceeded_is_reported() {
 async fn deleting_a_deployment_removes_its_replicasets_and_pods() {
     let sim = support::start(1).await;
     let client = sim.client().unwrap();
-    let _kubelet = FakeKubelet::start(&sim, true);
+    let _kubelet = FakeKubelet::start(&sim);
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
     deploys.create(&PostParams::default(), &deployment("doomed", 2, json!({}))).await.unwrap();
     wait_for(&deploys, "doomed", "available", |d| dstatus(d) == (2, 2, 2, 2)).await;
@@ -757,7 +772,10 @@ async fn statefulset_ordered_ready_creates_in_order_and_scales_down_from_the_top
         .await
         .status
         .unwrap();
-    assert_eq!((s.replicas, s.current_replicas, s.updated_replicas, s.available_replicas), (3, Some(3), Some(3), Some(3)));
+    assert_eq!(
+        (s.replicas, s.current_replicas, s.updated_replicas, s.available_replicas),
+        (3, Some(3), Some(3), Some(3))
+    );
     assert!(s.current_revision.is_some() && s.current_revision == s.update_revision);
     assert_eq!(s.observed_generation, Some(1));
 
@@ -784,7 +802,9 @@ async fn statefulset_ordered_ready_creates_in_order_and_scales_down_from_the_top
 
     // So does a pod that failed.
     kubelet_status(&sim, "default", "db-0", "Failed", false);
-    let p = wait_for(&pods, "db-0", "recreated after failure", move |p| p.metadata.uid.as_deref() != Some(uid.as_str())).await;
+    let p =
+        wait_for(&pods, "db-0", "recreated after failure", move |p| p.metadata.uid.as_deref() != Some(uid.as_str()))
+            .await;
     assert_ne!(p.status.unwrap().phase.as_deref(), Some("Failed"));
 }
 
@@ -793,7 +813,9 @@ async fn statefulset_parallel_creates_and_deletes_without_waiting() {
     let sim = support::start(1).await;
     let client = sim.client().unwrap();
     let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
-    sets.create(&PostParams::default(), &statefulset("par", 3, json!({"podManagementPolicy": "Parallel"}))).await.unwrap();
+    sets.create(&PostParams::default(), &statefulset("par", 3, json!({"podManagementPolicy": "Parallel"})))
+        .await
+        .unwrap();
     let pods = wait_pods(&client, "app=par", "3 pods", |p| p.len() == 3).await;
     assert_eq!(pod_names(&pods), BTreeSet::from(["par-0".into(), "par-1".into(), "par-2".into()]));
     assert!(!pods.iter().any(is_ready));
@@ -804,18 +826,21 @@ async fn statefulset_parallel_creates_and_deletes_without_waiting() {
 
     let patch = json!({"spec": {"replicas": 0}});
     sets.patch("par", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
-    wait_pods(&client, "app=par", "all terminating", |p| p.len() == 3 && p.iter().all(|p| p.metadata.deletion_timestamp.is_some()))
-        .await;
+    wait_pods(&client, "app=par", "all terminating", |p| {
+        p.len() == 3 && p.iter().all(|p| p.metadata.deletion_timestamp.is_some())
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn statefulset_rolling_update_respects_the_partition() {
     let sim = support::start(1).await;
     let client = sim.client().unwrap();
-    let _kubelet = FakeKubelet::start(&sim, true);
+    let _kubelet = FakeKubelet::start(&sim);
     let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
     sets.create(&PostParams::default(), &statefulset("ru", 3, json!({}))).await.unwrap();
-    let s = wait_for(&sets, "ru", "3 ready", |s| s.status.as_ref().is_some_and(|st| st.ready_replicas == Some(3))).await;
+    let s =
+        wait_for(&sets, "ru", "3 ready", |s| s.status.as_ref().is_some_and(|st| st.ready_replicas == Some(3))).await;
     let rev1 = s.status.unwrap().current_revision.unwrap();
 
     let patch = json!({"spec": {
@@ -836,15 +861,23 @@ async fn statefulset_rolling_update_respects_the_partition() {
     let rev = |n: &str| find(&pods, n).unwrap().metadata.labels.as_ref().unwrap()["controller-revision-hash"].clone();
     assert_eq!((rev("ru-0"), rev("ru-1"), rev("ru-2")), (rev1.clone(), rev2.clone(), rev2.clone()));
     let crs: Api<k8s_openapi::api::apps::v1::ControllerRevision> = Api::default_namespaced(client.clone());
-    let revisions: BTreeMap<String, i64> =
-        crs.list(&ListParams::default()).await.unwrap().items.into_iter().map(|c| (c.metadata.name.unwrap(), c.revision)).collect();
+    let revisions: BTreeMap<String, i64> = crs
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| (c.metadata.name.unwrap(), c.revision))
+        .collect();
     assert_eq!(revisions, BTreeMap::from([(rev1.clone(), 1), (rev2.clone(), 2)]));
 
     // Partition 0 finishes the rollout: the update revision becomes current.
     let patch = json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 0}}}});
     sets.patch("ru", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     let s = wait_for(&sets, "ru", "rolled out", move |s| {
-        s.status.as_ref().is_some_and(|st| st.current_revision.as_deref() == Some(rev2.as_str()) && st.ready_replicas == Some(3))
+        s.status
+            .as_ref()
+            .is_some_and(|st| st.current_revision.as_deref() == Some(rev2.as_str()) && st.ready_replicas == Some(3))
     })
     .await
     .status
@@ -903,7 +936,9 @@ where
     loop {
         let ev = tokio::time::timeout_at(deadline, stream.next())
             .await
-            .unwrap_or_else(|_| panic!("timed out waiting for {what}: {:?}", slice_view(&state.values().cloned().collect::<Vec<_>>())))
+            .unwrap_or_else(|_| {
+                panic!("timed out waiting for {what}: {:?}", slice_view(&state.values().cloned().collect::<Vec<_>>()))
+            })
             .expect("watch stream ended");
         let Ok(ev) = ev else { continue };
         match ev {
@@ -955,7 +990,10 @@ async fn endpoints_and_slices_follow_pod_readiness() {
     let ep = wait_for(&eps, "ep", "empty endpoints", |_| true).await;
     assert!(ep.subsets.as_ref().is_none_or(Vec::is_empty));
     let labels = ep.metadata.labels.as_ref().unwrap();
-    assert_eq!((labels["tier"].as_str(), labels["endpoints.kubernetes.io/managed-by"].as_str()), ("web", "endpoint-controller"));
+    assert_eq!(
+        (labels["tier"].as_str(), labels["endpoints.kubernetes.io/managed-by"].as_str()),
+        ("web", "endpoint-controller")
+    );
     let slices = wait_slices(&client, "ep", "placeholder", |s| s.len() == 1).await;
     assert!(slices[0].endpoints.is_empty());
 
@@ -965,7 +1003,10 @@ async fn endpoints_and_slices_follow_pod_readiness() {
     let (a, b, c) = (ip_of(&sim, "ep-a"), ip_of(&sim, "ep-b"), ip_of(&sim, "ep-c"));
     let ep = wait_for(&eps, "ep", "2 ready, 1 not ready", {
         let (a, b, c) = (a.clone(), b.clone(), c.clone());
-        move |e| { let v = ep_view(e); v.0 == set([&a, &b]) && v.1 == set([&c]) }
+        move |e| {
+            let v = ep_view(e);
+            v.0 == set([&a, &b]) && v.1 == set([&c])
+        }
     })
     .await;
     let ports = ep_view(&ep).2;
@@ -985,7 +1026,10 @@ async fn endpoints_and_slices_follow_pod_readiness() {
     assert_eq!(labels["tier"], "web");
     assert!(slice.metadata.name.as_deref().unwrap().starts_with("ep-"));
     let owner = &slice.metadata.owner_references.as_ref().unwrap()[0];
-    assert_eq!((owner.kind.as_str(), Some(&owner.uid), owner.controller), ("Service", svc.metadata.uid.as_ref(), Some(true)));
+    assert_eq!(
+        (owner.kind.as_str(), Some(&owner.uid), owner.controller),
+        ("Service", svc.metadata.uid.as_ref(), Some(true))
+    );
     let mut ports: Vec<(String, i32, String)> = slice
         .ports
         .iter()
@@ -1005,16 +1049,25 @@ async fn endpoints_and_slices_follow_pod_readiness() {
     kubelet_status(&sim, "default", "ep-b", "Running", false);
     wait_for(&eps, "ep", "ep-b not ready", {
         let (a, b, c) = (a.clone(), b.clone(), c.clone());
-        move |e| { let v = ep_view(e); v.0 == set([&a]) && v.1 == set([&b, &c]) }
+        move |e| {
+            let v = ep_view(e);
+            v.0 == set([&a]) && v.1 == set([&b, &c])
+        }
     })
     .await;
-    wait_slices(&client, "ep", "ep-b not ready in the slice", |s| slice_view(s).get(&b) == Some(&(false, false, false))).await;
+    wait_slices(&client, "ep", "ep-b not ready in the slice", |s| {
+        slice_view(s).get(&b) == Some(&(false, false, false))
+    })
+    .await;
 
     // A terminating pod leaves Endpoints; the slice keeps it as serving and terminating.
     pods.delete("ep-a", &DeleteParams::default()).await.unwrap();
     wait_for(&eps, "ep", "ep-a gone", {
         let (b, c) = (b.clone(), c.clone());
-        move |e| { let v = ep_view(e); v.0.is_empty() && v.1 == set([&b, &c]) }
+        move |e| {
+            let v = ep_view(e);
+            v.0.is_empty() && v.1 == set([&b, &c])
+        }
     })
     .await;
     wait_slices(&client, "ep", "ep-a terminating", |s| slice_view(s).get(&a) == Some(&(false, true, true))).await;

@@ -199,7 +199,11 @@ fn normalized(v: &Value) -> Value {
         Value::Object(m) => Value::Object(
             m.iter()
                 .map(|(k, v)| (k.clone(), normalized(v)))
-                .filter(|(_, v)| !(v.is_null() || v.as_object().is_some_and(Map::is_empty) || v.as_array().is_some_and(Vec::is_empty)))
+                .filter(|(_, v)| {
+                    !(v.is_null()
+                        || v.as_object().is_some_and(Map::is_empty)
+                        || v.as_array().is_some_and(Vec::is_empty))
+                })
                 .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(normalized).collect()),
@@ -443,14 +447,17 @@ impl Sync<'_> {
                     let mut next = self.d.clone();
                     next["status"]["collisionCount"] = json!(collision.unwrap_or(0) + 1);
                     self.persist(next)?;
-                    return Err(ApiError::conflict("apps", "deployments", &self.name().to_string(), "hash collision"));
+                    return Err(ApiError::conflict("apps", "deployments", self.name(), "hash collision"));
                 }
             }
             Err(e) => {
                 if self.has_progress_deadline() {
                     let mut next = self.d.clone();
                     let msg = format!("Failed to create new replica set \"{rs_name}\": {}", e.message);
-                    set_condition(&mut next["status"], new_condition(PROGRESSING, "False", "ReplicaSetCreateError", msg));
+                    set_condition(
+                        &mut next["status"],
+                        new_condition(PROGRESSING, "False", "ReplicaSetCreateError", msg),
+                    );
                     self.persist(next)?;
                 }
                 return Err(e);
@@ -518,7 +525,8 @@ impl Sync<'_> {
         if !self.is_rolling() {
             return Ok(desired);
         }
-        let surge = podutil::scaled_value(&self.d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%", desired, true)?;
+        let surge =
+            podutil::scaled_value(&self.d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%", desired, true)?;
         // Pods a ReplicaSet still has count until it has removed them (its status says so).
         let current: i64 = all.iter().map(|rs| replicas(rs).max(status_count(rs, "replicas"))).sum();
         let max_total = desired + surge;
@@ -557,9 +565,15 @@ impl Sync<'_> {
         let paused = self.d["spec"]["paused"] == true;
         let mut next = self.d.clone();
         if paused && !paused_cond {
-            set_condition(&mut next["status"], new_condition(PROGRESSING, "Unknown", PAUSED, "Deployment is paused".into()));
+            set_condition(
+                &mut next["status"],
+                new_condition(PROGRESSING, "Unknown", PAUSED, "Deployment is paused".into()),
+            );
         } else if !paused && paused_cond {
-            set_condition(&mut next["status"], new_condition(PROGRESSING, "Unknown", RESUMED, "Deployment is resumed".into()));
+            set_condition(
+                &mut next["status"],
+                new_condition(PROGRESSING, "Unknown", RESUMED, "Deployment is resumed".into()),
+            );
         } else {
             return Ok(());
         }
@@ -570,9 +584,11 @@ impl Sync<'_> {
     fn is_scaling_event(&mut self, rs_list: &[Value]) -> ApiResult<bool> {
         let (new, old) = self.all_replica_sets(rs_list, false)?;
         let want = replicas(&self.d);
-        Ok(old.iter().chain(new.iter()).filter(|rs| is_active(rs)).any(|rs| {
-            annotation(rs, DESIRED_REPLICAS).and_then(|v| v.parse::<i64>().ok()).is_some_and(|d| d != want)
-        }))
+        Ok(old
+            .iter()
+            .chain(new.iter())
+            .filter(|rs| is_active(rs))
+            .any(|rs| annotation(rs, DESIRED_REPLICAS).and_then(|v| v.parse::<i64>().ok()).is_some_and(|d| d != want)))
     }
 
     /// `sync`: scaling (proportional for RollingUpdate) and, when paused, history cleanup.
@@ -906,8 +922,7 @@ impl Sync<'_> {
         match failure {
             Some(f) => {
                 let msg = f["message"].as_str().unwrap_or_default().to_string();
-                let mut cond =
-                    new_condition(REPLICA_FAILURE, "True", f["reason"].as_str().unwrap_or_default(), msg);
+                let mut cond = new_condition(REPLICA_FAILURE, "True", f["reason"].as_str().unwrap_or_default(), msg);
                 cond["lastTransitionTime"] = f["lastTransitionTime"].clone();
                 set_condition(&mut status, cond);
             }
@@ -1015,10 +1030,16 @@ mod tests {
     #[test]
     fn conditions_keep_transition_time_while_status_holds() {
         let mut status = json!({"conditions": [{"type": "Progressing", "status": "True", "reason": "A", "lastTransitionTime": "t0", "lastUpdateTime": "t0"}]});
-        set_condition(&mut status, json!({"type": "Progressing", "status": "True", "reason": "B", "lastTransitionTime": "t1", "lastUpdateTime": "t1"}));
+        set_condition(
+            &mut status,
+            json!({"type": "Progressing", "status": "True", "reason": "B", "lastTransitionTime": "t1", "lastUpdateTime": "t1"}),
+        );
         assert_eq!(status["conditions"][0]["lastTransitionTime"], "t0");
         assert_eq!(status["conditions"][0]["reason"], "B");
-        set_condition(&mut status, json!({"type": "Progressing", "status": "True", "reason": "B", "lastTransitionTime": "t2", "lastUpdateTime": "t2"}));
+        set_condition(
+            &mut status,
+            json!({"type": "Progressing", "status": "True", "reason": "B", "lastTransitionTime": "t2", "lastUpdateTime": "t2"}),
+        );
         assert_eq!(status["conditions"][0]["lastUpdateTime"], "t1");
     }
 }

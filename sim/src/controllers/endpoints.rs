@@ -55,9 +55,7 @@ pub fn selected_pods(api: &Api, svc: &Value, selector: LabelSelector) -> ApiResu
 
 /// `ShouldPodBeInEndpoints`: not terminal, has an IP, not terminating unless asked.
 pub fn should_be_in_endpoints(pod: &Value, include_terminating: bool) -> bool {
-    !podutil::is_terminal(pod)
-        && pod_ip(pod).is_some()
-        && (include_terminating || !podutil::is_terminating(pod))
+    !podutil::is_terminal(pod) && pod_ip(pod).is_some() && (include_terminating || !podutil::is_terminating(pod))
 }
 
 /// The pod's (IPv4) address.
@@ -108,7 +106,8 @@ pub fn endpoint_ports(svc: &Value, pod: &Value) -> Vec<Value> {
 /// `ShouldSetHostname`: the pod's hostname, when its subdomain is this Service.
 pub fn hostname_for(pod: &Value, svc: &Value) -> Option<String> {
     let host = pod["spec"]["hostname"].as_str().filter(|h| !h.is_empty())?;
-    (pod["spec"]["subdomain"] == svc["metadata"]["name"] && pod["metadata"]["namespace"] == svc["metadata"]["namespace"])
+    (pod["spec"]["subdomain"] == svc["metadata"]["name"]
+        && pod["metadata"]["namespace"] == svc["metadata"]["namespace"])
         .then(|| host.to_string())
 }
 
@@ -284,10 +283,13 @@ fn set_subsets(ep: &mut Value, subsets: Vec<Value>) {
 /// `RepackSubsets`: ports whose (address, readiness) sets are equal share a subset; addresses
 /// sorted by IP, ports by name and number.
 fn repack(by_port: BTreeMap<String, BTreeMap<String, (Value, bool)>>) -> Vec<Value> {
-    let mut groups: BTreeMap<Vec<(String, bool)>, (Vec<Value>, BTreeSet<String>)> = BTreeMap::new();
+    /// Addresses (as `[address, ready]` pairs) and the ports they share.
+    type Group = (Vec<Value>, BTreeSet<String>);
+    let mut groups: BTreeMap<Vec<(String, bool)>, Group> = BTreeMap::new();
     for (port, addrs) in by_port {
         let id: Vec<(String, bool)> = addrs.iter().map(|(k, (_, r))| (k.clone(), *r)).collect();
-        let group = groups.entry(id).or_insert_with(|| (addrs.values().map(|(a, r)| json!([a, r])).collect(), BTreeSet::new()));
+        let group =
+            groups.entry(id).or_insert_with(|| (addrs.values().map(|(a, r)| json!([a, r])).collect(), BTreeSet::new()));
         group.1.insert(port);
     }
     let mut subsets: Vec<Value> = groups

@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::endpoints::{HEADLESS_LABEL, endpoint_ports, hostname_for, is_headless, pod_ip, selected_pods, service_selector};
+use super::endpoints::{
+    HEADLESS_LABEL, endpoint_ports, hostname_for, is_headless, pod_ip, selected_pods, service_selector,
+};
 use super::podutil::{self, Key};
 use super::queue::Reconciler;
 use crate::api::ops::{Api, DeleteOptions, Subresource, WriteCtx, meta_str};
@@ -105,7 +107,9 @@ impl Reconciler for EndpointSliceController {
             if let Some(node) = pod["spec"]["nodeName"].as_str().filter(|n| !n.is_empty()) {
                 ep["nodeName"] = json!(node);
                 let zone = zones.entry(node.to_string()).or_insert_with(|| {
-                    api.get(&node_rt, "", node).ok().and_then(|n| n["metadata"]["labels"][ZONE_LABEL].as_str().map(str::to_string))
+                    api.get(&node_rt, "", node)
+                        .ok()
+                        .and_then(|n| n["metadata"]["labels"][ZONE_LABEL].as_str().map(str::to_string))
                 });
                 if let Some(z) = zone {
                     ep["zone"] = json!(z);

@@ -116,7 +116,12 @@ pub fn builtin(api: &Api, group: &str, plural: &str) -> ApiResult<Arc<ResourceTy
 }
 
 /// Objects of `rt` in `namespace` matching `selector` (all objects when `None`).
-pub fn list_in(api: &Api, rt: &ResourceType, namespace: &str, selector: Option<LabelSelector>) -> ApiResult<Vec<Arc<Value>>> {
+pub fn list_in(
+    api: &Api,
+    rt: &ResourceType,
+    namespace: &str,
+    selector: Option<LabelSelector>,
+) -> ApiResult<Vec<Arc<Value>>> {
     let opts = ListOptions { label_selector: selector.map(Arc::new), ..Default::default() };
     Ok(api.list(rt, Some(namespace), &opts)?.items)
 }
@@ -228,10 +233,9 @@ pub fn scaled_value(v: &Value, default: &str, total: i64, round_up: bool) -> Res
     match &v {
         Value::Number(n) => n.as_i64().ok_or_else(|| ApiError::bad_request(format!("invalid int-or-percent {n}"))),
         Value::String(s) => {
-            let pct: i64 = s
-                .strip_suffix('%')
-                .and_then(|p| p.parse().ok())
-                .ok_or_else(|| ApiError::bad_request(format!("invalid value for IntOrString: {s:?} is not a percentage")))?;
+            let pct: i64 = s.strip_suffix('%').and_then(|p| p.parse().ok()).ok_or_else(|| {
+                ApiError::bad_request(format!("invalid value for IntOrString: {s:?} is not a percentage"))
+            })?;
             let scaled = pct * total;
             Ok(if round_up { (scaled + 99).div_euclid(100) } else { scaled.div_euclid(100) })
         }

@@ -38,10 +38,7 @@ const BURST: i64 = 500;
 pub struct ReplicaSetController;
 
 /// Runs the ReplicaSet controller until the event channel closes.
-pub async fn run(
-    api: Arc<Api>,
-    events: tokio::sync::mpsc::UnboundedReceiver<(GroupResource, Arc<Event>)>,
-) {
+pub async fn run(api: Arc<Api>, events: tokio::sync::mpsc::UnboundedReceiver<(GroupResource, Arc<Event>)>) {
     super::queue::run(api, events, ReplicaSetController).await
 }
 
@@ -266,8 +263,7 @@ mod tests {
             pod("pending", "n4", "Pending", false, "2024-01-01T00:00:00Z"),
             pod("unscheduled", "", "Pending", false, "2024-01-01T00:00:00Z"),
         ];
-        let order: Vec<String> =
-            pods_to_delete(&pods, 5).iter().map(|p| meta_str(p, "name").to_string()).collect();
+        let order: Vec<String> = pods_to_delete(&pods, 5).iter().map(|p| meta_str(p, "name").to_string()).collect();
         assert_eq!(order, ["unscheduled", "pending", "unready", "new-ready", "old-ready"]);
     }
 

@@ -178,7 +178,17 @@ impl Sync<'_> {
         let name = meta_str(&self.set, "name").to_string();
         let member = move |p: &Value| parent_and_ordinal(meta_str(p, "name")).is_some_and(|(parent, _)| parent == name);
         let can_adopt = !podutil::is_terminating(&self.set);
-        Ok(podutil::claim(self.api, &self.pod_rt, &self.set, &owner_ref, &self.selector, pods, can_adopt, MANAGER, &member))
+        Ok(podutil::claim(
+            self.api,
+            &self.pod_rt,
+            &self.set,
+            &owner_ref,
+            &self.selector,
+            pods,
+            can_adopt,
+            MANAGER,
+            &member,
+        ))
     }
 
     fn run(&mut self) -> ApiResult<Option<Duration>> {
@@ -187,7 +197,8 @@ impl Sync<'_> {
         let update = self.update_revision(&mut revisions)?;
         let current_name = self.set["status"]["currentRevision"].as_str().unwrap_or_default().to_string();
         let current = revisions.iter().find(|r| r.name == current_name).cloned().unwrap_or_else(|| update.clone());
-        let result = if podutil::is_terminating(&self.set) { Ok(()) } else { self.update_pods(&pods, &current, &update) };
+        let result =
+            if podutil::is_terminating(&self.set) { Ok(()) } else { self.update_pods(&pods, &current, &update) };
         let pods = self.claim_pods()?;
         let status = self.status(&pods, &current, &update);
         let ready = int(&status["readyReplicas"], 0);
@@ -305,19 +316,18 @@ impl Sync<'_> {
                 condemned.push((ord, p.clone()));
             }
         }
-        condemned.sort_by(|a, b| b.0.cmp(&a.0));
+        condemned.sort_by_key(|(ord, _)| std::cmp::Reverse(*ord));
         // The first unavailable pod: lowest replica, else lowest condemned ordinal.
-        let first_unavailable = replicas
-            .iter()
-            .position(|p| unavailable(p.as_deref(), min_ready, now))
-            .map(|i| start + i as i64)
-            .or_else(|| condemned.iter().rev().find(|(_, p)| unavailable(Some(p), min_ready, now)).map(|(o, _)| *o));
+        let first_unavailable =
+            replicas.iter().position(|p| unavailable(p.as_deref(), min_ready, now)).map(|i| start + i as i64).or_else(
+                || condemned.iter().rev().find(|(_, p)| unavailable(Some(p), min_ready, now)).map(|(o, _)| *o),
+            );
         let monotonic = self.set["spec"]["podManagementPolicy"] != "Parallel";
         let ns = self.namespace();
 
-        for i in 0..replicas.len() {
+        for (i, slot) in replicas.iter_mut().enumerate() {
             let ord = start + i as i64;
-            match replicas[i].clone() {
+            match slot.clone() {
                 Some(p) if podutil::is_terminal(&p) => {
                     if !podutil::is_terminating(&p) {
                         self.delete_pod(&p)?;
@@ -329,7 +339,7 @@ impl Sync<'_> {
                 None => {
                     let pod = self.new_pod(ord, current, update);
                     let created = self.api.create(&self.pod_rt, &ns, pod, &self.ctx())?;
-                    replicas[i] = Some(created.object);
+                    *slot = Some(created.object);
                     if monotonic {
                         return Ok(());
                     }
