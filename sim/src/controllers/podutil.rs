@@ -149,9 +149,10 @@ pub fn claim(
             Some(r) if r["uid"] == uid => {
                 if matches {
                     claimed.push(obj);
-                } else if !can_adopt {
+                } else if can_adopt
                     // An owner being deleted neither adopts nor releases.
-                } else if let Err(e) = set_controller(api, rt, &obj, uid, None, manager) {
+                    && let Err(e) = set_controller(api, rt, &obj, uid, None, manager)
+                {
                     tracing::debug!(object = %crate::api::ops::meta_str(&obj, "name"), error = %e, "could not release");
                 }
             }

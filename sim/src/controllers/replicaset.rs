@@ -63,12 +63,11 @@ impl Reconciler for ReplicaSetController {
                     .flatten()
                     .filter_map(|p| owner_key(p, "ReplicaSet"))
                     .collect();
-                if owners.is_empty() {
+                if podutil::controller_ref(pod).is_none()
+                    && !podutil::is_terminating(pod)
+                    && let Ok(rt) = podutil::builtin(api, "apps", "replicasets")
+                {
                     // An orphan: the ReplicaSets that could adopt it.
-                    if podutil::is_terminating(pod) {
-                        return;
-                    }
-                    let Ok(rt) = podutil::builtin(api, "apps", "replicasets") else { return };
                     let ns = meta_str(pod, "namespace");
                     for rs in podutil::list_in(api, &rt, ns, None).unwrap_or_default() {
                         if LabelSelector::from_json(&rs["spec"]["selector"])
