@@ -1160,3 +1160,42 @@ async fn services_without_selector_keep_their_own_endpoints() {
     let managed = slices.list(&ListParams::default().labels("kubernetes.io/service-name=manual")).await.unwrap();
     assert!(managed.items.is_empty());
 }
+
+#[tokio::test]
+async fn scaling_during_a_rollout_is_proportional() {
+    let sim = support::start(1).await;
+    let client = sim.client().unwrap();
+    let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
+    deploys.create(&PostParams::default(), &deployment("prop", 4, json!({}))).await.unwrap();
+    for p in wait_pods(&client, "app=prop", "4 pods", |p| p.len() == 4).await {
+        make_ready(&sim, "default", p.metadata.name.as_deref().unwrap());
+    }
+    wait_for(&deploys, "prop", "available", |d| rollout_done(d, 4)).await;
+    let old_hash = hash_of(&pods_of(&client, "app=prop").await[0]);
+
+    // The new pods never become ready: 25% of 4 lets the rollout reach 3 old + 2 new, then stall.
+    set_image(&deploys, "prop", "hadrill/test-server:2").await;
+    let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
+    let old_name = format!("prop-{old_hash}");
+    let sizes = |old: i32, new: i32| {
+        move |d: &Deployment| {
+            let s = d.status.clone().unwrap_or_default();
+            s.replicas == Some(old + new) && s.updated_replicas == Some(new)
+        }
+    };
+    wait_for(&deploys, "prop", "3 old + 2 new", sizes(3, 2)).await;
+
+    // Scale to 8 (max 10): the 5 extra replicas go 3 to the old and 2 to the new ReplicaSet.
+    scale(&deploys, "prop", 8).await;
+    wait_for(&deploys, "prop", "6 old + 4 new", sizes(6, 4)).await;
+    let all = rss.list(&ListParams::default()).await.unwrap().items;
+    let by_name: BTreeMap<String, &ReplicaSet> = all.iter().map(|r| (r.metadata.name.clone().unwrap(), r)).collect();
+    let old = by_name[&old_name];
+    let new = all.iter().find(|r| r.metadata.name.as_deref() != Some(old_name.as_str())).unwrap();
+    assert_eq!((old.spec.as_ref().unwrap().replicas, new.spec.as_ref().unwrap().replicas), (Some(6), Some(4)));
+    for rs in [old, new] {
+        let ann = rs.metadata.annotations.as_ref().unwrap();
+        assert_eq!(ann["deployment.kubernetes.io/desired-replicas"], "8");
+        assert_eq!(ann["deployment.kubernetes.io/max-replicas"], "10");
+    }
+}
