@@ -141,12 +141,18 @@ async fn every_builtin_kind_supports_create_get_list_update_patch_delete() {
         let listed = api.list(&ListParams::default().labels("crud=yes")).await.unwrap();
         assert_eq!(listed.items.len(), 1, "{kind}: list by label");
 
-        let mut changed = got.clone();
-        changed.metadata.annotations = Some([("step".to_string(), "update".to_string())].into());
-        let updated = api
-            .replace(&name, &PostParams::default(), &changed)
-            .await
-            .unwrap_or_else(|e| panic!("replace {kind}: {e}"));
+        // Controllers (Deployment, ReplicaSet, StatefulSet) may write in between: a conflict
+        // means read again and retry, as every client does.
+        let mut current = got.clone();
+        let updated = loop {
+            let mut changed = current.clone();
+            changed.metadata.annotations = Some([("step".to_string(), "update".to_string())].into());
+            match api.replace(&name, &PostParams::default(), &changed).await {
+                Ok(u) => break u,
+                Err(kube::Error::Api(s)) if s.code == 409 => current = api.get(&name).await.unwrap(),
+                Err(e) => panic!("replace {kind}: {e}"),
+            }
+        };
         let rv2: u64 = updated.metadata.resource_version.clone().unwrap().parse().unwrap();
         assert!(rv2 > rv1, "{kind}: resourceVersion increases");
 

@@ -11,36 +11,32 @@ use kube::api::{
     PropagationPolicy,
 };
 use kube::runtime::wait::conditions;
-use serde_json::{Value, json};
+use serde_json::json;
 
-fn owner_ref(kind: &str, name: &str, uid: &str, api_version: &str) -> Value {
-    json!({"apiVersion": api_version, "kind": kind, "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true})
-}
-
-/// Deployment -> ReplicaSet -> 2 Pods, linked by ownerReferences as the controllers link them.
+/// Deployment -> ReplicaSet -> 2 Pods, as the workload controllers build and link them.
 async fn owner_chain(client: &kube::Client, name: &str) -> (Deployment, ReplicaSet, Vec<Pod>) {
+    use futures::StreamExt;
     let deps: Api<Deployment> = Api::default_namespaced(client.clone());
     let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     let template =
         json!({"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "c", "image": "i"}]}});
     let d: Deployment = serde_json::from_value(json!({"metadata": {"name": name},
-        "spec": {"selector": {"matchLabels": {"app": name}}, "template": template}}))
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": name}}, "template": template}}))
     .unwrap();
     let d = deps.create(&PostParams::default(), &d).await.unwrap();
-    let rs: ReplicaSet = serde_json::from_value(json!({"metadata": {"name": format!("{name}-rs"),
-        "ownerReferences": [owner_ref("Deployment", name, d.metadata.uid.as_deref().unwrap(), "apps/v1")]},
-        "spec": {"selector": {"matchLabels": {"app": name}}, "template": template}}))
-    .unwrap();
-    let rs = rss.create(&PostParams::default(), &rs).await.unwrap();
-    let mut created = Vec::new();
-    for i in 0..2 {
-        let p: Pod = serde_json::from_value(json!({"metadata": {"name": format!("{name}-pod-{i}"), "labels": {"app": name},
-            "ownerReferences": [owner_ref("ReplicaSet", &format!("{name}-rs"), rs.metadata.uid.as_deref().unwrap(), "apps/v1")]},
-            "spec": {"containers": [{"name": "c", "image": "i"}]}})).unwrap();
-        created.push(pods.create(&PostParams::default(), &p).await.unwrap());
+    let selector = format!("app={name}");
+    let mut watch =
+        kube::runtime::watcher(pods.clone(), kube::runtime::watcher::Config::default().labels(&selector)).boxed();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let listed = pods.list(&ListParams::default().labels(&selector)).await.unwrap().items;
+        if listed.len() == 2 {
+            let rs_name = listed[0].metadata.owner_references.as_ref().unwrap()[0].name.clone();
+            return (d, rss.get(&rs_name).await.unwrap(), listed);
+        }
+        tokio::time::timeout_at(deadline, watch.next()).await.expect("the controllers create 2 pods");
     }
-    (d, rs, created)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -74,7 +70,7 @@ async fn background_deletion_collects_the_whole_owner_chain() {
     let deps: Api<Deployment> = Api::default_namespaced(client.clone());
     deps.delete("bg", &DeleteParams::background()).await.unwrap();
     let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
-    support::await_deleted(&rss, "bg-rs", rs.metadata.uid.as_deref().unwrap()).await;
+    support::await_deleted(&rss, rs.metadata.name.as_deref().unwrap(), rs.metadata.uid.as_deref().unwrap()).await;
     let pod_api: Api<Pod> = Api::default_namespaced(client.clone());
     for p in pods {
         support::await_deleted(&pod_api, p.metadata.name.as_deref().unwrap(), p.metadata.uid.as_deref().unwrap()).await;
@@ -114,14 +110,14 @@ async fn foreground_deletion_keeps_the_owner_until_dependents_are_gone() {
 async fn orphan_deletion_keeps_dependents_without_owner_references() {
     let sim = support::start(1).await;
     let client = sim.client().unwrap();
-    let (d, _, _) = owner_chain(&client, "or").await;
+    let (d, rs, _) = owner_chain(&client, "or").await;
     let deps: Api<Deployment> = Api::default_namespaced(client.clone());
     deps.delete("or", &DeleteParams { propagation_policy: Some(PropagationPolicy::Orphan), ..Default::default() })
         .await
         .unwrap();
     support::await_deleted(&deps, "or", d.metadata.uid.as_deref().unwrap()).await;
     let rss: Api<ReplicaSet> = Api::default_namespaced(client.clone());
-    let rs = rss.get("or-rs").await.expect("orphaned ReplicaSet stays");
+    let rs = rss.get(rs.metadata.name.as_deref().unwrap()).await.expect("orphaned ReplicaSet stays");
     assert!(rs.metadata.owner_references.unwrap_or_default().is_empty());
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     assert_eq!(pods.list(&ListParams::default().labels("app=or")).await.unwrap().items.len(), 2);

@@ -51,6 +51,9 @@ fn cleanup(api: &Api, crd_name: &str) -> bool {
     if remaining > 0 {
         return false;
     }
+    // Stop serving before the CRD disappears: a client that sees the deletion must not be able to
+    // list the custom resources any more.
+    api.registry.remove_crd(crd_name);
     let result = modify(api, &crd_rt, "", crd_name, MANAGER, |o| {
         let Some(list) = o["metadata"]["finalizers"].as_array_mut() else { return false };
         let before = list.len();

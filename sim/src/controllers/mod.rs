@@ -1,9 +1,17 @@
 //! In-process controllers of the embedded cluster (the kube-controller-manager and
-//! apiextensions subset): garbage collection and namespace lifecycle.
+//! apiextensions subset): garbage collection, namespace lifecycle and the workload controllers
+//! (Deployment, ReplicaSet, StatefulSet, Endpoints, EndpointSlice).
 
 pub mod crd;
+pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod gc;
 pub mod namespace;
+pub mod podutil;
+pub mod queue;
+pub mod replicaset;
+pub mod statefulset;
 
 use std::sync::Arc;
 
@@ -50,5 +58,10 @@ pub fn spawn_all(api: &Arc<Api>) -> Vec<tokio::task::JoinHandle<()>> {
         tokio::spawn(gc::run(api.clone(), api.store.subscribe())),
         tokio::spawn(namespace::run(api.clone(), api.store.subscribe())),
         tokio::spawn(crd::run(api.clone(), api.store.subscribe())),
+        tokio::spawn(deployment::run(api.clone(), api.store.subscribe())),
+        tokio::spawn(replicaset::run(api.clone(), api.store.subscribe())),
+        tokio::spawn(statefulset::run(api.clone(), api.store.subscribe())),
+        tokio::spawn(endpoints::run(api.clone(), api.store.subscribe())),
+        tokio::spawn(endpointslice::run(api.clone(), api.store.subscribe())),
     ]
 }
