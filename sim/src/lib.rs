@@ -8,6 +8,7 @@
 pub mod api;
 pub mod controllers;
 mod kubeconfig;
+pub mod network;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -34,6 +35,12 @@ pub struct SimConfig {
     pub bookmark_interval: Duration,
     /// Name of the cluster (node names, kubeconfig context).
     pub name: String,
+    /// The scheduler.
+    pub scheduler: controllers::scheduler::SchedulerConfig,
+    /// The node lifecycle and taint eviction controllers.
+    pub node_lifecycle: controllers::node_lifecycle::NodeLifecycleConfig,
+    /// The service proxy.
+    pub proxy: network::ProxyConfig,
 }
 
 impl Default for SimConfig {
@@ -44,6 +51,9 @@ impl Default for SimConfig {
             watch_history: 100_000,
             bookmark_interval: Duration::from_secs(10),
             name: "hadrill".into(),
+            scheduler: Default::default(),
+            node_lifecycle: Default::default(),
+            proxy: Default::default(),
         }
     }
 }
@@ -82,6 +92,8 @@ impl Sim {
             shutdown: tokio::sync::watch::channel(false).0,
         });
         bootstrap(&api, &config).context("registering the initial namespaces and nodes")?;
+        tasks.extend(controllers::spawn_scheduling(&api, &config.scheduler, &config.node_lifecycle));
+        tasks.extend(network::spawn(&api, &config.proxy));
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding the API server to {}", config.bind))?;
