@@ -12,6 +12,8 @@
 
 pub mod endpoints;
 pub mod proxy;
+#[cfg(target_os = "linux")]
+mod splice;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +29,9 @@ pub struct ProxyConfig {
     /// has no such setting (its iptables/nftables modes leave the connect to the client's
     /// kernel); 5 s is this proxy's default.
     pub connect_timeout: Duration,
+    /// Relay with `splice(2)` through pipes, without copying payload through user space
+    /// (Linux; default true). Off, or elsewhere, bytes are copied through 64 KiB buffers.
+    pub zero_copy: bool,
     /// How often a listener that could not be bound (address in use, e.g. by another embedded
     /// cluster in the same process) is tried again: 1 s.
     pub bind_retry: Duration,
@@ -34,7 +39,12 @@ pub struct ProxyConfig {
 
 impl Default for ProxyConfig {
     fn default() -> Self {
-        Self { enabled: true, connect_timeout: Duration::from_secs(5), bind_retry: Duration::from_secs(1) }
+        Self {
+            enabled: true,
+            connect_timeout: Duration::from_secs(5),
+            zero_copy: true,
+            bind_retry: Duration::from_secs(1),
+        }
     }
 }
 

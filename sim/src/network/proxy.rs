@@ -232,12 +232,8 @@ impl Proxy {
                 Ok(listener) => {
                     let shared = Arc::new(Backends::default());
                     shared.set(backends, affinity);
-                    let task = tokio::spawn(serve(
-                        listener,
-                        shared.clone(),
-                        self.config.connect_timeout,
-                        self.shutdown_rx.clone(),
-                    ));
+                    let task =
+                        tokio::spawn(serve(listener, shared.clone(), self.config.clone(), self.shutdown_rx.clone()));
                     self.frontends.insert(addr, Frontend { backends: shared, _task: AbortOnDrop(task) });
                     live.insert(addr);
                 }
@@ -259,12 +255,7 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(listener)
 }
 
-async fn serve(
-    listener: TcpListener,
-    backends: Arc<Backends>,
-    connect_timeout: Duration,
-    shutdown: watch::Receiver<()>,
-) {
+async fn serve(listener: TcpListener, backends: Arc<Backends>, config: ProxyConfig, shutdown: watch::Receiver<()>) {
     loop {
         let (client, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -276,7 +267,7 @@ async fn serve(
         };
         let backends = backends.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(relay(client, peer, backends, connect_timeout, shutdown));
+        tokio::spawn(relay(client, peer, backends, config.connect_timeout, config.zero_copy, shutdown));
     }
 }
 
@@ -289,10 +280,11 @@ fn reset(client: TcpStream) {
 }
 
 async fn relay(
-    mut client: TcpStream,
+    client: TcpStream,
     peer: SocketAddr,
     backends: Arc<Backends>,
     connect_timeout: Duration,
+    zero_copy: bool,
     mut shutdown: watch::Receiver<()>,
 ) {
     let Some(backend) = backends.pick(peer.ip()) else {
@@ -312,7 +304,7 @@ async fn relay(
         let _ = socket.set_reuseaddr(true);
         let _ = socket.bind(SocketAddr::new(peer.ip(), 0));
     }
-    let mut upstream = match tokio::time::timeout(connect_timeout, socket.connect(backend)).await {
+    let upstream = match tokio::time::timeout(connect_timeout, socket.connect(backend)).await {
         Ok(Ok(s)) => s,
         _ => {
             reset(client);
@@ -322,9 +314,22 @@ async fn relay(
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
     tokio::select! {
-        _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUFFER, BUFFER) => {}
+        _ = pump(client, upstream, zero_copy) => {}
         _ = shutdown.changed() => {}
     }
+}
+
+/// Moves bytes both ways until both directions ended: zero-copy on Linux, else (or without
+/// pipes) through buffers.
+async fn pump(mut client: TcpStream, mut upstream: TcpStream, zero_copy: bool) {
+    #[cfg(not(target_os = "linux"))]
+    let _ = zero_copy;
+    #[cfg(target_os = "linux")]
+    if zero_copy && let Ok(pipes) = super::splice::pipes() {
+        let _ = super::splice::relay(&client, &upstream, pipes).await;
+        return;
+    }
+    let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUFFER, BUFFER).await;
 }
 
 #[cfg(test)]
