@@ -8,6 +8,7 @@
 pub mod api;
 pub mod controllers;
 pub mod kubeconfig;
+pub mod network;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -38,6 +39,12 @@ pub struct SimConfig {
     /// token over plain HTTP, so this keeps the admin kubeconfig working for it; clients that
     /// present a token (kube-rs, pods' ServiceAccount kubeconfigs) are authorized by RBAC.
     pub anonymous_is_admin: bool,
+    /// The scheduler.
+    pub scheduler: controllers::scheduler::SchedulerConfig,
+    /// The node lifecycle and taint eviction controllers.
+    pub node_lifecycle: controllers::node_lifecycle::NodeLifecycleConfig,
+    /// The service proxy.
+    pub proxy: network::ProxyConfig,
 }
 
 impl Default for SimConfig {
@@ -49,6 +56,9 @@ impl Default for SimConfig {
             bookmark_interval: Duration::from_secs(10),
             name: "hadrill".into(),
             anonymous_is_admin: true,
+            scheduler: Default::default(),
+            node_lifecycle: Default::default(),
+            proxy: Default::default(),
         }
     }
 }
@@ -92,6 +102,8 @@ impl Sim {
             watches_suspended: Default::default(),
         });
         bootstrap(&api, &config).context("registering the initial namespaces and nodes")?;
+        tasks.extend(controllers::spawn_scheduling(&api, &config.scheduler, &config.node_lifecycle));
+        tasks.extend(network::spawn(&api, &config.proxy));
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding the API server to {}", config.bind))?;

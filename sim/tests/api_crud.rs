@@ -22,7 +22,16 @@ fn kinds() -> Vec<(&'static str, &'static str, &'static str, &'static str, bool,
     let sel = json!({"matchLabels": {"app": "x"}});
     vec![
         ("", "v1", "Namespace", "namespaces", false, json!({})),
-        ("", "v1", "Pod", "pods", true, json!({"spec": pod_spec()})),
+        // A scheduler nobody runs: the default scheduler would write the pod's status between
+        // this test's get and replace (a conflict, as on a real cluster).
+        (
+            "",
+            "v1",
+            "Pod",
+            "pods",
+            true,
+            json!({"spec": {"schedulerName": "none", "containers": pod_spec()["containers"]}}),
+        ),
         ("", "v1", "Service", "services", true, json!({"spec": {"selector": {"app": "x"}, "ports": [{"port": 80}]}})),
         (
             "",

@@ -8,9 +8,11 @@ pub mod endpoints;
 pub mod endpointslice;
 pub mod gc;
 pub mod namespace;
+pub mod node_lifecycle;
 pub mod podutil;
 pub mod queue;
 pub mod replicaset;
+pub mod scheduler;
 pub mod statefulset;
 
 use std::sync::Arc;
@@ -64,4 +66,20 @@ pub fn spawn_all(api: &Arc<Api>) -> Vec<tokio::task::JoinHandle<()>> {
         tokio::spawn(endpoints::run(api.clone(), api.store.subscribe())),
         tokio::spawn(endpointslice::run(api.clone(), api.store.subscribe())),
     ]
+}
+
+/// Spawns the scheduler and the node lifecycle controller (each if enabled).
+pub fn spawn_scheduling(
+    api: &Arc<Api>,
+    scheduler: &scheduler::SchedulerConfig,
+    lifecycle: &node_lifecycle::NodeLifecycleConfig,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if scheduler.enabled {
+        tasks.push(tokio::spawn(scheduler::run(api.clone(), api.store.subscribe(), scheduler.clone())));
+    }
+    if lifecycle.enabled {
+        tasks.push(tokio::spawn(node_lifecycle::run(api.clone(), api.store.subscribe(), lifecycle.clone())));
+    }
+    tasks
 }
