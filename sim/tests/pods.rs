@@ -240,10 +240,8 @@ async fn crashes_raise_restart_count_and_back_off() {
     unsafe {
         libc::kill(pid as i32, libc::SIGKILL);
     }
-    let p = wait_pod(&api, "crashy", "CrashLoopBackOff", |p| {
-        waiting_reason(p).as_deref() == Some("CrashLoopBackOff")
-    })
-    .await;
+    let p = wait_pod(&api, "crashy", "CrashLoopBackOff", |p| waiting_reason(p).as_deref() == Some("CrashLoopBackOff"))
+        .await;
     let cs = cstatus(&p).expect("status");
     let msg = cs.state.as_ref().and_then(|s| s.waiting.as_ref()).and_then(|w| w.message.clone()).unwrap_or_default();
     assert!(msg.starts_with("back-off 1s restarting failed container=server pod=crashy_default("), "{msg}");
@@ -315,7 +313,8 @@ async fn readiness_follows_the_probe_and_liveness_failure_restarts() {
     wait_pod(&api, "probed", "Ready again", ready).await;
 
     // Liveness: a hung server stops answering /healthz and is restarted.
-    let _ = tokio::time::timeout(Duration::from_millis(300), Client.send(&addr, "POST", "/hang", "text/plain", b"")).await;
+    let _ =
+        tokio::time::timeout(Duration::from_millis(300), Client.send(&addr, "POST", "/hang", "text/plain", b"")).await;
     let p = wait_pod(&api, "probed", "restarted after liveness failure", |p| restarts(p) == 1 && ready(p)).await;
     let last = cstatus(&p).and_then(|c| c.last_state.as_ref()?.terminated.clone()).expect("lastState");
     assert_eq!(last.exit_code, 0, "the hung server still exits cleanly on SIGTERM");
@@ -382,8 +381,7 @@ async fn logs_show_output_previous_instance_tail_and_follow() {
     assert!(err.to_string().contains("container c is not valid for pod two"), "{err}");
 
     // kubectl logs through the written kubeconfig.
-    if std::process::Command::new("kubectl").arg("version").arg("--client").output().is_ok_and(|o| o.status.success())
-    {
+    if std::process::Command::new("kubectl").arg("version").arg("--client").output().is_ok_and(|o| o.status.success()) {
         let dir = std::env::temp_dir().join(format!("hadrill-pods-kubectl-{}", std::process::id()));
         let kc = dir.join("kubeconfig");
         sim.write_kubeconfig(&kc).expect("kubeconfig");
@@ -576,8 +574,12 @@ async fn environment_has_pod_service_and_referenced_values() {
         .await
         .expect("service");
     let cluster_ip = svc.spec.and_then(|s| s.cluster_ip).expect("clusterIP");
-    let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"color": "blue"}})).expect("cm");
-    kube::Api::<ConfigMap>::namespaced(client.clone(), "default").create(&PostParams::default(), &cm).await.expect("cm");
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"color": "blue"}})).expect("cm");
+    kube::Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &cm)
+        .await
+        .expect("cm");
     let secret: Secret =
         serde_json::from_value(json!({"metadata": {"name": "sec"}, "data": {"token": "czNjcjN0"}})).expect("secret");
     kube::Api::<Secret>::namespaced(client, "default").create(&PostParams::default(), &secret).await.expect("secret");

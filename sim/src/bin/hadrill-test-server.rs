@@ -69,8 +69,9 @@ async fn handle(State(flags): State<Arc<Flags>>, method: Method, uri: Uri) -> Re
                 (StatusCode::OK, "ready\n").into_response()
             }
         }
-        (&Method::GET, "/") => (StatusCode::OK, format!("{}\n", std::env::var("POD_NAME").unwrap_or_default()))
-            .into_response(),
+        (&Method::GET, "/") => {
+            (StatusCode::OK, format!("{}\n", std::env::var("POD_NAME").unwrap_or_default())).into_response()
+        }
         (&Method::POST, "/ready/off") => {
             flags.unready.store(true, Ordering::SeqCst);
             (StatusCode::OK, "readiness off\n").into_response()
@@ -128,7 +129,11 @@ async fn main() {
         }
     };
     let app = Router::new().fallback(handle).with_state(Arc::new(Flags::default()));
-    println!("hadrill-test-server {} listening on {addr} (pid {})", std::env::var("POD_NAME").unwrap_or_default(), std::process::id());
+    println!(
+        "hadrill-test-server {} listening on {addr} (pid {})",
+        std::env::var("POD_NAME").unwrap_or_default(),
+        std::process::id()
+    );
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
     loop {
         term.recv().await;

@@ -182,7 +182,9 @@ fn value_from(api: &Api, ctx: &EnvContext<'_>, from: &Value) -> Result<Option<St
         return Ok(Some(v));
     }
     if let Some(res) = from["resourceFieldRef"]["resource"].as_str() {
-        return Ok(Some(if res.starts_with("limits.cpu") || res.starts_with("requests.cpu") { "1" } else { "0" }.into()));
+        return Ok(Some(
+            if res.starts_with("limits.cpu") || res.starts_with("requests.cpu") { "1" } else { "0" }.into(),
+        ));
     }
     for (field, kind) in [("configMapKeyRef", "configmaps"), ("secretKeyRef", "secrets")] {
         let r = &from[field];

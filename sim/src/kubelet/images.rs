@@ -66,7 +66,8 @@ impl ImageMap {
 
     /// Reads a YAML (or JSON) file of `image: {command, args}` entries.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading the image map {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading the image map {}", path.display()))?;
         let entries: BTreeMap<String, ImageEntry> =
             serde_saphyr::from_str(&text).with_context(|| format!("parsing the image map {}", path.display()))?;
         Ok(Self { entries: Arc::new(RwLock::new(entries)) })
@@ -154,7 +155,8 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("hadrill-images-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("images.yaml");
-        std::fs::write(&path, "web:1:\n  command: /bin/sleep\n  args: [\"60\"]\nbare:\n  command: /bin/true\n").unwrap();
+        std::fs::write(&path, "web:1:\n  command: /bin/sleep\n  args: [\"60\"]\nbare:\n  command: /bin/true\n")
+            .unwrap();
         let m = ImageMap::from_file(&path).unwrap();
         assert_eq!(m.lookup("web:1"), Some(ImageEntry::new("/bin/sleep").with_args(["60"])));
         assert_eq!(m.lookup("bare").map(|e| e.args.len()), Some(0));

@@ -165,7 +165,9 @@ impl LogSource for LogStore {
         }
         let Some(log) = self.instance(uid, &container, query.previous) else {
             return Err(if query.previous {
-                ApiError::bad_request(format!("previous terminated container \"{container}\" in pod \"{name}\" not found"))
+                ApiError::bad_request(format!(
+                    "previous terminated container \"{container}\" in pod \"{name}\" not found"
+                ))
             } else {
                 let reason = waiting_reason(pod, &container).unwrap_or_else(|| "ContainerCreating".into());
                 ApiError::bad_request(format!(

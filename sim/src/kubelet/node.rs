@@ -106,7 +106,8 @@ fn desired_status(ctx: &NodeCtx) -> (Value, Value, Value) {
         {"type": "Hostname", "address": ctx.node},
     ]);
     let capacity = json!(ctx.config.capacity);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
+    let kernel =
+        std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
     let boot_id =
         std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default();
     let arch = match std::env::consts::ARCH {

@@ -154,7 +154,11 @@ impl Probe {
                 .flatten()
                 .filter_map(|s| s.as_str().map(str::to_string))
                 .collect();
-            if command.is_empty() { Action::Invalid("exec probe has no command".into()) } else { Action::Exec { command } }
+            if command.is_empty() {
+                Action::Invalid("exec probe has no command".into())
+            } else {
+                Action::Exec { command }
+            }
         } else if p["grpc"].is_object() {
             Action::Invalid("gRPC probes are not supported by the embedded kubelet".into())
         } else {
@@ -257,7 +261,9 @@ pub async fn run_once(action: &Action, timeout: Duration, env: &[(String, String
                 Ok(Err(e)) => (false, format!("Get \"{url}\": {e}")),
                 Err(_) => (
                     false,
-                    format!("Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"),
+                    format!(
+                        "Get \"{url}\": context deadline exceeded (Client.Timeout exceeded while awaiting headers)"
+                    ),
                 ),
             }
         }
@@ -398,8 +404,7 @@ mod tests {
         assert!(ok.0);
         let bad = run_once(&Action::Exec { command: vec!["false".into()] }, Duration::from_secs(5), &path).await;
         assert!(!bad.0);
-        let refused =
-            run_once(&Action::Tcp { host: "127.0.0.1".into(), port: 1 }, Duration::from_secs(1), &path).await;
+        let refused = run_once(&Action::Tcp { host: "127.0.0.1".into(), port: 1 }, Duration::from_secs(1), &path).await;
         assert!(!refused.0 && refused.1.contains("connection refused"), "{refused:?}");
     }
 }

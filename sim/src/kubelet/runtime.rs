@@ -96,6 +96,9 @@ fn signal_group(pid: u32, signal: i32) {
     }
 }
 
+/// Processes not yet reaped, by pid.
+type LiveMap = Arc<Mutex<HashMap<u32, watch::Receiver<Option<Exit>>>>>;
+
 struct SpawnRequest {
     spec: ProcSpec,
     log: Arc<ContainerLog>,
@@ -105,7 +108,7 @@ struct SpawnRequest {
 /// Spawns and tracks container processes.
 pub struct Runtime {
     requests: Mutex<Option<std_mpsc::Sender<SpawnRequest>>>,
-    live: Arc<Mutex<HashMap<u32, watch::Receiver<Option<Exit>>>>>,
+    live: LiveMap,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -118,7 +121,7 @@ impl Runtime {
     /// Starts the spawner thread.
     pub fn new() -> anyhow::Result<Self> {
         let (tx, rx) = std_mpsc::channel::<SpawnRequest>();
-        let live: Arc<Mutex<HashMap<u32, watch::Receiver<Option<Exit>>>>> = Arc::default();
+        let live: LiveMap = Arc::default();
         let live2 = live.clone();
         std::thread::Builder::new()
             .name("hadrill-kubelet-spawner".into())
@@ -179,11 +182,7 @@ impl Drop for Runtime {
     }
 }
 
-fn spawn(
-    spec: &ProcSpec,
-    log: Arc<ContainerLog>,
-    live: &Arc<Mutex<HashMap<u32, watch::Receiver<Option<Exit>>>>>,
-) -> anyhow::Result<Proc> {
+fn spawn(spec: &ProcSpec, log: Arc<ContainerLog>, live: &LiveMap) -> anyhow::Result<Proc> {
     let parent = std::process::id();
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)

@@ -365,7 +365,12 @@ impl Worker {
                 let msg = format!("{e:#}");
                 log.push(format!("{msg}\n"));
                 log.close();
-                self.event(Some(&name), Warning, "Failed", &format!("Error: failed to start container \"{name}\": {msg}"));
+                self.event(
+                    Some(&name),
+                    Warning,
+                    "Failed",
+                    &format!("Error: failed to start container \"{name}\": {msg}"),
+                );
                 let c = &mut self.containers[idx];
                 let id = c.container_id.clone();
                 let finished = now_rfc3339();
@@ -722,9 +727,8 @@ impl Worker {
         pod_rx: &mut watch::Receiver<Option<Arc<Value>>>,
         stop: &mut watch::Receiver<bool>,
     ) -> Flow {
-        let grace_of = |pod: &Value| {
-            Duration::from_secs(pod["metadata"]["deletionGracePeriodSeconds"].as_u64().unwrap_or(0))
-        };
+        let grace_of =
+            |pod: &Value| Duration::from_secs(pod["metadata"]["deletionGracePeriodSeconds"].as_u64().unwrap_or(0));
         let begun = tokio::time::Instant::now();
         let mut deadline = begun + grace_of(&self.pod);
         for c in &mut self.containers {
@@ -800,11 +804,8 @@ impl Worker {
         self.terminated = true;
         self.sync_status();
         if let Ok(rt) = self.ctx.api.resource("", "v1", "pods") {
-            let opts = DeleteOptions {
-                grace_period: Some(0),
-                precondition_uid: Some(self.uid.clone()),
-                ..Default::default()
-            };
+            let opts =
+                DeleteOptions { grace_period: Some(0), precondition_uid: Some(self.uid.clone()), ..Default::default() };
             match self.ctx.api.delete(&rt, &self.ns, &self.name, &opts) {
                 Ok(_) => {}
                 Err(e) if e.code == 404 || e.code == 409 => {}
@@ -823,11 +824,8 @@ impl Worker {
         for p in &procs {
             p.signal(libc::SIGKILL);
         }
-        let _ = tokio::time::timeout(
-            Duration::from_secs(5),
-            futures::future::join_all(procs.iter().map(|p| p.wait())),
-        )
-        .await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(procs.iter().map(|p| p.wait())))
+            .await;
         if let Some(ip) = self.pod_ip.filter(|_| !self.host_network) {
             self.ctx.ipam.lock().unwrap_or_else(|p| p.into_inner()).release(ip);
         }
