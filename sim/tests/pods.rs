@@ -671,7 +671,9 @@ const ORPHAN_ENV: &str = "HADRILL_ORPHAN_CHILD_PIDFILE";
 #[tokio::test(flavor = "multi_thread")]
 async fn orphan_child_helper() {
     let Ok(pidfile) = std::env::var(ORPHAN_ENV) else { return };
-    let sim = start(1).await;
+    // Killed without cleanup: the parent removes this run directory.
+    let run_dir = PathBuf::from(format!("{pidfile}.run"));
+    let sim = start_with(1, KubeletConfig { run_dir: Some(run_dir), ..KubeletConfig::fast() }).await;
     let api = pods(&sim);
     create(&api, server_pod("orphan", NODE1, 18089)).await;
     wait_pod(&api, "orphan", "Ready", ready).await;
@@ -714,4 +716,5 @@ async fn no_process_survives_a_sigkilled_parent() {
     child.wait().await.expect("reap the child");
     wait_gone(pid).await;
     let _ = std::fs::remove_file(&pidfile);
+    let _ = std::fs::remove_dir_all(format!("{}.run", pidfile.display()));
 }
