@@ -96,9 +96,8 @@ async fn main() {
     images.insert("hadrill/test-server", ImageEntry::new(env!("CARGO_BIN_EXE_hadrill-test-server")));
     let kubelet = KubeletConfig { images, ..KubeletConfig::fast() };
 
-    let sim = Sim::start(SimConfig { nodes: NODES, kubelet: kubelet.clone(), ..Default::default() })
-        .await
-        .expect("start");
+    let sim =
+        Sim::start(SimConfig { nodes: NODES, kubelet: kubelet.clone(), ..Default::default() }).await.expect("start");
     let api: Api<Pod> = Api::namespaced(sim.client().expect("client"), "default");
     let pods = (0..VIRTUAL).map(|i| pod(&format!("v-{i}"), i % NODES, "registry.example/app:1", None)).collect();
     let (created, ready) = create_and_wait(&api, pods).await;
@@ -111,8 +110,7 @@ async fn main() {
     );
     sim.stop().await;
 
-    let sim =
-        Sim::start(SimConfig { nodes: NODES, kubelet, ..Default::default() }).await.expect("start");
+    let sim = Sim::start(SimConfig { nodes: NODES, kubelet, ..Default::default() }).await.expect("start");
     let api: Api<Pod> = Api::namespaced(sim.client().expect("client"), "default");
     let pods = (0..REAL).map(|i| pod(&format!("p-{i}"), i % NODES, "hadrill/test-server", Some(18500))).collect();
     let (_, ready) = create_and_wait(&api, pods).await;
@@ -121,5 +119,9 @@ async fn main() {
     let t0 = Instant::now();
     sim.stop().await;
     let left = pids.iter().filter(|p| sim::kubelet::runtime::pid_alive(**p)).count();
-    println!("Sim::stop killed and reaped {} processes in {:.0} ms ({left} left)", pids.len(), t0.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "Sim::stop killed and reaped {} processes in {:.0} ms ({left} left)",
+        pids.len(),
+        t0.elapsed().as_secs_f64() * 1e3
+    );
 }

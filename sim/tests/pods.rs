@@ -377,6 +377,9 @@ async fn logs_show_output_previous_instance_tail_and_follow() {
     .await;
     let err = api.logs("two", &LogParams::default()).await.expect_err("ambiguous container");
     assert!(err.to_string().contains("a container name must be specified for pod two, choose one of: [a b]"), "{err}");
+    wait_pod(&api, "two", "Ready", ready).await;
+    let empty = api.logs("two", &LogParams { container: Some("b".into()), ..Default::default() }).await;
+    assert_eq!(empty.expect("a virtual container has an empty log"), "");
     let err = api.logs("two", &LogParams { container: Some("c".into()), ..Default::default() }).await.expect_err("x");
     assert!(err.to_string().contains("container c is not valid for pod two"), "{err}");
 

@@ -331,7 +331,8 @@ impl Worker {
         }
         self.event(Some(&name), Normal, "Pulled", &format!("Container image \"{image}\" already present on machine"));
         let Some(entry) = entry else {
-            // A virtual container: running and ready at once, no process.
+            // A virtual container: running and ready at once, no process, an empty log.
+            self.ctx.logs.start_instance(&self.uid, &name).close();
             let c = &mut self.containers[idx];
             c.state = CState::Running { started_at: now_rfc3339() };
             c.started = true;
