@@ -298,6 +298,56 @@ async fn restart_policies_end_in_succeeded_or_failed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn init_containers_complete_in_order_before_the_app_starts() {
+    let sim = start(1).await;
+    let api = pods(&sim);
+    let mut pod = server_pod("inited", NODE1, 18090);
+    pod["spec"]["initContainers"] = json!([
+        {"name": "setup", "image": "hadrill/crasher", "command": ["/bin/sh", "-c", "sleep 1; echo set up"]},
+        {"name": "sidecar", "image": "virtual/proxy:1", "restartPolicy": "Always"},
+    ]);
+    create(&api, pod).await;
+    let p = wait_pod(&api, "inited", "initializing", |p| condition(p, "Initialized") == Some("False")).await;
+    assert_eq!(p.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Pending"));
+    assert_eq!(waiting_reason(&p).as_deref(), Some("PodInitializing"));
+    let msg = p
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref()?.iter().find(|c| c.type_ == "Initialized")?.message.clone());
+    assert_eq!(msg.as_deref(), Some("containers with incomplete status: [setup sidecar]"));
+    let p = wait_pod(&api, "inited", "Ready", ready).await;
+    let inits = p.status.as_ref().and_then(|s| s.init_container_statuses.clone()).expect("initContainerStatuses");
+    let setup = inits[0].state.as_ref().and_then(|s| s.terminated.clone()).expect("setup terminated");
+    assert_eq!((setup.exit_code, setup.reason.as_deref()), (0, Some("Completed")));
+    assert!(inits[1].state.as_ref().is_some_and(|s| s.running.is_some()) && inits[1].ready);
+    let app_started =
+        cstatus(&p).and_then(|c| c.state.as_ref()?.running.as_ref()?.started_at.clone()).expect("started");
+    assert!(
+        app_started.0 >= setup.finished_at.expect("finishedAt").0,
+        "the app started after the init container ended"
+    );
+    let log = api.logs("inited", &LogParams { container: Some("setup".into()), ..Default::default() }).await;
+    assert_eq!(log.expect("init container log"), "set up\n");
+
+    // A failing init container with restartPolicy Never fails the pod; the app never starts.
+    create(
+        &api,
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "init-fails"},
+            "spec": {"nodeName": NODE1, "restartPolicy": "Never",
+                "initContainers": [{"name": "setup", "image": "hadrill/crasher"}],
+                "containers": [{"name": "app", "image": "virtual/app:1"}]}}),
+    )
+    .await;
+    let p = wait_pod(&api, "init-fails", "Failed", |p| {
+        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
+    })
+    .await;
+    assert_eq!(waiting_reason(&p).as_deref(), Some("PodInitializing"));
+    assert_eq!(condition(&p, "Initialized"), Some("False"));
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn readiness_follows_the_probe_and_liveness_failure_restarts() {
     let sim = start(1).await;
     let api = pods(&sim);

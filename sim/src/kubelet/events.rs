@@ -45,13 +45,13 @@ impl Recorder {
         Self { api, node: node.to_string(), seen: Mutex::new(HashMap::new()) }
     }
 
-    /// Records an event about `pod` (and its container `container`, if given).
-    pub fn pod(&self, pod: &Value, container: Option<&str>, kind: EventType, reason: &str, message: &str) {
+    /// Records an event about `pod` (and the container at `field_path`, e.g.
+    /// `spec.containers{web}`, if given).
+    pub fn pod(&self, pod: &Value, field_path: Option<&str>, kind: EventType, reason: &str, message: &str) {
         let meta = &pod["metadata"];
         let ns = meta["namespace"].as_str().unwrap_or("default");
         let pod_name = meta["name"].as_str().unwrap_or_default();
         let uid = meta["uid"].as_str().unwrap_or_default();
-        let field_path = container.map(|c| format!("spec.containers{{{c}}}"));
         let key = format!("{uid}\0{}\0{}\0{reason}\0{message}", field_path.as_deref().unwrap_or(""), kind.as_str());
         let Ok(rt) = self.api.resource("", "v1", "events") else { return };
         let now = now_rfc3339();

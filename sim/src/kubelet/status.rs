@@ -197,12 +197,15 @@ impl Transitions {
     }
 }
 
-/// The pod's conditions. `readiness_gates` are `(conditionType, satisfied)`.
+/// The pod's conditions. `containers` are the regular containers and sidecars;
+/// `readiness_gates` are `(conditionType, satisfied)`; `init_incomplete` names the init
+/// containers that have not completed (or, sidecars, started).
 pub fn conditions(
     t: &mut Transitions,
     phase: &str,
     containers: &[ContainerView],
     readiness_gates: &[(String, bool)],
+    init_incomplete: &[&str],
     sandbox_ready: bool,
 ) -> Vec<Value> {
     let terminal = matches!(phase, "Succeeded" | "Failed");
@@ -229,7 +232,16 @@ pub fn conditions(
     };
     vec![
         t.condition("PodReadyToStartContainers", sandbox_ready && !terminal, None, None),
-        t.condition("Initialized", true, None, None),
+        if init_incomplete.is_empty() {
+            t.condition("Initialized", true, None, None)
+        } else {
+            t.condition(
+                "Initialized",
+                false,
+                Some("ContainersNotInitialized"),
+                Some(format!("containers with incomplete status: [{}]", init_incomplete.join(" "))),
+            )
+        },
         t.condition("Ready", ready, ready_reason, ready_message),
         t.condition("ContainersReady", containers_ready, cr_reason, cr_message),
         t.condition("PodScheduled", true, None, None),

@@ -1,5 +1,5 @@
-//! One pod on one node: admits it (pod IP), starts its containers (processes or virtual),
-//! restarts them per `restartPolicy` with crash-loop back-off, runs their probes, reports the
+//! One pod on one node: admits it (pod IP), starts its containers (processes or virtual; init
+//! containers one by one first, sidecars staying up), restarts them per `restartPolicy` with crash-loop back-off, runs their probes, reports the
 //! status, and carries out graceful deletion.
 
 use std::net::Ipv4Addr;
@@ -62,6 +62,10 @@ impl Backoff {
 struct Container {
     spec: Value,
     name: String,
+    /// An init container (runs to completion, in order, before the regular containers).
+    init: bool,
+    /// An init container with `restartPolicy: Always` (a sidecar: keeps running).
+    sidecar: bool,
     image: String,
     image_id: String,
     state: CState,
@@ -86,13 +90,15 @@ struct Container {
 }
 
 impl Container {
-    fn new(spec: &Value) -> Self {
+    fn new(spec: &Value, init: bool, has_init: bool) -> Self {
         Self {
             name: spec["name"].as_str().unwrap_or_default().to_string(),
+            init,
+            sidecar: init && spec["restartPolicy"] == "Always",
             image: spec["image"].as_str().unwrap_or_default().to_string(),
             spec: spec.clone(),
             image_id: String::new(),
-            state: CState::waiting("ContainerCreating", None),
+            state: CState::waiting(if has_init { "PodInitializing" } else { "ContainerCreating" }, None),
             last_state: None,
             restart_count: 0,
             ready: false,
@@ -112,6 +118,25 @@ impl Container {
             finished_at: None,
             done: false,
         }
+    }
+
+    /// An init container that lets the next one start: completed, or (a sidecar) started.
+    fn init_satisfied(&self) -> bool {
+        if self.sidecar {
+            self.started && matches!(self.state, CState::Running { .. })
+        } else {
+            matches!(self.state, CState::Terminated { exit_code: 0, .. })
+        }
+    }
+
+    /// A regular init container that failed for good (`restartPolicy: Never`).
+    fn init_failed(&self) -> bool {
+        self.init && !self.sidecar && self.done && !matches!(self.state, CState::Terminated { exit_code: 0, .. })
+    }
+
+    fn field_path(&self) -> String {
+        let list = if self.init { "initContainers" } else { "containers" };
+        format!("spec.{list}{{{}}}", self.name)
     }
 
     fn stop_probes(&mut self) {
@@ -168,7 +193,15 @@ impl Worker {
         let uid = meta["uid"].as_str().unwrap_or_default().to_string();
         let ns = meta["namespace"].as_str().unwrap_or("default").to_string();
         let name = meta["name"].as_str().unwrap_or_default().to_string();
-        let containers = pod["spec"]["containers"].as_array().into_iter().flatten().map(Container::new).collect();
+        let inits = pod["spec"]["initContainers"].as_array().cloned().unwrap_or_default();
+        let has_init = !inits.is_empty();
+        let containers = inits
+            .iter()
+            .map(|c| Container::new(c, true, has_init))
+            .chain(
+                pod["spec"]["containers"].as_array().into_iter().flatten().map(|c| Container::new(c, false, has_init)),
+            )
+            .collect();
         let (tx, rx) = mpsc::unbounded_channel();
         let mut transitions = Transitions::default();
         for c in pod["status"]["conditions"].as_array().into_iter().flatten() {
@@ -209,7 +242,8 @@ impl Worker {
     }
 
     fn event(&self, container: Option<&str>, kind: super::events::EventType, reason: &str, message: &str) {
-        self.ctx.events.pod(&self.pod, container, kind, reason, message);
+        let path = container.and_then(|n| self.containers.iter().find(|c| c.name == n)).map(Container::field_path);
+        self.ctx.events.pod(&self.pod, path.as_deref(), kind, reason, message);
     }
 
     /// Runs until the pod is gone from the API or the kubelet stops.
@@ -270,17 +304,29 @@ impl Worker {
         self.containers.iter().filter(|c| c.proc.is_none() && !c.done).filter_map(|c| c.next_start).min()
     }
 
+    /// Starts what is due: init containers one by one (each waits for the previous to complete,
+    /// or to start for a sidecar), then the regular containers.
     async fn start_due(&mut self) {
         let now = Instant::now();
         for idx in 0..self.containers.len() {
             let c = &self.containers[idx];
-            if c.proc.is_some() || c.done || matches!(c.state, CState::Running { .. }) {
-                continue;
-            }
-            if c.next_start.is_some_and(|t| t <= now) {
+            let idle = c.proc.is_none() && !c.done && !matches!(c.state, CState::Running { .. });
+            if idle && c.next_start.is_some_and(|t| t <= now) {
                 self.start(idx).await;
             }
+            let c = &self.containers[idx];
+            if c.init && !c.init_satisfied() {
+                return;
+            }
         }
+    }
+
+    fn is_init(&self, name: &str) -> bool {
+        self.containers.iter().any(|c| c.init && c.name == name)
+    }
+
+    fn init_done(&self) -> bool {
+        self.containers.iter().filter(|c| c.init).all(Container::init_satisfied)
     }
 
     fn pod_ip_text(&self) -> String {
@@ -603,10 +649,16 @@ impl Worker {
             _ => true,
         };
         let restart = !terminating
-            && match policy.as_str() {
-                "Never" => false,
-                "OnFailure" => failed || probe_kill,
-                _ => true,
+            && if c.sidecar {
+                true
+            } else if c.init {
+                failed && policy != "Never"
+            } else {
+                match policy.as_str() {
+                    "Never" => false,
+                    "OnFailure" => failed || probe_kill,
+                    _ => true,
+                }
             };
         if !restart {
             c.state = state;
@@ -639,9 +691,11 @@ impl Worker {
         }
     }
 
+    /// Regular containers and sidecars (what pod readiness is made of).
     fn views(&self) -> Vec<ContainerView> {
         self.containers
             .iter()
+            .filter(|c| !c.init || c.sidecar)
             .map(|c| ContainerView {
                 name: c.name.clone(),
                 state: c.state.clone(),
@@ -653,7 +707,17 @@ impl Worker {
 
     fn compute_status(&mut self) -> Value {
         let views = self.views();
-        let phase = status::phase(&self.restart_policy(), &views, self.terminated);
+        let regular: Vec<ContainerView> = views.iter().filter(|v| !self.is_init(&v.name)).cloned().collect();
+        let init_done = self.init_done();
+        let phase = if self.containers.iter().any(Container::init_failed) {
+            "Failed"
+        } else if !init_done && !self.terminated {
+            "Pending"
+        } else {
+            status::phase(&self.restart_policy(), &regular, self.terminated)
+        };
+        let incomplete: Vec<&str> =
+            self.containers.iter().filter(|c| c.init && !c.init_satisfied()).map(|c| c.name.as_str()).collect();
         let gates: Vec<(String, bool)> = self.pod["spec"]["readinessGates"]
             .as_array()
             .into_iter()
@@ -668,7 +732,8 @@ impl Worker {
                 (t.to_string(), ok)
             })
             .collect();
-        let conditions = status::conditions(&mut self.transitions, phase, &views, &gates, self.pod_ip.is_some());
+        let conditions =
+            status::conditions(&mut self.transitions, phase, &views, &gates, &incomplete, self.pod_ip.is_some());
         let host_ip = self.ctx.host_ip.to_string();
         let mut s = json!({
             "phase": phase,
@@ -676,8 +741,13 @@ impl Worker {
             "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
             "startTime": self.start_time,
             "qosClass": status::qos_class(&self.pod["spec"]),
-            "containerStatuses": self.containers.iter().map(Container::status_json).collect::<Vec<_>>(),
+            "containerStatuses":
+                self.containers.iter().filter(|c| !c.init).map(Container::status_json).collect::<Vec<_>>(),
         });
+        if self.containers.iter().any(|c| c.init) {
+            s["initContainerStatuses"] =
+                json!(self.containers.iter().filter(|c| c.init).map(Container::status_json).collect::<Vec<_>>());
+        }
         if let Some(ip) = self.pod_ip {
             s["podIP"] = json!(ip.to_string());
             s["podIPs"] = json!([{"ip": ip.to_string()}]);
