@@ -52,7 +52,7 @@ impl Recorder {
         let ns = meta["namespace"].as_str().unwrap_or("default");
         let pod_name = meta["name"].as_str().unwrap_or_default();
         let uid = meta["uid"].as_str().unwrap_or_default();
-        let key = format!("{uid}\0{}\0{}\0{reason}\0{message}", field_path.as_deref().unwrap_or(""), kind.as_str());
+        let key = format!("{uid}\0{}\0{}\0{reason}\0{message}", field_path.unwrap_or(""), kind.as_str());
         let Ok(rt) = self.api.resource("", "v1", "events") else { return };
         let now = now_rfc3339();
         let existing = self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
