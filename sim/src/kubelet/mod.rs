@@ -125,7 +125,13 @@ impl std::fmt::Debug for Kubelets {
 
 impl Kubelets {
     /// Starts one kubelet per node name (node *i* of `nodes` gets address index *i*+1).
-    pub fn start(api: &Arc<Api>, config: KubeletConfig, nodes: &[String]) -> anyhow::Result<Self> {
+    pub fn start(api: &Arc<Api>, mut config: KubeletConfig, nodes: &[String]) -> anyhow::Result<Self> {
+        // Containers reach an API server listening on all interfaces through loopback.
+        if let Some(addr) = config.api_server.as_mut()
+            && addr.ip().is_unspecified()
+        {
+            addr.set_ip(std::net::IpAddr::from([127, 0, 0, 1]));
+        }
         let (run_dir, remove_run_dir) = match &config.run_dir {
             Some(d) => (d.clone(), false),
             None => (
