@@ -193,6 +193,7 @@ async fn server_pods_run_become_ready_and_answer_on_their_ips() {
         assert!(ip.starts_with(&format!("127.{node_octet}.0.")), "{ip}");
         assert_eq!(s.pod_ips.as_ref().map(|v| v[0].ip.clone()), Some(ip.clone()));
         assert!(s.start_time.is_some());
+        assert_eq!(s.observed_generation, p.metadata.generation);
         for c in ["PodScheduled", "Initialized", "ContainersReady", "Ready", "PodReadyToStartContainers"] {
             assert_eq!(condition(&p, c), Some("True"), "{c} of {name}");
         }
@@ -344,6 +345,30 @@ async fn init_containers_complete_in_order_before_the_app_starts() {
     .await;
     assert_eq!(waiting_reason(&p).as_deref(), Some("PodInitializing"));
     assert_eq!(condition(&p, "Initialized"), Some("False"));
+    sim.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_change_restarts_the_container_with_the_new_image() {
+    let sim = start(1).await;
+    let api = pods(&sim);
+    let mut pod = server_pod("upgraded", NODE1, 18091);
+    pod["spec"]["containers"][0]["image"] = json!("virtual/server:1");
+    create(&api, pod).await;
+    wait_pod(&api, "upgraded", "Ready (virtual)", ready).await;
+    assert!(sim.kubelets().live_pids().is_empty());
+    let patch = json!({"spec": {"containers": [{"name": "server", "image": "hadrill/test-server:2"}]}});
+    api.patch("upgraded", &kube::api::PatchParams::default(), &kube::api::Patch::Strategic(patch))
+        .await
+        .expect("patch");
+    let p = wait_pod(&api, "upgraded", "restarted with the new image", |p| {
+        restarts(p) == 1 && ready(p) && cstatus(p).is_some_and(|c| c.image == "hadrill/test-server:2")
+    })
+    .await;
+    let resp = http(&format!("{}:18091", pod_ip(&p)), "GET", "/").await;
+    assert_eq!((resp.status, resp.body.trim()), (200, "upgraded"));
+    assert_eq!(sim.kubelets().live_pids().len(), 1);
+    wait_event(&sim, "upgraded", "Killing", "Container server definition changed, will be restarted").await;
     sim.stop().await;
 }
 

@@ -20,6 +20,9 @@ use super::runtime::{Exit, Proc, ProcSpec};
 use super::status::{self, CState, ContainerView, Transitions};
 use crate::api::ops::{DeleteOptions, now_rfc3339};
 
+/// `kill_reason` of a container killed because its image changed.
+const DEFINITION_CHANGED: &str = "definition changed";
+
 /// Messages from a pod's helper tasks.
 #[derive(Debug)]
 enum Msg {
@@ -271,7 +274,10 @@ impl Worker {
                         break;
                     }
                     match pod_rx.borrow_and_update().clone() {
-                        Some(p) => self.pod = p,
+                        Some(p) => {
+                            self.pod = p;
+                            self.apply_image_changes();
+                        }
                         None => break,
                     }
                 }
@@ -632,6 +638,66 @@ impl Worker {
         }
     }
 
+    /// A container whose image changed in the pod spec is killed and restarted with the new
+    /// image, whatever the restart policy (the kubelet's "definition changed").
+    fn apply_image_changes(&mut self) {
+        if self.deleting() {
+            return;
+        }
+        let grace = self.pod["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap_or(30);
+        for idx in 0..self.containers.len() {
+            let c = &self.containers[idx];
+            let list = if c.init { "initContainers" } else { "containers" };
+            let Some(spec) = self.pod["spec"][list]
+                .as_array()
+                .and_then(|l| l.iter().find(|x| x["name"] == c.name.as_str()))
+                .cloned()
+            else {
+                continue;
+            };
+            let image = spec["image"].as_str().unwrap_or_default().to_string();
+            if image == c.image {
+                continue;
+            }
+            let name = c.name.clone();
+            let c = &mut self.containers[idx];
+            c.image = image;
+            c.spec = spec;
+            let was_started = c.ran_before;
+            c.done = false;
+            if let Some(p) = c.proc.clone() {
+                c.kill_reason = Some(DEFINITION_CHANGED.into());
+                c.stop_probes();
+                c.ready = false;
+                tokio::spawn(async move {
+                    p.stop(Duration::from_secs(grace)).await;
+                });
+            } else if matches!(c.state, CState::Running { .. }) {
+                c.last_state = Some(CState::Terminated {
+                    exit_code: 0,
+                    signal: None,
+                    reason: "Completed".into(),
+                    message: None,
+                    started_at: None,
+                    finished_at: now_rfc3339(),
+                    container_id: c.container_id.clone(),
+                });
+                c.state = CState::waiting("ContainerCreating", None);
+                c.next_start = Some(Instant::now());
+            } else {
+                c.next_start = Some(Instant::now());
+            }
+            if was_started {
+                self.event(
+                    Some(&name),
+                    Normal,
+                    "Killing",
+                    &format!("Container {name} definition changed, will be restarted"),
+                );
+            }
+        }
+    }
+
     /// Records a container's end and decides about its restart.
     fn finished(&mut self, idx: usize, state: CState, probe_kill: bool) {
         let cfg = self.ctx.config.clone();
@@ -648,8 +714,9 @@ impl Worker {
             CState::Terminated { exit_code, .. } => *exit_code != 0,
             _ => true,
         };
+        let changed = c.kill_reason.as_deref() == Some(DEFINITION_CHANGED);
         let restart = !terminating
-            && if c.sidecar {
+            && if c.sidecar || changed {
                 true
             } else if c.init {
                 failed && policy != "Never"
@@ -747,6 +814,13 @@ impl Worker {
         if self.containers.iter().any(|c| c.init) {
             s["initContainerStatuses"] =
                 json!(self.containers.iter().filter(|c| c.init).map(Container::status_json).collect::<Vec<_>>());
+        }
+        // PodObservedGenerationTracking (on by default since v1.34).
+        if let Some(generation) = self.pod["metadata"]["generation"].as_i64() {
+            s["observedGeneration"] = json!(generation);
+            for c in s["conditions"].as_array_mut().into_iter().flatten() {
+                c["observedGeneration"] = json!(generation);
+            }
         }
         if let Some(ip) = self.pod_ip {
             s["podIP"] = json!(ip.to_string());
