@@ -8,6 +8,7 @@
 pub mod api;
 pub mod controllers;
 pub mod kubeconfig;
+pub mod kubelet;
 pub mod network;
 
 use std::net::SocketAddr;
@@ -45,6 +46,8 @@ pub struct SimConfig {
     pub node_lifecycle: controllers::node_lifecycle::NodeLifecycleConfig,
     /// The service proxy.
     pub proxy: network::ProxyConfig,
+    /// Settings of the embedded kubelets (image map, timings, node capacity).
+    pub kubelet: kubelet::KubeletConfig,
 }
 
 impl Default for SimConfig {
@@ -59,6 +62,7 @@ impl Default for SimConfig {
             scheduler: Default::default(),
             node_lifecycle: Default::default(),
             proxy: Default::default(),
+            kubelet: kubelet::KubeletConfig::default(),
         }
     }
 }
@@ -70,6 +74,7 @@ impl std::fmt::Debug for SimConfig {
             .field("nodes", &self.nodes)
             .field("watch_history", &self.watch_history)
             .field("name", &self.name)
+            .field("kubelet", &self.kubelet)
             .finish()
     }
 }
@@ -81,6 +86,7 @@ pub struct Sim {
     state: Arc<ServerState>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     started: Duration,
+    kubelets: kubelet::Kubelets,
 }
 
 impl Sim {
@@ -90,24 +96,32 @@ impl Sim {
         let t0 = Instant::now();
         let api = Arc::new(Api::new(config.watch_history));
         let mut tasks = api::controllers_spawn(&api);
-        let state = Arc::new(ServerState {
-            api: api.clone(),
-            config: ServerConfig {
-                bookmark_interval: config.bookmark_interval,
-                anonymous_is_admin: config.anonymous_is_admin,
-                ..Default::default()
-            },
-            close_watches: tokio::sync::watch::channel(0).0,
-            shutdown: tokio::sync::watch::channel(false).0,
-            watches_suspended: Default::default(),
-        });
-        bootstrap(&api, &config).context("registering the initial namespaces and nodes")?;
+        let nodes = bootstrap(&api, &config).context("registering the initial namespaces and nodes")?;
         tasks.extend(controllers::spawn_scheduling(&api, &config.scheduler, &config.node_lifecycle));
         tasks.extend(network::spawn(&api, &config.proxy));
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding the API server to {}", config.bind))?;
         let addr = listener.local_addr().context("reading the API server address")?;
+        let kubelet_config = kubelet::KubeletConfig {
+            api_server: Some(addr),
+            cluster_name: config.name.clone(),
+            ..config.kubelet.clone()
+        };
+        let agents: &[String] = if config.kubelet.enabled { &nodes } else { &[] };
+        let kubelets = kubelet::Kubelets::start(&api, kubelet_config, agents).context("starting the kubelets")?;
+        let state = Arc::new(ServerState {
+            api: api.clone(),
+            config: ServerConfig {
+                bookmark_interval: config.bookmark_interval,
+                anonymous_is_admin: config.anonymous_is_admin,
+                logs: Some(kubelets.log_source()),
+                ..Default::default()
+            },
+            close_watches: tokio::sync::watch::channel(0).0,
+            shutdown: tokio::sync::watch::channel(false).0,
+            watches_suspended: Default::default(),
+        });
         let router = api::http::router(state.clone());
         let mut shutdown = state.shutdown.subscribe();
         tasks.push(tokio::spawn(async move {
@@ -118,7 +132,7 @@ impl Sim {
                 tracing::error!(error = %e, "embedded API server stopped");
             }
         }));
-        Ok(Sim { addr, name: config.name, state, tasks, started: t0.elapsed() })
+        Ok(Sim { addr, name: config.name, state, tasks, started: t0.elapsed(), kubelets })
     }
 
     /// Address of the API server.
@@ -193,8 +207,14 @@ impl Sim {
         self.state.watches_suspended.store(suspended, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Stops the server and controllers.
+    /// The kubelets: per-node control handles ([`kubelet::NodeHandle::set_heartbeat`]).
+    pub fn kubelets(&self) -> &kubelet::Kubelets {
+        &self.kubelets
+    }
+
+    /// Stops the kubelets (killing and reaping every pod process), the server and controllers.
     pub async fn stop(mut self) {
+        self.kubelets.shutdown().await;
         self.shutdown();
         for t in self.tasks.drain(..) {
             let _ = t.await;
@@ -202,6 +222,7 @@ impl Sim {
     }
 
     fn shutdown(&mut self) {
+        self.kubelets.kill_all();
         self.state.shutdown.send_replace(true);
         for t in &self.tasks {
             if !t.is_finished() {
@@ -223,7 +244,7 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn bootstrap(api: &Api, config: &SimConfig) -> anyhow::Result<()> {
+fn bootstrap(api: &Api, config: &SimConfig) -> anyhow::Result<Vec<String>> {
     let ctx = WriteCtx::controller("hadrill-sim");
     let ns_rt = api.resource("", "v1", "namespaces").map_err(anyhow::Error::from)?;
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -231,6 +252,7 @@ fn bootstrap(api: &Api, config: &SimConfig) -> anyhow::Result<()> {
         api.create(&ns_rt, "", obj, &ctx).map_err(anyhow::Error::from)?;
     }
     let node_rt = api.resource("", "v1", "nodes").map_err(anyhow::Error::from)?;
+    let mut names = Vec::new();
     for i in 0..config.nodes {
         let name = if i == 0 { format!("{}-worker", config.name) } else { format!("{}-worker{}", config.name, i + 1) };
         let zone = format!("zone-{}", (b'a' + (i % 3) as u8) as char);
@@ -243,6 +265,7 @@ fn bootstrap(api: &Api, config: &SimConfig) -> anyhow::Result<()> {
             "spec": {},
         });
         api.create(&node_rt, "", node, &ctx).map_err(anyhow::Error::from)?;
+        names.push(name);
     }
-    Ok(())
+    Ok(names)
 }

@@ -269,9 +269,9 @@ async fn services_get_loopback_cluster_ips_and_pods_bind_once() {
     assert!(matches!(err, kube::Error::Api(ref s) if s.code == 422), "{err}");
 
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
-    let p: Pod = serde_json::from_value(
-        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}),
-    )
+    // No scheduler serves "none": the test does the binding the scheduler would.
+    let p: Pod = serde_json::from_value(json!({"metadata": {"name": "p"},
+        "spec": {"schedulerName": "none", "containers": [{"name": "c", "image": "i"}]}}))
     .unwrap();
     let p = pods.create(&PostParams::default(), &p).await.unwrap();
     let tolerations = p.spec.unwrap().tolerations.unwrap_or_default();

@@ -70,13 +70,15 @@ async fn kubectl_applies_gets_and_deletes() {
     let out = k.ok(&["get", "deployments,services", "-o", "wide"]).await;
     assert!(out.contains("deployment.apps/web") && out.contains("app=web"), "{out}");
     k.ok(&["run", "probe", "--image=hadrill/test-server:dev", "--labels=app=probe"]).await;
+    k.ok(&["wait", "--for=condition=Ready", "pod/probe", "--timeout=30s"]).await;
     let out = k.ok(&["get", "pods", "-A", "-o", "wide"]).await;
     let header = out.lines().next().unwrap_or_default();
     for col in ["NAMESPACE", "NAME", "READY", "STATUS", "RESTARTS", "AGE", "IP", "NODE"] {
         assert!(header.contains(col), "column {col} in {header:?}");
     }
     let row = out.lines().find(|l| l.contains("probe")).unwrap_or_else(|| panic!("no probe row in {out}"));
-    assert!(row.starts_with("default") && row.contains("0/1") && row.contains("Pending"), "{row}");
+    assert!(row.starts_with("default") && row.contains("1/1") && row.contains("Running"), "{row}");
+    assert!(row.contains(" 127.") && row.contains(" hadrill-worker"), "pod IP and node in {row}");
     let out = k.ok(&["scale", "deployment/web", "--replicas=4"]).await;
     assert!(out.contains("scaled"), "{out}");
     assert_eq!(k.ok(&["get", "deployment", "web", "-o", "jsonpath={.spec.replicas}"]).await.trim(), "4");

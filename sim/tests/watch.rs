@@ -270,7 +270,9 @@ async fn a_field_selector_watch_sees_only_pods_on_its_node() {
     let rv = sim.api().store.resource_version();
     let path = format!("/api/v1/pods?watch=true&fieldSelector=spec.nodeName%3Dhadrill-worker2&resourceVersion={rv}");
     let t = target(&sim);
-    let reader = tokio::spawn(async move { raw_watch(t, &path, |e| e.len() == 2).await });
+    // The kubelets also write pod status (MODIFIED events); wait for the two creations.
+    let added = |e: &[Value]| e.iter().filter(|e| e["type"] == "ADDED").count();
+    let reader = tokio::spawn(async move { raw_watch(t, &path, |e| added(e) == 2).await });
     for (name, node) in
         [("a", "hadrill-worker"), ("b", "hadrill-worker2"), ("c", "hadrill-worker"), ("d", "hadrill-worker2")]
     {
@@ -280,6 +282,12 @@ async fn a_field_selector_watch_sees_only_pods_on_its_node() {
         pods.create(&PostParams::default(), &p).await.unwrap();
     }
     let events = tokio::time::timeout(Duration::from_secs(10), reader).await.unwrap().unwrap();
-    let names: Vec<&str> = events.iter().map(|e| e["object"]["metadata"]["name"].as_str().unwrap()).collect();
+    let nodes: Vec<&str> = events.iter().map(|e| e["object"]["spec"]["nodeName"].as_str().unwrap()).collect();
+    assert!(nodes.iter().all(|n| *n == "hadrill-worker2"), "{nodes:?}");
+    let names: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "ADDED")
+        .map(|e| e["object"]["metadata"]["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["b", "d"]);
 }

@@ -226,7 +226,7 @@ fn names(pods: &[&Pod]) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn deployment_creates_a_replicaset_and_pods_and_becomes_available() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
     let d = deploys.create(&PostParams::default(), &deployment("web", 2, json!({}))).await.unwrap();
@@ -320,7 +320,7 @@ async fn scale(deploys: &Api<Deployment>, name: &str, replicas: i32) {
 
 #[tokio::test]
 async fn deployment_scales_up_and_down() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let _kubelet = FakeKubelet::start(&sim);
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
@@ -350,7 +350,7 @@ async fn deployment_scales_up_and_down() {
 
 #[tokio::test]
 async fn scale_down_deletes_unscheduled_then_not_ready_pods_first() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
     deploys.create(&PostParams::default(), &deployment("prefer", 4, json!({}))).await.unwrap();
@@ -384,7 +384,7 @@ async fn scale_down_deletes_unscheduled_then_not_ready_pods_first() {
 
 #[tokio::test]
 async fn deleted_and_failed_pods_are_replaced() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let _kubelet = FakeKubelet::start(&sim);
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
@@ -414,7 +414,7 @@ async fn deleted_and_failed_pods_are_replaced() {
 
 #[tokio::test]
 async fn min_ready_seconds_delays_availability() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
     deploys.create(&PostParams::default(), &deployment("slow", 1, json!({"minReadySeconds": 2}))).await.unwrap();
@@ -499,7 +499,7 @@ fn rollout_done(d: &Deployment, replicas: i32) -> bool {
 
 #[tokio::test]
 async fn rolling_update_honours_max_surge_and_max_unavailable() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let _kubelet = FakeKubelet::start(&sim);
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
@@ -577,7 +577,7 @@ async fn rolling_update_honours_max_surge_and_max_unavailable() {
 
 #[tokio::test]
 async fn recreate_stops_old_pods_before_starting_new_ones() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let _kubelet = FakeKubelet::start(&sim);
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
@@ -631,7 +631,7 @@ async fn recreate_stops_old_pods_before_starting_new_ones() {
 
 #[tokio::test]
 async fn progress_deadline_exceeded_is_reported() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
     deploys
@@ -653,7 +653,7 @@ async fn progress_deadline_exceeded_is_reported() {
 
 #[tokio::test]
 async fn deleting_a_deployment_removes_its_replicasets_and_pods() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let _kubelet = FakeKubelet::start(&sim);
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
@@ -743,7 +743,7 @@ fn observe_ordered_creation(client: &kube::Client, app: &str) -> tokio::task::Jo
 
 #[tokio::test]
 async fn statefulset_ordered_ready_creates_in_order_and_scales_down_from_the_top() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
     let observer = observe_ordered_creation(&client, "db");
@@ -810,7 +810,7 @@ async fn statefulset_ordered_ready_creates_in_order_and_scales_down_from_the_top
 
 #[tokio::test]
 async fn statefulset_parallel_creates_and_deletes_without_waiting() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
     sets.create(&PostParams::default(), &statefulset("par", 3, json!({"podManagementPolicy": "Parallel"})))
@@ -834,7 +834,7 @@ async fn statefulset_parallel_creates_and_deletes_without_waiting() {
 
 #[tokio::test]
 async fn statefulset_rolling_update_respects_the_partition() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let _kubelet = FakeKubelet::start(&sim);
     let sets: Api<StatefulSet> = Api::default_namespaced(client.clone());
@@ -968,7 +968,7 @@ fn set<const N: usize>(items: [&String; N]) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn endpoints_and_slices_follow_pod_readiness() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     for n in ["ep-a", "ep-b", "ep-c"] {
@@ -1085,7 +1085,7 @@ async fn endpoints_and_slices_follow_pod_readiness() {
 
 #[tokio::test]
 async fn endpoints_follow_a_selector_change_at_once() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let pods: Api<Pod> = Api::default_namespaced(client.clone());
     for (n, app) in [("blue-1", "blue"), ("blue-2", "blue"), ("green-1", "green")] {
@@ -1133,7 +1133,7 @@ async fn endpoints_follow_a_selector_change_at_once() {
 
 #[tokio::test]
 async fn services_without_selector_keep_their_own_endpoints() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let svcs: Api<Service> = Api::default_namespaced(client.clone());
     let manual: Service =
@@ -1163,7 +1163,7 @@ async fn services_without_selector_keep_their_own_endpoints() {
 
 #[tokio::test]
 async fn scaling_during_a_rollout_is_proportional() {
-    let sim = support::start(1).await;
+    let sim = support::start_without_kubelets(1).await;
     let client = sim.client().unwrap();
     let deploys: Api<Deployment> = Api::default_namespaced(client.clone());
     deploys.create(&PostParams::default(), &deployment("prop", 4, json!({}))).await.unwrap();

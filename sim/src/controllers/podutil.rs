@@ -143,6 +143,10 @@ pub fn claim(
 ) -> Vec<Arc<Value>> {
     let uid = owner["metadata"]["uid"].as_str().unwrap_or_default();
     let mut claimed = Vec::new();
+    // Checked once, on the first orphan, against the store rather than the caller's copy: an
+    // orphaning delete of the owner removes its references and only then the owner, so an owner
+    // read before that began must not take back what it just let go (RecheckDeletionTimestamp).
+    let mut fresh_can_adopt: Option<bool> = None;
     for obj in candidates {
         let matches = selector.matches(obj["metadata"]["labels"].as_object());
         match controller_ref(&obj) {
@@ -161,6 +165,9 @@ pub fn claim(
                 if !can_adopt || !matches || is_terminating(&obj) || !extra_match(&obj) {
                     continue;
                 }
+                if !*fresh_can_adopt.get_or_insert_with(|| owner_alive(api, owner)) {
+                    continue;
+                }
                 match set_controller(api, rt, &obj, uid, Some(owner_ref), manager) {
                     Ok(Some(adopted)) => claimed.push(adopted),
                     Ok(None) => {}
@@ -172,6 +179,20 @@ pub fn claim(
         }
     }
     claimed
+}
+
+/// Whether `owner`, as stored now, still exists with the same uid and is not being deleted.
+fn owner_alive(api: &Api, owner: &Value) -> bool {
+    let Some(rt) = api
+        .registry
+        .by_kind(owner["apiVersion"].as_str().unwrap_or_default(), owner["kind"].as_str().unwrap_or_default())
+    else {
+        return false;
+    };
+    let (ns, name) = crate::api::store::key_of(owner);
+    api.store
+        .get(&rt.group_resource(), &ns, &name)
+        .is_some_and(|now| now["metadata"]["uid"] == owner["metadata"]["uid"] && !is_terminating(&now))
 }
 
 /// Adopts (`Some(owner_ref)`) or releases (`None`) `obj`, with the current version as precondition.

@@ -17,9 +17,12 @@ pub fn node_name(i: usize) -> String {
     if i == 1 { "hadrill-worker".into() } else { format!("hadrill-worker{i}") }
 }
 
-/// Starts a cluster of `nodes` nodes with a tweaked configuration.
+/// Starts a cluster of `nodes` nodes with a tweaked configuration. The nodes get no kubelet:
+/// these tests play it through the API (node status, Leases, pod status) to control exactly
+/// what the scheduler, node lifecycle controller and proxy see.
 pub async fn start(nodes: usize, tweak: impl FnOnce(&mut SimConfig)) -> Sim {
     let mut config = SimConfig { nodes, ..Default::default() };
+    config.kubelet.enabled = false;
     tweak(&mut config);
     Sim::start(config).await.expect("embedded cluster starts")
 }

@@ -9,6 +9,14 @@ pub async fn start(nodes: usize) -> Sim {
     start_with(SimConfig { nodes, ..Default::default() }).await
 }
 
+/// Starts an embedded cluster whose nodes get no kubelet: the test plays it, writing pod
+/// status (phase, readiness) itself, so the workload controllers see exactly that.
+pub async fn start_without_kubelets(nodes: usize) -> Sim {
+    let mut config = SimConfig { nodes, ..Default::default() };
+    config.kubelet.enabled = false;
+    start_with(config).await
+}
+
 /// Starts an embedded cluster with a custom configuration.
 pub async fn start_with(config: SimConfig) -> Sim {
     Sim::start(config).await.expect("embedded cluster starts")
