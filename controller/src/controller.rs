@@ -170,6 +170,16 @@ impl Scope {
             .filter(move |s| s.namespace().as_deref() == Some(ns.as_str()) && annotations::is_ha(s.annotations()))
     }
 
+    /// Every HA Service of the scope.
+    pub fn all_services(&self) -> Vec<ObjectRef<Service>> {
+        self.services
+            .state()
+            .iter()
+            .filter(|s| annotations::is_ha(s.annotations()))
+            .map(|s| ObjectRef::from_obj(&**s))
+            .collect()
+    }
+
     /// HA Services naming this workload.
     pub fn services_for_workload(&self, ns: &str, kind: WorkloadKind, name: &str) -> Vec<ObjectRef<Service>> {
         self.ha_services(ns)
@@ -228,12 +238,18 @@ where
     }
 }
 
-/// A watch event that matters for triggering (initial listing excluded).
+/// A watch event that matters for triggering.
 pub enum Change<K> {
     /// Created or updated.
     Applied(K),
     /// Deleted.
     Deleted(K),
+    /// A (re)list completed and the store holds its result: changes in between were not seen
+    /// one by one. `first` for the initial list.
+    Resynced {
+        /// Whether this is the initial list.
+        first: bool,
+    },
 }
 
 /// Runs a reflector into `writer`, yielding changes after the store has taken them.
@@ -242,21 +258,51 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
     let events = watcher(api, watcher::Config::default()).default_backoff();
-    reflector::reflector(writer, events).filter_map(|event| async move {
-        match event {
+    let mut lists = 0u64;
+    reflector::reflector(writer, events).filter_map(move |event| {
+        let change = match event {
             Ok(watcher::Event::Apply(o)) => Some(Change::Applied(o)),
             Ok(watcher::Event::Delete(o)) => Some(Change::Deleted(o)),
-            Ok(_) => None,
+            Ok(watcher::Event::InitDone) => {
+                lists += 1;
+                Some(Change::Resynced { first: lists == 1 })
+            }
+            Ok(watcher::Event::Init | watcher::Event::InitApply(_)) => None,
             Err(e) => {
-                tracing::warn!(kind = K::kind(&()).as_ref(), error = %e, "watch failed; retrying");
+                tracing::warn!(kind = K::kind(&()).as_ref(), error = %e, "watch failed; relisting");
                 None
             }
-        }
+        };
+        futures::future::ready(change)
+    })
+}
+
+/// The Service watch of a scope as the controller's trigger: every change, and every Service
+/// after a (re)list — once the store holds the list, so that no reconcile request finds the
+/// store without its object.
+pub fn service_triggers(
+    api: Api<Service>,
+    writer: Writer<Service>,
+    store: Store<Service>,
+) -> impl Stream<Item = Result<Service, watcher::Error>> + Send {
+    reflect(api, writer).flat_map(move |change| {
+        let services: Vec<Service> = match change {
+            Change::Applied(s) => vec![s],
+            Change::Deleted(_) => Vec::new(),
+            Change::Resynced { .. } => store.state().iter().map(|s| Service::clone(s)).collect(),
+        };
+        futures::stream::iter(services.into_iter().map(Ok))
     })
 }
 
 /// Watches nodes; a change of a node's readiness triggers the Services with pods on it.
-pub async fn watch_nodes(client: Client, writer: Writer<Node>, scopes: Vec<Arc<Scope>>, triggers: Triggers) {
+pub async fn watch_nodes(
+    client: Client,
+    writer: Writer<Node>,
+    nodes: Store<Node>,
+    scopes: Vec<Arc<Scope>>,
+    triggers: Triggers,
+) {
     let mut seen: HashMap<String, NodeReadiness> = HashMap::new();
     let stream = reflect(Api::<Node>::all(client), writer);
     let mut stream = std::pin::pin!(stream);
@@ -264,6 +310,14 @@ pub async fn watch_nodes(client: Client, writer: Writer<Node>, scopes: Vec<Arc<S
         let (name, readiness) = match &change {
             Change::Applied(n) => (n.name_any(), Some(NodeReadiness::of(n))),
             Change::Deleted(n) => (n.name_any(), None),
+            Change::Resynced { first } => {
+                // Readiness as listed; after a relist, every Service may have missed a change.
+                seen = nodes.state().iter().map(|n| (n.name_any(), NodeReadiness::of(n))).collect();
+                if !first {
+                    scopes.iter().flat_map(|s| s.all_services()).for_each(|svc| triggers.send(svc));
+                }
+                continue;
+            }
         };
         let previous = match readiness {
             Some(r) => seen.insert(name.clone(), r),
@@ -292,12 +346,15 @@ pub async fn watch_workloads(
     let triggers = scope.shared.triggers.clone();
     let pods = reflect(api::<Pod>(&client, ns.as_deref()), pods).map(|c| match c {
         Change::Applied(p) | Change::Deleted(p) => Touched::Pod(p),
+        Change::Resynced { first } => Touched::Resynced { first },
     });
     let deployments = reflect(api::<Deployment>(&client, ns.as_deref()), deployments).map(|c| match c {
         Change::Applied(d) | Change::Deleted(d) => Touched::Workload(WorkloadKind::Deployment, d.namespace(), d.name_any()),
+        Change::Resynced { first } => Touched::Resynced { first },
     });
     let statefulsets = reflect(api::<StatefulSet>(&client, ns.as_deref()), statefulsets).map(|c| match c {
         Change::Applied(s) | Change::Deleted(s) => Touched::Workload(WorkloadKind::StatefulSet, s.namespace(), s.name_any()),
+        Change::Resynced { first } => Touched::Resynced { first },
     });
     let merged = futures::stream::select(pods, futures::stream::select(deployments, statefulsets));
     let mut merged = std::pin::pin!(merged);
@@ -305,7 +362,8 @@ pub async fn watch_workloads(
         let services = match touched {
             Touched::Pod(p) => scope.services_for_pod(&p),
             Touched::Workload(kind, Some(ns), name) => scope.services_for_workload(&ns, kind, &name),
-            Touched::Workload(_, None, _) => Vec::new(),
+            Touched::Workload(_, None, _) | Touched::Resynced { first: true } => Vec::new(),
+            Touched::Resynced { first: false } => scope.all_services(),
         };
         for svc in services {
             triggers.send(svc);
@@ -316,6 +374,7 @@ pub async fn watch_workloads(
 enum Touched {
     Pod(Pod),
     Workload(WorkloadKind, Option<String>, String),
+    Resynced { first: bool },
 }
 
 /// Marks the instance ready once every store has synced.

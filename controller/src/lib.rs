@@ -41,7 +41,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::Client;
 use kube::runtime::reflector;
-use kube::runtime::{Controller, watcher};
+use kube::runtime::Controller;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_stream::wrappers::{UnboundedReceiverStream, WatchStream};
@@ -204,8 +204,10 @@ impl Instance {
         let mut scopes = Vec::new();
         let mut controllers = Vec::new();
         for ns in namespaces {
-            let services = controller::api::<Service>(&client, ns.as_deref());
-            let ctl = Controller::new(services, watcher::Config::default());
+            let (services, services_w) = reflector::store::<Service>();
+            let trigger =
+                controller::service_triggers(controller::api(&client, ns.as_deref()), services_w, services.clone());
+            let ctl = Controller::for_stream(trigger, services);
             let (deployments, deployments_w) = reflector::store();
             let (statefulsets, statefulsets_w) = reflector::store();
             let (pods, pods_w) = reflector::store();
@@ -224,7 +226,13 @@ impl Instance {
             controllers.push((ctl, scope.clone()));
             scopes.push(scope);
         }
-        background.spawn(controller::watch_nodes(client.clone(), nodes_writer, scopes.clone(), shared.triggers.clone()));
+        background.spawn(controller::watch_nodes(
+            client.clone(),
+            nodes_writer,
+            nodes.clone(),
+            scopes.clone(),
+            shared.triggers.clone(),
+        ));
         if settings.checks.black_box {
             background.spawn(shared.prober.clone().run(shared.triggers.clone()));
         }

@@ -3,7 +3,7 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `hadrill_failovers_total` | counter | `reason` (FailedOver, FailedBack, Switched, Configured), `detector` (white-box, black-box, white-box+black-box, manual) |
+//! | `hadrill_failovers_total` | counter | `reason` (FailedOver, FailedBack, Switched, Configured), `detector` (white-box, black-box, white-box+black-box for failovers; policy for failbacks; manual; adoption) |
 //! | `hadrill_events_total` | counter | `reason` (every event published) |
 //! | `hadrill_reconcile_duration_seconds` | histogram | |
 //! | `hadrill_reconcile_errors_total` | counter | |
@@ -82,7 +82,7 @@ impl Metrics {
 
     /// Switches counted for a reason (all detectors).
     pub fn switches(&self, reason: &str) -> u64 {
-        ["white-box", "black-box", "white-box+black-box", "manual"]
+        ["white-box", "black-box", "white-box+black-box", "manual", "policy", "adoption"]
             .iter()
             .filter_map(|d| self.switches.get(&SwitchLabels { reason: reason.into(), detector: (*d).into() }).map(|c| c.get()))
             .sum()

@@ -227,7 +227,7 @@ fn white_box_reasons(pod: &Pod, obs: &Observations, checks: Checks) -> Vec<Strin
     if reasons.is_empty() && !restarting && !is_ready(pod) {
         reasons.push("not Ready".to_string());
     }
-    if restarting {
+    if restarting && reasons.is_empty() {
         let window = humantime::format_duration(checks.restart_window);
         reasons.push(format!("restarts {restarts} (+{recent} within {window})"));
     } else if !reasons.is_empty() && restarts > 0 {
