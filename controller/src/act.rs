@@ -51,7 +51,8 @@ pub async fn apply(client: &Client, service: &Service, desired: &Desired) -> kub
         "metadata": {"name": service.name_any(), "namespace": ns, "annotations": ann},
         "spec": {"selector": desired.selector},
     });
-    let written = api.patch(&service.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
+    let written =
+        api.patch(&service.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&body)).await?;
     let extra: Map<String, Value> = written
         .spec
         .as_ref()
@@ -66,6 +67,10 @@ pub async fn apply(client: &Client, service: &Service, desired: &Desired) -> kub
     }
     tracing::info!(service = %service.name_any(), keys = ?extra.keys().collect::<Vec<_>>(), "removing selector keys owned by another manager");
     let patch = json!({"spec": {"selector": extra}});
-    api.patch(&service.name_any(), &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() }, &Patch::Merge(&patch))
-        .await
+    api.patch(
+        &service.name_any(),
+        &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() },
+        &Patch::Merge(&patch),
+    )
+    .await
 }

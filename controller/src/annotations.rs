@@ -176,7 +176,11 @@ pub fn workload_refs(annotations: &BTreeMap<String, String>) -> impl Iterator<It
     [PRIMARY, STANDBY].into_iter().filter_map(|k| annotations.get(k)?.parse().ok())
 }
 
-fn duration(annotations: &BTreeMap<String, String>, key: &'static str, default: Duration) -> Result<Duration, ConfigError> {
+fn duration(
+    annotations: &BTreeMap<String, String>,
+    key: &'static str,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
     match annotations.get(key) {
         None => Ok(default),
         Some(v) => humantime::parse_duration(v.trim()).map_err(|e| ConfigError::BadValue {
@@ -321,7 +325,11 @@ mod tests {
         assert_eq!(spec.standby.to_string(), "statefulset/dispatch-b");
         assert_eq!(
             spec.policy,
-            Policy { dwell: Duration::from_secs(5), failback: Failback::Auto, failback_after: Duration::from_secs(120) }
+            Policy {
+                dwell: Duration::from_secs(5),
+                failback: Failback::Auto,
+                failback_after: Duration::from_secs(120)
+            }
         );
         assert_eq!(spec.probe, ProbeOverride { path: Some("/ready".into()), port: Some(8080) });
         assert!(is_ha(&a));
@@ -340,14 +348,23 @@ mod tests {
                 vec![(PRIMARY, "dispatch-a"), (STANDBY, "deployment/b")],
                 "annotation failover.hadrill.io/primary: malformed workload reference \"dispatch-a\": no '/' (expected deployment/NAME or statefulset/NAME)",
             ),
-            (vec![(PRIMARY, "deploy/a"), (STANDBY, "deployment/a")], "primary and standby are the same workload deployment/a"),
+            (
+                vec![(PRIMARY, "deploy/a"), (STANDBY, "deployment/a")],
+                "primary and standby are the same workload deployment/a",
+            ),
             (
                 vec![base[0], base[1], (FAILBACK, "sometimes")],
                 "annotation failover.hadrill.io/failback: invalid value \"sometimes\": expected auto or manual",
             ),
             (vec![base[0], base[1], (DWELL, "soon")], "annotation failover.hadrill.io/dwell: invalid value \"soon\""),
-            (vec![base[0], base[1], (PROBE_PORT, "0")], "annotation failover.hadrill.io/probe-port: invalid value \"0\""),
-            (vec![base[0], base[1], (PROBE_PATH, "x")], "annotation failover.hadrill.io/probe-path: invalid value \"x\""),
+            (
+                vec![base[0], base[1], (PROBE_PORT, "0")],
+                "annotation failover.hadrill.io/probe-port: invalid value \"0\"",
+            ),
+            (
+                vec![base[0], base[1], (PROBE_PATH, "x")],
+                "annotation failover.hadrill.io/probe-path: invalid value \"x\"",
+            ),
         ];
         for (pairs, want) in cases {
             let err = parse(&ann(&pairs), &Policy::default()).expect_err(want).to_string();

@@ -100,7 +100,11 @@ impl Shared {
     }
 
     /// Forgets Services of `scope` that `exists` denies.
-    fn forget_gone(&self, in_scope: impl Fn(&ObjectRef<Service>) -> bool, exists: impl Fn(&ObjectRef<Service>) -> bool) {
+    fn forget_gone(
+        &self,
+        in_scope: impl Fn(&ObjectRef<Service>) -> bool,
+        exists: impl Fn(&ObjectRef<Service>) -> bool,
+    ) {
         let gone: Vec<ObjectRef<Service>> = {
             let all = self.memory.lock().unwrap_or_else(PoisonError::into_inner);
             all.keys().filter(|k| in_scope(k) && !exists(k)).cloned().collect()
@@ -155,9 +159,7 @@ impl Scope {
 
     /// Pods in `ns` that `workload` selects.
     pub fn pods_of(&self, ns: &str, workload: &Workload) -> Vec<Arc<Pod>> {
-        let mut pods = self
-            .pods
-            .state_filter(|p| p.namespace().as_deref() == Some(ns) && workload.selects(p.labels()));
+        let mut pods = self.pods.state_filter(|p| p.namespace().as_deref() == Some(ns) && workload.selects(p.labels()));
         pods.sort_by_key(|p| p.name_any());
         pods
     }
@@ -345,15 +347,19 @@ pub async fn watch_workloads(
     let ns = scope.namespace.clone();
     let triggers = scope.shared.triggers.clone();
     let pods = reflect(api::<Pod>(&client, ns.as_deref()), pods).map(|c| match c {
-        Change::Applied(p) | Change::Deleted(p) => Touched::Pod(p),
+        Change::Applied(p) | Change::Deleted(p) => Touched::Pod(Box::new(p)),
         Change::Resynced { first } => Touched::Resynced { first },
     });
     let deployments = reflect(api::<Deployment>(&client, ns.as_deref()), deployments).map(|c| match c {
-        Change::Applied(d) | Change::Deleted(d) => Touched::Workload(WorkloadKind::Deployment, d.namespace(), d.name_any()),
+        Change::Applied(d) | Change::Deleted(d) => {
+            Touched::Workload(WorkloadKind::Deployment, d.namespace(), d.name_any())
+        }
         Change::Resynced { first } => Touched::Resynced { first },
     });
     let statefulsets = reflect(api::<StatefulSet>(&client, ns.as_deref()), statefulsets).map(|c| match c {
-        Change::Applied(s) | Change::Deleted(s) => Touched::Workload(WorkloadKind::StatefulSet, s.namespace(), s.name_any()),
+        Change::Applied(s) | Change::Deleted(s) => {
+            Touched::Workload(WorkloadKind::StatefulSet, s.namespace(), s.name_any())
+        }
         Change::Resynced { first } => Touched::Resynced { first },
     });
     let merged = futures::stream::select(pods, futures::stream::select(deployments, statefulsets));
@@ -372,7 +378,7 @@ pub async fn watch_workloads(
 }
 
 enum Touched {
-    Pod(Pod),
+    Pod(Box<Pod>),
     Workload(WorkloadKind, Option<String>, String),
     Resynced { first: bool },
 }

@@ -212,7 +212,12 @@ pub fn decide(s: &Situation) -> Decision {
         d.notice = Some(Notice {
             warning: false,
             reason: SwitchKind::Configured.reason(),
-            note: format!("failover between {} and {}; {} active", s.name(Side::Primary), s.name(Side::Standby), s.name(active)),
+            note: format!(
+                "failover between {} and {}; {} active",
+                s.name(Side::Primary),
+                s.name(Side::Standby),
+                s.name(active)
+            ),
         });
     }
     d
@@ -244,7 +249,11 @@ fn steady(s: &Situation, active: Side) -> Decision {
     Decision {
         target: active,
         switch: None,
-        condition: Condition::available(h.healthy, if h.healthy { "ActiveHealthy" } else { "ActiveUnhealthy" }, message),
+        condition: Condition::available(
+            h.healthy,
+            if h.healthy { "ActiveHealthy" } else { "ActiveUnhealthy" },
+            message,
+        ),
         notice: None,
         requeue_after: None,
     }
@@ -275,7 +284,12 @@ mod tests {
             problems: if ok {
                 vec![]
             } else {
-                vec![PodProblem { pod: "p".into(), reasons: vec!["not Ready".into()], white_box: true, black_box: false }]
+                vec![PodProblem {
+                    pod: "p".into(),
+                    reasons: vec!["not Ready".into()],
+                    white_box: true,
+                    black_box: false,
+                }]
             },
             workload_problem: None,
         }

@@ -40,8 +40,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::Client;
-use kube::runtime::reflector;
 use kube::runtime::Controller;
+use kube::runtime::reflector;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_stream::wrappers::{UnboundedReceiverStream, WatchStream};
@@ -195,7 +195,14 @@ impl Instance {
 
         // Stores and scopes.
         let (nodes, nodes_writer) = reflector::store::<Node>();
-        let shared = Arc::new(Shared::new(settings.clone(), client.clone(), metrics.clone(), leading, nodes.clone(), ready.clone()));
+        let shared = Arc::new(Shared::new(
+            settings.clone(),
+            client.clone(),
+            metrics.clone(),
+            leading,
+            nodes.clone(),
+            ready.clone(),
+        ));
         let namespaces: Vec<Option<String>> = if settings.namespaces.is_empty() {
             vec![None]
         } else {
@@ -211,11 +218,11 @@ impl Instance {
             let (deployments, deployments_w) = reflector::store();
             let (statefulsets, statefulsets_w) = reflector::store();
             let (pods, pods_w) = reflector::store();
-            let scope =
-                Arc::new(Scope::new(shared.clone(), ns.clone(), ctl.store(), deployments, statefulsets, pods));
+            let scope = Arc::new(Scope::new(shared.clone(), ns.clone(), ctl.store(), deployments, statefulsets, pods));
             background.spawn(controller::watch_workloads(scope.clone(), deployments_w, statefulsets_w, pods_w));
             let triggers = shared.triggers.add(ns);
-            let became_leader = WatchStream::new(leading_tx.subscribe()).filter(|l| futures::future::ready(*l)).map(|_| ());
+            let became_leader =
+                WatchStream::new(leading_tx.subscribe()).filter(|l| futures::future::ready(*l)).map(|_| ());
             let mut stop = stop_rx.clone();
             let ctl = ctl
                 .reconcile_on(UnboundedReceiverStream::new(triggers))

@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 use clap::Parser;
-use hadrill_controller::config::{Args, LogFormat};
 use hadrill_controller::Instance;
+use hadrill_controller::config::{Args, LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]

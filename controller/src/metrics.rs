@@ -57,7 +57,11 @@ impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("hadrill");
         let switches = Family::<SwitchLabels, Counter>::default();
-        registry.register("failovers", "Selector switches of HA Services, by event reason and detector", switches.clone());
+        registry.register(
+            "failovers",
+            "Selector switches of HA Services, by event reason and detector",
+            switches.clone(),
+        );
         let events = Family::<EventLabels, Counter>::default();
         registry.register("events", "Events published on HA Services, by reason", events.clone());
         let reconcile_duration = Histogram::new(exponential_buckets(0.0005, 2.0, 14));
@@ -84,7 +88,9 @@ impl Metrics {
     pub fn switches(&self, reason: &str) -> u64 {
         ["white-box", "black-box", "white-box+black-box", "manual", "policy", "adoption"]
             .iter()
-            .filter_map(|d| self.switches.get(&SwitchLabels { reason: reason.into(), detector: (*d).into() }).map(|c| c.get()))
+            .filter_map(|d| {
+                self.switches.get(&SwitchLabels { reason: reason.into(), detector: (*d).into() }).map(|c| c.get())
+            })
             .sum()
     }
 

@@ -162,12 +162,7 @@ impl Prober {
             .filter_map(|t| {
                 let st = inner.results.get(t)?;
                 (st.consecutive_failures >= threshold).then(|| {
-                    let why = format!(
-                        "probe {} failed {} times: {}",
-                        t.url(),
-                        st.consecutive_failures,
-                        st.last_error
-                    );
+                    let why = format!("probe {} failed {} times: {}", t.url(), st.consecutive_failures, st.last_error);
                     (t.pod.clone(), why)
                 })
             })
@@ -263,11 +258,7 @@ async fn get(target: &Target) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     let status = response.status();
-    if status.is_success() || status.is_redirection() {
-        Ok(())
-    } else {
-        Err(format!("HTTP {}", status.as_u16()))
-    }
+    if status.is_success() || status.is_redirection() { Ok(()) } else { Err(format!("HTTP {}", status.as_u16())) }
 }
 
 #[cfg(test)]
@@ -293,7 +284,10 @@ mod tests {
                 "readinessProbe": {"httpGet": {"path": "/ready", "port": "http"}}}]),
             Some("127.11.0.2"),
         );
-        assert_eq!(target_for(&with_probe, &none, &s).map(|t| t.url()).as_deref(), Some("http://127.11.0.2:8080/ready"));
+        assert_eq!(
+            target_for(&with_probe, &none, &s).map(|t| t.url()).as_deref(),
+            Some("http://127.11.0.2:8080/ready")
+        );
         let o = ProbeOverride { path: Some("/healthz".into()), port: Some(9000) };
         assert_eq!(target_for(&with_probe, &o, &s).map(|t| t.url()).as_deref(), Some("http://127.11.0.2:9000/healthz"));
         let plain = pod(json!([{"name": "app", "image": "i"}]), Some("127.11.0.3"));
@@ -312,13 +306,17 @@ mod tests {
     #[test]
     fn failures_count_until_the_threshold() {
         let p = Prober::new(ProbeSettings { failure_threshold: 2, ..ProbeSettings::default() });
-        let t = Target { namespace: "ns".into(), pod: "p".into(), ip: [127, 0, 0, 1].into(), port: 1, path: "/".into() };
+        let t =
+            Target { namespace: "ns".into(), pod: "p".into(), ip: [127, 0, 0, 1].into(), port: 1, path: "/".into() };
         let svc = ObjectRef::<Service>::new("s").within("ns");
         p.set_targets(svc.clone(), vec![t.clone()]);
         assert!(p.record(vec![(t.clone(), Err("refused".into()))]).is_empty());
         assert!(p.failures([&t]).is_empty());
         assert_eq!(p.record(vec![(t.clone(), Err("refused".into()))]), vec![svc.clone()]);
-        assert_eq!(p.failures([&t]).get("p").map(String::as_str), Some("probe http://127.0.0.1:1/ failed 2 times: refused"));
+        assert_eq!(
+            p.failures([&t]).get("p").map(String::as_str),
+            Some("probe http://127.0.0.1:1/ failed 2 times: refused")
+        );
         assert!(p.record(vec![(t.clone(), Err("refused".into()))]).is_empty(), "no new crossing");
         assert_eq!(p.record(vec![(t.clone(), Ok(()))]), vec![svc.clone()], "recovery is a crossing too");
         assert!(p.failures([&t]).is_empty());
@@ -339,7 +337,13 @@ mod tests {
                 let _ = s.write_all(format!("HTTP/1.1 {code}\r\ncontent-length: 0\r\n\r\n").as_bytes()).await;
             }
         });
-        let t = |path: &str| Target { namespace: "ns".into(), pod: "p".into(), ip: [127, 0, 0, 1].into(), port, path: path.into() };
+        let t = |path: &str| Target {
+            namespace: "ns".into(),
+            pod: "p".into(),
+            ip: [127, 0, 0, 1].into(),
+            port,
+            path: path.into(),
+        };
         let timeout = Duration::from_secs(2);
         assert_eq!(probe(&t("/ok"), timeout).await, Ok(()));
         assert_eq!(probe(&t("/bad"), timeout).await, Err("HTTP 503".to_string()));

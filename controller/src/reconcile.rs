@@ -259,7 +259,13 @@ fn requeue(scope: &Scope, decision: &Decision, restart_expiry: Option<Timestamp>
 }
 
 /// Writes `desired` unless the Service already says it.
-async fn write(service: &Service, scope: &Scope, key: &ObjectRef<Service>, live: &Live, desired: Desired) -> Result<(), Error> {
+async fn write(
+    service: &Service,
+    scope: &Scope,
+    key: &ObjectRef<Service>,
+    live: &Live,
+    desired: Desired,
+) -> Result<(), Error> {
     let unchanged = desired.selector == live.selector
         && (desired.active.is_none() || desired.active == live.requested)
         && desired.switched_at == live.switched_at_raw
@@ -317,7 +323,8 @@ async fn invalid_config(
             selector: live.selector.clone(),
             active: live.requested,
             switched_at: live.switched_at_raw.clone(),
-            condition: Condition::available(false, "InvalidConfig", message.clone()).since(live.condition.as_ref(), now),
+            condition: Condition::available(false, "InvalidConfig", message.clone())
+                .since(live.condition.as_ref(), now),
         };
         write(service, scope, key, live, desired).await?;
         let notice = Notice { warning: true, reason: "InvalidConfig", note: message };

@@ -193,9 +193,8 @@ fn white_box_reasons(pod: &Pod, obs: &Observations, checks: Checks) -> Vec<Strin
     if pod.metadata.deletion_timestamp.is_some() {
         reasons.push("terminating".to_string());
     }
-    match status.and_then(|s| s.phase.as_deref()) {
-        Some(phase @ ("Failed" | "Succeeded")) => reasons.push(format!("phase {phase}")),
-        _ => {}
+    if let Some(phase @ ("Failed" | "Succeeded")) = status.and_then(|s| s.phase.as_deref()) {
+        reasons.push(format!("phase {phase}"));
     }
     match pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) {
         None => reasons.push("not scheduled".to_string()),

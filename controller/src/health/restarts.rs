@@ -38,10 +38,11 @@ impl RestartTracker {
     pub fn observe(&mut self, uid: &str, total: i64, now: Timestamp) -> u32 {
         self.gc(now);
         let window = self.window;
-        let entry = self
-            .pods
-            .entry(uid.to_string())
-            .or_insert_with(|| PodRestarts { last_total: total, rises: VecDeque::new(), seen: now });
+        let entry = self.pods.entry(uid.to_string()).or_insert_with(|| PodRestarts {
+            last_total: total,
+            rises: VecDeque::new(),
+            seen: now,
+        });
         if total > entry.last_total {
             let rise = u32::try_from(total - entry.last_total).unwrap_or(u32::MAX);
             entry.rises.push_back((now, rise));

@@ -79,7 +79,13 @@ fn pod_reasons_table() {
             Checks::default(),
             Some("CrashLoopBackOff, restarts 4"),
         ),
-        ("image pull", pod("i", "w1", waiting("ImagePullBackOff", 0)), obs(), Checks::default(), Some("ImagePullBackOff")),
+        (
+            "image pull",
+            pod("i", "w1", waiting("ImagePullBackOff", 0)),
+            obs(),
+            Checks::default(),
+            Some("ImagePullBackOff"),
+        ),
         ("err image pull", pod("e", "w1", waiting("ErrImagePull", 0)), obs(), Checks::default(), Some("ErrImagePull")),
         (
             "create container error",
@@ -99,13 +105,7 @@ fn pod_reasons_table() {
             Checks::default(),
             Some("terminated: OOMKilled (exit 137)"),
         ),
-        (
-            "ready but on a NotReady node",
-            pod("w", "w2", ok),
-            obs(),
-            Checks::default(),
-            Some("node w2 NotReady"),
-        ),
+        ("ready but on a NotReady node", pod("w", "w2", ok), obs(), Checks::default(), Some("node w2 NotReady")),
         ("node Unknown", pod("u", "w3", ok), obs(), Checks::default(), Some("node w3 Unknown")),
         ("node not reported yet", pod("q", "w4", ok), obs(), Checks::default(), None),
         ("node gone", pod("g", "w9", ok), obs(), Checks::default(), Some("node w9 not found")),
@@ -200,7 +200,13 @@ fn workload_health_table() {
     let on_bad_node = pod("a-x2k1", "w2", |_| {});
     let cases: Vec<(&str, Workload, Vec<&Pod>, bool, &str)> = vec![
         ("all healthy", workload(2, 2), vec![&healthy, &healthy], true, ""),
-        ("one of two unhealthy", workload(2, 1), vec![&healthy, &crashing], true, "a-7c9d: CrashLoopBackOff, restarts 4"),
+        (
+            "one of two unhealthy",
+            workload(2, 1),
+            vec![&healthy, &crashing],
+            true,
+            "a-7c9d: CrashLoopBackOff, restarts 4",
+        ),
         (
             "all unhealthy",
             workload(2, 0),

@@ -14,7 +14,8 @@ use crate::support::*;
 
 /// A minimal HTTP server answering 200 to everything, standing in for a pod.
 async fn pod_server(ip: [u8; 4]) -> (SocketAddr, JoinHandle<()>) {
-    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::from(ip), 0)).await.expect("bind a loopback pod IP");
+    let listener =
+        tokio::net::TcpListener::bind((std::net::Ipv4Addr::from(ip), 0)).await.expect("bind a loopback pod IP");
     let addr = listener.local_addr().expect("addr");
     let task = tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
@@ -62,7 +63,8 @@ async fn an_unreachable_primary_is_found_by_probing_and_switched() {
     primary_server.abort();
     let cut = Instant::now();
     let budget = probe.period * (probe.failure_threshold + 1) + probe.timeout + Duration::from_secs(2);
-    let svc = within(budget, "black-box failover", env.await_service("web", "switch", |s| selects(s) == Some("web-b"))).await;
+    let svc =
+        within(budget, "black-box failover", env.await_service("web", "switch", |s| selects(s) == Some("web-b"))).await;
     let took = cut.elapsed();
     assert_eq!(active(&svc), Some("standby"));
     let pod = env.pods().get("web-a-0").await.expect("pod");

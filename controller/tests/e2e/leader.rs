@@ -39,7 +39,7 @@ fn holder(l: &Lease) -> Option<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_leader_acts_and_a_follower_takes_over_when_it_dies() {
     let env = Env::start().await;
-    let mut instances = vec![Some(env.start_controller(elected("ctl-a"))), Some(env.start_controller(elected("ctl-b")))];
+    let mut instances = [Some(env.start_controller(elected("ctl-a"))), Some(env.start_controller(elected("ctl-b")))];
     let names = ["ctl-a", "ctl-b"];
     let handles: Vec<Handle> = instances.iter().flatten().map(|r| r.handle.clone()).collect();
     let l = first_leader(&handles[0], &handles[1]).await;

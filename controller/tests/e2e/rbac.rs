@@ -33,9 +33,18 @@ async fn the_service_account_has_exactly_the_verbs_it_uses() {
     assert_eq!(
         grants,
         [
-            "/nodes:list", "/nodes:watch", "/pods:list", "/pods:watch", "/services:list", "/services:patch",
-            "/services:watch", "apps/deployments:list", "apps/deployments:watch", "apps/statefulsets:list",
-            "apps/statefulsets:watch", "events.k8s.io/events:create",
+            "/nodes:list",
+            "/nodes:watch",
+            "/pods:list",
+            "/pods:watch",
+            "/services:list",
+            "/services:patch",
+            "/services:watch",
+            "apps/deployments:list",
+            "apps/deployments:watch",
+            "apps/statefulsets:list",
+            "apps/statefulsets:watch",
+            "events.k8s.io/events:create",
         ]
     );
 

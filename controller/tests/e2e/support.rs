@@ -102,7 +102,10 @@ impl Env {
                 "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "app", "image": "dispatch:1"}]}}},
         }))
         .expect("deployment");
-        Api::<Deployment>::namespaced(self.admin.clone(), NS).create(&PostParams::default(), &d).await.expect("create deployment");
+        Api::<Deployment>::namespaced(self.admin.clone(), NS)
+            .create(&PostParams::default(), &d)
+            .await
+            .expect("create deployment");
         self.pods_for(name, replicas).await
     }
 
@@ -114,7 +117,10 @@ impl Env {
                 "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "app", "image": "dispatch:1"}]}}},
         }))
         .expect("statefulset");
-        Api::<StatefulSet>::namespaced(self.admin.clone(), NS).create(&PostParams::default(), &s).await.expect("create statefulset");
+        Api::<StatefulSet>::namespaced(self.admin.clone(), NS)
+            .create(&PostParams::default(), &s)
+            .await
+            .expect("create statefulset");
         self.pods_for(name, replicas).await
     }
 
@@ -198,7 +204,9 @@ impl Env {
         let found = within(
             PROMPTLY,
             what,
-            kube::runtime::wait::await_condition(self.services(), name, move |s: Option<&Service>| s.is_some_and(&cond)),
+            kube::runtime::wait::await_condition(self.services(), name, move |s: Option<&Service>| {
+                s.is_some_and(&cond)
+            }),
         )
         .await
         .expect("service watch");
