@@ -24,6 +24,7 @@ use crate::health::NodeReadiness;
 use crate::health::restarts::{RestartTracker, later};
 use crate::memory::ServiceMemory;
 use crate::metrics::Metrics;
+use crate::pod_index::PodIndex;
 use crate::probe::Prober;
 use crate::triggers::Triggers;
 use crate::workload::{Workload, WorkloadKind, WorkloadRef};
@@ -129,6 +130,8 @@ pub struct Scope {
     pub statefulsets: Store<StatefulSet>,
     /// Pods.
     pub pods: Store<Pod>,
+    /// Pods by label.
+    pub pod_index: Arc<PodIndex>,
     last_gc: Mutex<Timestamp>,
 }
 
@@ -142,7 +145,16 @@ impl Scope {
         statefulsets: Store<StatefulSet>,
         pods: Store<Pod>,
     ) -> Scope {
-        Scope { shared, namespace, services, deployments, statefulsets, pods, last_gc: Mutex::new(Timestamp::now()) }
+        Scope {
+            shared,
+            namespace,
+            services,
+            deployments,
+            statefulsets,
+            pods,
+            pod_index: Arc::default(),
+            last_gc: Mutex::new(Timestamp::now()),
+        }
     }
 
     /// The named workload in `ns`, if it exists.
@@ -159,7 +171,18 @@ impl Scope {
 
     /// Pods in `ns` that `workload` selects.
     pub fn pods_of(&self, ns: &str, workload: &Workload) -> Vec<Arc<Pod>> {
-        let mut pods = self.pods.state_filter(|p| p.namespace().as_deref() == Some(ns) && workload.selects(p.labels()));
+        let selected = |p: &Pod| {
+            p.metadata.namespace.as_deref() == Some(ns)
+                && p.metadata.labels.as_ref().is_some_and(|l| workload.selects(l))
+        };
+        let mut pods = match self.pod_index.candidates(ns, &workload.selector) {
+            Some(names) => names
+                .iter()
+                .filter_map(|n| self.pods.get(&ObjectRef::new(n).within(ns)))
+                .filter(|p| selected(p))
+                .collect(),
+            None => self.pods.state_filter(selected),
+        };
         pods.sort_by_key(|p| p.name_any());
         pods
     }
@@ -259,7 +282,24 @@ pub fn reflect<K>(api: Api<K>, writer: Writer<K>) -> impl Stream<Item = Change<K
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
 {
-    let events = watcher(api, watcher::Config::default()).default_backoff();
+    reflect_with(api, writer, |_| {})
+}
+
+/// [`reflect`], calling `before_store` with each object listed or applied before the store
+/// takes it.
+pub fn reflect_with<K>(
+    api: Api<K>,
+    writer: Writer<K>,
+    before_store: impl Fn(&K) + Send + 'static,
+) -> impl Stream<Item = Change<K>> + Send
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    let events = watcher(api, watcher::Config::default()).default_backoff().inspect(move |event| {
+        if let Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) = event {
+            before_store(o);
+        }
+    });
     let mut lists = 0u64;
     reflector::reflector(writer, events).filter_map(move |event| {
         let change = match event {
@@ -346,9 +386,21 @@ pub async fn watch_workloads(
     let client = scope.shared.client.clone();
     let ns = scope.namespace.clone();
     let triggers = scope.shared.triggers.clone();
-    let pods = reflect(api::<Pod>(&client, ns.as_deref()), pods).map(|c| match c {
-        Change::Applied(p) | Change::Deleted(p) => Touched::Pod(Box::new(p)),
-        Change::Resynced { first } => Touched::Resynced { first },
+    let index = scope.pod_index.clone();
+    let (index_after, store) = (scope.pod_index.clone(), scope.pods.clone());
+    let pods = reflect_with(api::<Pod>(&client, ns.as_deref()), pods, move |p| index.add(p)).map(move |c| match c {
+        Change::Applied(p) => {
+            index_after.settle(&p);
+            Touched::Pod(Box::new(p))
+        }
+        Change::Deleted(p) => {
+            index_after.remove(&p);
+            Touched::Pod(Box::new(p))
+        }
+        Change::Resynced { first } => {
+            index_after.prune(|ns, name| store.get(&ObjectRef::new(name).within(ns)).is_some());
+            Touched::Resynced { first }
+        }
     });
     let deployments = reflect(api::<Deployment>(&client, ns.as_deref()), deployments).map(|c| match c {
         Change::Applied(d) | Change::Deleted(d) => {

@@ -26,6 +26,7 @@ pub mod health;
 pub mod leader;
 pub mod memory;
 pub mod metrics;
+pub mod pod_index;
 pub mod probe;
 pub mod reconcile;
 pub mod server;

@@ -10,6 +10,7 @@
 //! | `hadrill_detection_to_switch_seconds` | histogram | (from the first observation of the active side as unhealthy to the switch) |
 //! | `hadrill_leader` | gauge | 1 while this instance holds the lease |
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -43,6 +44,10 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     reconcile_errors: Counter,
     detection_to_switch: Histogram,
+    reconcile_count: AtomicU64,
+    reconcile_sum_micros: AtomicU64,
+    detection_count: AtomicU64,
+    detection_sum_micros: AtomicU64,
     leader: Gauge,
 }
 
@@ -76,7 +81,19 @@ impl Metrics {
         );
         let leader = Gauge::default();
         registry.register("leader", "1 while this instance is the leader", leader.clone());
-        Metrics { registry, switches, events, reconcile_duration, reconcile_errors, detection_to_switch, leader }
+        Metrics {
+            registry,
+            switches,
+            events,
+            reconcile_duration,
+            reconcile_errors,
+            detection_to_switch,
+            reconcile_count: AtomicU64::new(0),
+            reconcile_sum_micros: AtomicU64::new(0),
+            detection_count: AtomicU64::new(0),
+            detection_sum_micros: AtomicU64::new(0),
+            leader,
+        }
     }
 
     /// Counts a switch.
@@ -102,6 +119,9 @@ impl Metrics {
     /// Records a reconcile's duration.
     pub fn reconciled(&self, took: Duration, ok: bool) {
         self.reconcile_duration.observe(took.as_secs_f64());
+        self.reconcile_count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.reconcile_sum_micros.fetch_add(micros, Ordering::Relaxed);
         if !ok {
             self.reconcile_errors.inc();
         }
@@ -110,6 +130,21 @@ impl Metrics {
     /// Records a detection-to-switch latency.
     pub fn detection_to_switch(&self, latency: Duration) {
         self.detection_to_switch.observe(latency.as_secs_f64());
+        self.detection_count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.detection_sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Count and sum (seconds) of the reconcile durations recorded.
+    pub fn reconcile_totals(&self) -> (u64, f64) {
+        let micros = self.reconcile_sum_micros.load(Ordering::Relaxed);
+        (self.reconcile_count.load(Ordering::Relaxed), micros as f64 / 1e6)
+    }
+
+    /// Count and sum (seconds) of the detection-to-switch latencies recorded.
+    pub fn detection_to_switch_totals(&self) -> (u64, f64) {
+        let micros = self.detection_sum_micros.load(Ordering::Relaxed);
+        (self.detection_count.load(Ordering::Relaxed), micros as f64 / 1e6)
     }
 
     /// Sets the leader gauge.

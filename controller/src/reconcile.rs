@@ -236,7 +236,7 @@ async fn evaluate(service: &Service, scope: &Scope) -> Result<Action, Error> {
             if kind == SwitchKind::FailedOver
                 && let Some((_, since)) = unhealthy_since
             {
-                let latency = Duration::try_from(now.duration_since(since)).unwrap_or_default();
+                let latency = Duration::try_from(Timestamp::now().duration_since(since)).unwrap_or_default();
                 shared.metrics.detection_to_switch(latency);
             }
             shared.with_memory(&key, |m| m.active_unhealthy_since = None);

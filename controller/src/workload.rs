@@ -179,13 +179,34 @@ impl Workload {
     }
 }
 
-/// Whether `selector` selects `labels` (an empty or malformed selector selects nothing).
+/// Whether `selector` selects `labels`, as the API server evaluates label selectors; an empty
+/// or malformed selector selects nothing here (a workload's selector is never empty).
 pub fn selects(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    use kube::core::SelectorExt;
-    match kube::core::Selector::try_from(selector.clone()) {
-        Ok(s) => !s.selects_all() && s.matches(labels),
-        Err(_) => false,
+    let match_labels = selector.match_labels.iter().flatten();
+    let expressions = selector.match_expressions.iter().flatten();
+    let mut any = false;
+    for (k, v) in match_labels {
+        any = true;
+        if labels.get(k) != Some(v) {
+            return false;
+        }
     }
+    for e in expressions {
+        any = true;
+        let values = e.values.as_deref().unwrap_or_default();
+        let value = labels.get(&e.key);
+        let ok = match e.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    any
 }
 
 #[cfg(test)]
@@ -237,5 +258,34 @@ mod tests {
         w.selector = LabelSelector::default();
         assert_eq!(w.service_selector(), None);
         assert!(!w.selects(&labels), "an empty selector selects nothing here");
+    }
+
+    #[test]
+    fn selectors_evaluate_like_the_api_server() {
+        let labels = BTreeMap::from([("app".to_string(), "a".to_string()), ("tier".to_string(), "db".to_string())]);
+        let req = |key: &str, op: &str, values: &[&str]| LabelSelectorRequirement {
+            key: key.into(),
+            operator: op.into(),
+            values: (!values.is_empty()).then(|| values.iter().map(|v| v.to_string()).collect()),
+        };
+        let sel = |labels: &[(&str, &str)], exprs: Vec<LabelSelectorRequirement>| LabelSelector {
+            match_labels: (!labels.is_empty())
+                .then(|| labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            match_expressions: (!exprs.is_empty()).then_some(exprs),
+        };
+        let cases = [
+            (sel(&[("app", "a")], vec![]), true),
+            (sel(&[("app", "b")], vec![]), false),
+            (sel(&[("app", "a")], vec![req("tier", "In", &["db", "web"])]), true),
+            (sel(&[], vec![req("tier", "NotIn", &["db"])]), false),
+            (sel(&[], vec![req("zone", "NotIn", &["x"])]), true),
+            (sel(&[], vec![req("tier", "Exists", &[])]), true),
+            (sel(&[], vec![req("tier", "DoesNotExist", &[])]), false),
+            (sel(&[], vec![req("tier", "Gt", &["1"])]), false),
+            (sel(&[], vec![]), false),
+        ];
+        for (i, (s, want)) in cases.into_iter().enumerate() {
+            assert_eq!(selects(&s, &labels), want, "case {i}");
+        }
     }
 }
