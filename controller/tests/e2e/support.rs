@@ -195,7 +195,14 @@ impl Env {
         ann.extend_from_slice(extra);
         self.service(name, &a, &ann).await;
         let pair = Pair { primary_pods, standby_pods };
-        self.await_service(name, "adoption", |s| active(s) == Some("primary")).await;
+        self.await_service(name, "adoption with every pod seen healthy", |s| {
+            active(s) == Some("primary")
+                && condition(s).is_some_and(|c| {
+                    c.message.starts_with(&format!("primary deployment/{a} selected: 2/2 pods healthy; standby"))
+                        && c.message.ends_with(&format!("statefulset/{b} healthy"))
+                })
+        })
+        .await;
         pair
     }
 
