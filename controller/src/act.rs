@@ -4,7 +4,8 @@
 //! still owns and the active workload does not have.
 //!
 //! Every apply carries the full set of fields the controller owns (selector, `active`,
-//! `switched-at`, `condition`), since fields left out of an apply are removed.
+//! `switched-at`, `condition`), since fields left out of an apply are removed, and the
+//! resourceVersion it decided from, so a decision on a stale Service is refused (409).
 
 use std::collections::BTreeMap;
 
@@ -48,7 +49,11 @@ pub async fn apply(client: &Client, service: &Service, desired: &Desired) -> kub
     let body = json!({
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": service.name_any(), "namespace": ns, "annotations": ann},
+        // The decision was made from this version of the Service: if it changed since (an
+        // operator's `kubectl annotate`), the apply fails with 409 and the next reconcile
+        // decides again instead of overwriting the newer intent.
+        "metadata": {"name": service.name_any(), "namespace": ns, "annotations": ann,
+            "resourceVersion": service.resource_version()},
         "spec": {"selector": desired.selector},
     });
     let written =

@@ -40,6 +40,9 @@ pub struct SimConfig {
     /// token over plain HTTP, so this keeps the admin kubeconfig working for it; clients that
     /// present a token (kube-rs, pods' ServiceAccount kubeconfigs) are authorized by RBAC.
     pub anonymous_is_admin: bool,
+    /// Whether the Deployment, ReplicaSet, StatefulSet, Endpoints and EndpointSlice controllers
+    /// run. Off, a test stages workload pods and their status itself. Default on.
+    pub workload_controllers: bool,
     /// The scheduler.
     pub scheduler: controllers::scheduler::SchedulerConfig,
     /// The node lifecycle and taint eviction controllers.
@@ -59,6 +62,7 @@ impl Default for SimConfig {
             bookmark_interval: Duration::from_secs(10),
             name: "hadrill".into(),
             anonymous_is_admin: true,
+            workload_controllers: true,
             scheduler: Default::default(),
             node_lifecycle: Default::default(),
             proxy: Default::default(),
@@ -95,7 +99,7 @@ impl Sim {
     pub async fn start(config: SimConfig) -> anyhow::Result<Sim> {
         let t0 = Instant::now();
         let api = Arc::new(Api::new(config.watch_history));
-        let mut tasks = api::controllers_spawn(&api);
+        let mut tasks = api::controllers_spawn(&api, config.workload_controllers);
         let nodes = bootstrap(&api, &config).context("registering the initial namespaces and nodes")?;
         tasks.extend(controllers::spawn_scheduling(&api, &config.scheduler, &config.node_lifecycle));
         tasks.extend(network::spawn(&api, &config.proxy));

@@ -239,6 +239,19 @@ async fn server_side_apply_tracks_field_owners_and_conflicts() {
         .await
         .unwrap();
     assert_eq!(b.spec.unwrap().holder_identity.as_deref(), Some("replica-b"));
+
+    // A resourceVersion in the apply configuration is a precondition, even when forced.
+    let mut stale = intent("replica-a");
+    stale["metadata"]["resourceVersion"] = json!(a.metadata.resource_version);
+    let err = leases
+        .patch("leader", &PatchParams::apply("replica-a").force(), &Patch::Apply(&stale))
+        .await
+        .expect_err("stale resourceVersion");
+    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 409), "{err}");
+    let mut current = intent("replica-a");
+    current["metadata"]["resourceVersion"] = json!(b.metadata.resource_version);
+    let c = leases.patch("leader", &PatchParams::apply("replica-a").force(), &Patch::Apply(&current)).await.unwrap();
+    assert_eq!(c.spec.unwrap().holder_identity.as_deref(), Some("replica-a"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

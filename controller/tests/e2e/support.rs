@@ -1,6 +1,6 @@
 //! Test environment: an embedded cluster with the deploy/controller manifests applied, the
 //! controller running in-process as its ServiceAccount, and fixtures driven by status patches
-//! (the embedded cluster here runs no kubelet or workload controllers).
+//! (the embedded cluster here runs no kubelet, scheduler or workload controllers).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -50,7 +50,12 @@ impl Env {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let sim = Sim::start(SimConfig { nodes: 2, ..Default::default() }).await.expect("embedded cluster starts");
+        // No kubelets, scheduler or workload controllers: the tests create pods and write their
+        // status themselves to stage exact health states.
+        let mut config = SimConfig { nodes: 2, workload_controllers: false, ..Default::default() };
+        config.kubelet.enabled = false;
+        config.scheduler.enabled = false;
+        let sim = Sim::start(config).await.expect("embedded cluster starts");
         let admin = sim.client().expect("admin client");
         let env = Env { sim, admin };
         for node in [NODE1, NODE2] {
@@ -208,16 +213,16 @@ impl Env {
 
     /// Waits (by watch) until the Service satisfies `cond`.
     pub async fn await_service(&self, name: &str, what: &str, cond: impl Fn(&Service) -> bool) -> Service {
-        let found = within(
-            PROMPTLY,
-            what,
-            kube::runtime::wait::await_condition(self.services(), name, move |s: Option<&Service>| {
-                s.is_some_and(&cond)
-            }),
-        )
-        .await
-        .expect("service watch");
-        found.expect("service exists")
+        let wait = kube::runtime::wait::await_condition(self.services(), name, move |s: Option<&Service>| {
+            s.is_some_and(&cond)
+        });
+        match tokio::time::timeout(PROMPTLY, wait).await {
+            Ok(found) => found.expect("service watch").expect("service exists"),
+            Err(_) => {
+                let last = self.services().get(name).await.map(|s| s.metadata.annotations);
+                panic!("timed out after {PROMPTLY:?} waiting for {what}; the Service's annotations: {last:?}")
+            }
+        }
     }
 
     /// Waits (by watch) for an event on Service `service` satisfying `cond`.

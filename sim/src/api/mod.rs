@@ -16,6 +16,6 @@ pub mod status;
 pub mod store;
 
 /// Spawns the in-process controllers for this API.
-pub fn controllers_spawn(api: &std::sync::Arc<ops::Api>) -> Vec<tokio::task::JoinHandle<()>> {
-    crate::controllers::spawn_all(api)
+pub fn controllers_spawn(api: &std::sync::Arc<ops::Api>, workloads: bool) -> Vec<tokio::task::JoinHandle<()>> {
+    crate::controllers::spawn_all(api, workloads)
 }

@@ -54,18 +54,24 @@ pub fn modify(
     Ok(())
 }
 
-/// Spawns every controller; they stop when the returned handles are aborted.
-pub fn spawn_all(api: &Arc<Api>) -> Vec<tokio::task::JoinHandle<()>> {
-    vec![
+/// Spawns the core controllers (garbage collection, namespaces, CRDs) and, if `workloads`, the
+/// workload and endpoints controllers; they stop when the returned handles are aborted.
+pub fn spawn_all(api: &Arc<Api>, workloads: bool) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = vec![
         tokio::spawn(gc::run(api.clone(), api.store.subscribe())),
         tokio::spawn(namespace::run(api.clone(), api.store.subscribe())),
         tokio::spawn(crd::run(api.clone(), api.store.subscribe())),
-        tokio::spawn(deployment::run(api.clone(), api.store.subscribe())),
-        tokio::spawn(replicaset::run(api.clone(), api.store.subscribe())),
-        tokio::spawn(statefulset::run(api.clone(), api.store.subscribe())),
-        tokio::spawn(endpoints::run(api.clone(), api.store.subscribe())),
-        tokio::spawn(endpointslice::run(api.clone(), api.store.subscribe())),
-    ]
+    ];
+    if workloads {
+        tasks.extend([
+            tokio::spawn(deployment::run(api.clone(), api.store.subscribe())),
+            tokio::spawn(replicaset::run(api.clone(), api.store.subscribe())),
+            tokio::spawn(statefulset::run(api.clone(), api.store.subscribe())),
+            tokio::spawn(endpoints::run(api.clone(), api.store.subscribe())),
+            tokio::spawn(endpointslice::run(api.clone(), api.store.subscribe())),
+        ]);
+    }
+    tasks
 }
 
 /// Spawns the scheduler and the node lifecycle controller (each if enabled).

@@ -453,6 +453,11 @@ impl Api {
             PatchKind::Apply => {
                 let mut applied = patch.clone();
                 check_type(rt, &mut applied, &rt.kind, &rt.api_version())?;
+                // A resourceVersion in the apply configuration makes the apply conditional.
+                let want_rv = meta_str(&applied, "resourceVersion");
+                if !want_rv.is_empty() && want_rv != meta_str(&base, "resourceVersion") {
+                    return Err(ApiError::stale(&rt.group, &rt.plural, &obj_name));
+                }
                 let api_version = rt.api_version();
                 let opts = ApplyOptions {
                     manager: &ctx.manager,
