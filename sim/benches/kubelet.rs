@@ -1,9 +1,9 @@
 //! Embedded kubelet benchmark (`cargo bench -p hadrill-sim --bench kubelet`): prints figures,
 //! asserts nothing about speed.
 //!
-//! - virtual pods: 3,000 pods over 3 nodes created through kube-rs (32 concurrent clients);
+//! - virtual pods: 1,000 pods over 3 nodes created through kube-rs (32 concurrent clients);
 //!   time until every pod is Ready, memory
-//! - process pods: 30 `hadrill-test-server` pods with HTTP readiness probes; time until every
+//! - process pods: 50 `hadrill-test-server` pods with HTTP readiness probes; time until every
 //!   pod is Ready, then time for `Sim::stop` to kill and reap them
 
 use std::sync::Arc;
@@ -17,8 +17,8 @@ use serde_json::json;
 use sim::kubelet::{ImageEntry, ImageMap, KubeletConfig};
 use sim::{Sim, SimConfig};
 
-const VIRTUAL: usize = 3_000;
-const REAL: usize = 30;
+const VIRTUAL: usize = 1_000;
+const REAL: usize = 50;
 const NODES: usize = 3;
 
 fn memory() -> String {
