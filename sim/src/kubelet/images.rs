@@ -89,6 +89,12 @@ impl ImageMap {
         entries.get(image).or_else(|| entries.get(repository(image))).cloned()
     }
 
+    /// A copy of every entry, by image.
+    pub fn entries(&self) -> Vec<(String, ImageEntry)> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries.read().unwrap_or_else(|p| p.into_inner()).len()
