@@ -207,9 +207,9 @@ async fn server_pods_run_become_ready_and_answer_on_their_ips() {
         assert_eq!((resp.status, resp.body.trim()), (200, name));
         ips.push(ip);
     }
-    assert_eq!(ips[0], "127.11.0.2");
-    assert_eq!(ips[1], "127.11.0.3");
-    assert_eq!(ips[2], "127.12.0.2");
+    // Each node hands out its own range (other clusters of this process draw from it too).
+    assert!(ips[0].starts_with("127.11.") && ips[1].starts_with("127.11.") && ips[0] != ips[1], "{ips:?}");
+    assert!(ips[2].starts_with("127.12."), "{ips:?}");
     let events = events_for(&sim, "web-0").await;
     for reason in ["Pulled", "Created", "Started"] {
         let e = events.iter().find(|e| e.reason.as_deref() == Some(reason)).unwrap_or_else(|| panic!("{reason}"));

@@ -5,9 +5,23 @@
 //! `127.(10+i).0.2`, lowest free address first (freed addresses are reused). All of 127.0.0.0/8
 //! reaches the host on Linux, so every pod has its own address and many pods can listen on the
 //! same port — provided containers bind their `POD_IP`, not `0.0.0.0`.
+//!
+//! Addresses are unique within the process: several embedded clusters running at once (tests,
+//! concurrent feature scenarios) draw from one pool per node range, so their pods never share
+//! an address even when their manifests use the same port. An [`Ipam`] returns what it still
+//! holds when dropped.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Used host numbers per second octet.
+type Pool = Arc<Mutex<BTreeMap<u8, BTreeSet<u16>>>>;
+
+fn process_pool() -> Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(Pool::default).clone()
+}
 
 /// The InternalIP of node `index` (1-based).
 pub fn node_ip(index: usize) -> Ipv4Addr {
@@ -22,7 +36,9 @@ fn second_octet(index: usize) -> u8 {
 #[derive(Debug)]
 pub struct Ipam {
     octet: u8,
+    /// What this allocator holds.
     used: BTreeSet<u16>,
+    pool: Pool,
 }
 
 /// First host number handed to pods (`x.y` = 0.2).
@@ -31,15 +47,21 @@ const FIRST: u16 = 2;
 const LAST: u16 = 0xfffe;
 
 impl Ipam {
-    /// The range of node `index` (1-based).
+    /// The range of node `index` (1-based), drawing from the process-wide pool.
     pub fn new(index: usize) -> Self {
-        Self { octet: second_octet(index), used: BTreeSet::new() }
+        Self::with_pool(index, process_pool())
     }
 
-    /// The lowest free address, or `None` when all 65 533 are taken.
+    fn with_pool(index: usize, pool: Pool) -> Self {
+        Self { octet: second_octet(index), used: BTreeSet::new(), pool }
+    }
+
+    /// The lowest address free in the process, or `None` when all 65 533 are taken.
     pub fn allocate(&mut self) -> Option<Ipv4Addr> {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let taken = pool.entry(self.octet).or_default();
         let mut candidate = FIRST;
-        for &u in self.used.range(FIRST..) {
+        for &u in taken.range(FIRST..) {
             if u != candidate {
                 break;
             }
@@ -48,19 +70,24 @@ impl Ipam {
         if candidate > LAST {
             return None;
         }
+        taken.insert(candidate);
         self.used.insert(candidate);
         Some(self.addr(candidate))
     }
 
-    /// Returns an address to the pool (addresses of other ranges are ignored).
+    /// Returns an address to the pool (addresses this allocator does not hold are ignored).
     pub fn release(&mut self, ip: Ipv4Addr) {
         let o = ip.octets();
-        if o[0] == 127 && o[1] == self.octet {
-            self.used.remove(&u16::from_be_bytes([o[2], o[3]]));
+        let n = u16::from_be_bytes([o[2], o[3]]);
+        if o[0] == 127 && o[1] == self.octet && self.used.remove(&n) {
+            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(taken) = pool.get_mut(&self.octet) {
+                taken.remove(&n);
+            }
         }
     }
 
-    /// Addresses in use.
+    /// Addresses in use by this allocator.
     pub fn in_use(&self) -> usize {
         self.used.len()
     }
@@ -71,6 +98,17 @@ impl Ipam {
     }
 }
 
+impl Drop for Ipam {
+    fn drop(&mut self) {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(taken) = pool.get_mut(&self.octet) {
+            for n in &self.used {
+                taken.remove(n);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -78,7 +116,7 @@ mod tests {
     #[test]
     fn allocates_lowest_free_and_reuses() {
         assert_eq!(node_ip(1), Ipv4Addr::new(127, 11, 0, 1));
-        let mut ipam = Ipam::new(2);
+        let mut ipam = Ipam::with_pool(2, Pool::default());
         let a = ipam.allocate().unwrap();
         let b = ipam.allocate().unwrap();
         assert_eq!(a, Ipv4Addr::new(127, 12, 0, 2));
@@ -91,5 +129,19 @@ mod tests {
         }
         assert_eq!(ipam.allocate().unwrap(), Ipv4Addr::new(127, 12, 1, 49));
         assert_eq!(ipam.in_use(), 304);
+    }
+
+    #[test]
+    fn allocators_sharing_a_pool_never_hand_out_the_same_address() {
+        let pool = Pool::default();
+        let mut one = Ipam::with_pool(1, pool.clone());
+        let mut two = Ipam::with_pool(1, pool.clone());
+        let a = one.allocate().unwrap();
+        let b = two.allocate().unwrap();
+        assert_eq!((a, b), (Ipv4Addr::new(127, 11, 0, 2), Ipv4Addr::new(127, 11, 0, 3)));
+        two.release(a); // not two's to give back
+        assert_eq!(two.allocate().unwrap(), Ipv4Addr::new(127, 11, 0, 4));
+        drop(one);
+        assert_eq!(two.allocate().unwrap(), a, "a dropped allocator returns its addresses");
     }
 }
