@@ -5,10 +5,12 @@
 //! - [`world`]: the cucumber World a scenario runs in.
 //! - [`steps`]: the step library, one module per subject.
 //! - [`cluster`]: getting a cluster and applying manifests to it.
+//! - [`probes`]: observing the cluster (waits by watch, measured times).
 //! - [`report`]: the feature runner and its reports (JUnit XML and a human-readable log).
 
 pub mod chaos;
 pub mod cluster;
+pub mod probes;
 pub mod report;
 pub mod scenarios;
 pub mod steps;

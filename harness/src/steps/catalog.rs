@@ -59,4 +59,40 @@ pub const CATALOG: &[StepDoc] = &[
         description: "Checks that a Deployment no longer exists.",
         module: "cluster",
     },
+    StepDoc {
+        keyword: "Given",
+        example: "the failover controller runs with 2 replicas",
+        description: "Applies deploy/controller/ unchanged, scales it, waits for available replicas and a Lease holder.",
+        module: "controller",
+    },
+    StepDoc {
+        keyword: "Given",
+        example: "an HA service \"dispatch\" with a primary and a standby deployment of 2 replicas",
+        description: "Creates dispatch-primary, dispatch-standby and the annotated Service; waits until both are available (and adopted, with a controller).",
+        module: "ha_service",
+    },
+    StepDoc {
+        keyword: "When",
+        example: "every pod of the primary of \"dispatch\" is killed",
+        description: "Deletes every pod of the primary at once (grace period 0); deadlines count from here.",
+        module: "ha_service",
+    },
+    StepDoc {
+        keyword: "When",
+        example: "1 pod of the primary of \"dispatch\" is killed",
+        description: "Deletes that many pods of the primary (grace period 0); deadlines count from here.",
+        module: "ha_service",
+    },
+    StepDoc {
+        keyword: "Then",
+        example: "\"dispatch\" fails over to the standby within 10 s",
+        description: "Watches the Service until it selects the standby; the time from the fault is printed and held to the deadline.",
+        module: "ha_service",
+    },
+    StepDoc {
+        keyword: "Then",
+        example: "\"dispatch\" stays on the primary for 10 s",
+        description: "Watches the Service for the whole window; any switch away from the primary fails the step.",
+        module: "ha_service",
+    },
 ];

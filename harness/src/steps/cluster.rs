@@ -12,17 +12,17 @@ use crate::HadrillWorld;
 use crate::cluster::apply::apply_file;
 
 /// Repository root: manifests in steps are given relative to it.
-fn repo_path(rel: &str) -> PathBuf {
+pub(crate) fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
 }
 
 /// `Given an embedded cluster with 3 nodes`
 #[given(expr = "an embedded cluster with {int} node(s)")]
 async fn embedded_cluster(world: &mut HadrillWorld, nodes: usize) -> anyhow::Result<()> {
-    let sim = sim::Sim::start(sim::SimConfig { nodes, ..Default::default() })
-        .await
-        .context("starting the embedded cluster")?;
-    world.client = Some(sim.client()?);
+    let sim = crate::cluster::embedded::start(nodes).await?;
+    let client = sim.client()?;
+    world.namespace = crate::cluster::embedded::create_namespace(&client, &crate::cluster::embedded::run_id()).await?;
+    world.client = Some(client);
     world.sim = Some(sim);
     Ok(())
 }
@@ -30,7 +30,7 @@ async fn embedded_cluster(world: &mut HadrillWorld, nodes: usize) -> anyhow::Res
 /// `When the manifest "features/manifests/web.yaml" is applied`
 #[when(expr = "the manifest {string} is applied")]
 async fn manifest_applied(world: &mut HadrillWorld, path: String) -> anyhow::Result<()> {
-    let applied = apply_file(&world.client()?, &repo_path(&path), "default").await?;
+    let applied = apply_file(&world.client()?, &repo_path(&path), &world.namespace).await?;
     ensure!(!applied.is_empty(), "{path} holds no objects");
     Ok(())
 }
@@ -47,7 +47,7 @@ async fn lists_nodes(world: &mut HadrillWorld, want: usize) -> anyhow::Result<()
 /// `Then the deployment "web" wants 2 replicas`
 #[then(expr = "the deployment {string} wants {int} replica(s)")]
 async fn deployment_wants(world: &mut HadrillWorld, name: String, want: i32) -> anyhow::Result<()> {
-    let api: Api<Deployment> = Api::default_namespaced(world.client()?);
+    let api: Api<Deployment> = world.api()?;
     let d = api.get(&name).await.with_context(|| format!("reading deployment {name}"))?;
     let got = d.spec.and_then(|s| s.replicas).unwrap_or(1);
     ensure!(got == want, "deployment {name} wants {got} replicas, expected {want}");
@@ -57,7 +57,7 @@ async fn deployment_wants(world: &mut HadrillWorld, name: String, want: i32) -> 
 /// `Then the service "web" selects pods labelled "app=web"`
 #[then(expr = "the service {string} selects pods labelled {string}")]
 async fn service_selects(world: &mut HadrillWorld, name: String, label: String) -> anyhow::Result<()> {
-    let api: Api<Service> = Api::default_namespaced(world.client()?);
+    let api: Api<Service> = world.api()?;
     let svc = api.get(&name).await.with_context(|| format!("reading service {name}"))?;
     let selector = svc.spec.and_then(|s| s.selector).unwrap_or_default();
     let (k, v) = label.split_once('=').with_context(|| format!("{label:?} is not key=value"))?;
@@ -68,7 +68,7 @@ async fn service_selects(world: &mut HadrillWorld, name: String, label: String) 
 /// `When the deployment "web" is deleted`
 #[when(expr = "the deployment {string} is deleted")]
 async fn deployment_deleted(world: &mut HadrillWorld, name: String) -> anyhow::Result<()> {
-    let api: Api<Deployment> = Api::default_namespaced(world.client()?);
+    let api: Api<Deployment> = world.api()?;
     api.delete(&name, &Default::default()).await.with_context(|| format!("deleting deployment {name}"))?;
     Ok(())
 }
@@ -76,7 +76,7 @@ async fn deployment_deleted(world: &mut HadrillWorld, name: String) -> anyhow::R
 /// `Then the deployment "web" is gone`
 #[then(expr = "the deployment {string} is gone")]
 async fn deployment_gone(world: &mut HadrillWorld, name: String) -> anyhow::Result<()> {
-    let api: Api<Deployment> = Api::default_namespaced(world.client()?);
+    let api: Api<Deployment> = world.api()?;
     match api.get_opt(&name).await? {
         None => Ok(()),
         Some(_) => anyhow::bail!("deployment {name} still exists"),

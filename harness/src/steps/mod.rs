@@ -1,6 +1,10 @@
 //! The step library. Each module holds the steps of one subject:
 //!
 //! - [`cluster`]: starting the embedded cluster, applying manifests, what the cluster lists.
+//! - [`controller`]: deploying the failover controller under test.
+//! - [`ha_service`]: an HA service (primary, standby, Service), faults on it, failover deadlines.
 
 pub mod catalog;
 pub mod cluster;
+pub mod controller;
+pub mod ha_service;

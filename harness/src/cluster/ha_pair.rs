@@ -1,0 +1,114 @@
+//! An HA service as the failover controller expects it: a primary and a standby Deployment of
+//! the same program, and a Service annotated with both that selects the primary.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Service;
+use serde_json::json;
+
+/// Image the pair runs (the project's test server: `/readyz`, `/healthz`, port 8080).
+pub const IMAGE: &str = "hadrill/test-server:dev";
+/// Port the pods serve on.
+pub const PORT: u16 = 8080;
+
+/// Which side of the pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The workload the Service selects while it is healthy.
+    Primary,
+    /// The hot standby.
+    Standby,
+}
+
+impl Side {
+    /// `primary` / `standby`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Primary => "primary",
+            Side::Standby => "standby",
+        }
+    }
+}
+
+/// Name of the Deployment of `side` of service `name`.
+pub fn workload(name: &str, side: Side) -> String {
+    format!("{name}-{}", side.as_str())
+}
+
+/// The labels selecting the pods of `side` (what the Service selects while that side is active).
+pub fn labels(name: &str, side: Side) -> BTreeMap<String, String> {
+    BTreeMap::from([("app".to_string(), name.to_string()), ("side".to_string(), side.as_str().to_string())])
+}
+
+/// The label selector text of `side`, for listing its pods.
+pub fn selector(name: &str, side: Side) -> String {
+    labels(name, side).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
+/// The Deployment of one side: `replicas` test servers with real readiness and liveness
+/// probes, spread over nodes where possible.
+pub fn deployment(name: &str, side: Side, replicas: i32) -> anyhow::Result<Deployment> {
+    let labels = labels(name, side);
+    serde_json::from_value(json!({
+        "metadata": {"name": workload(name, side), "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "terminationGracePeriodSeconds": 5,
+                    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+                        "weight": 100,
+                        "podAffinityTerm": {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
+                    }]}},
+                    "containers": [{
+                        "name": "server",
+                        "image": IMAGE,
+                        "ports": [{"name": "http", "containerPort": PORT}],
+                        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 1, "failureThreshold": 2},
+                        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2, "failureThreshold": 3},
+                    }],
+                },
+            },
+        },
+    }))
+    .with_context(|| format!("building deployment {}", workload(name, side)))
+}
+
+/// The Service `name`, selecting the primary, annotated for the failover controller.
+pub fn service(name: &str) -> anyhow::Result<Service> {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "annotations": {
+            "failover.hadrill.io/primary": format!("deployment/{}", workload(name, Side::Primary)),
+            "failover.hadrill.io/standby": format!("deployment/{}", workload(name, Side::Standby)),
+        }},
+        "spec": {"selector": labels(name, Side::Primary), "ports": [{"name": "http", "port": 80, "targetPort": PORT}]},
+    }))
+    .with_context(|| format!("building service {name}"))
+}
+
+/// Which side a Service's selector points at, if either.
+pub fn selected_side(name: &str, svc: &Service) -> Option<Side> {
+    let selector = svc.spec.as_ref()?.selector.as_ref()?;
+    [Side::Primary, Side::Standby].into_iter().find(|side| *selector == labels(name, *side))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_service_selects_the_primary_and_names_both_workloads() {
+        let svc = service("dispatch").expect("service");
+        assert_eq!(selected_side("dispatch", &svc), Some(Side::Primary));
+        let ann = svc.metadata.annotations.expect("annotations");
+        assert_eq!(ann["failover.hadrill.io/standby"], "deployment/dispatch-standby");
+        let d = deployment("dispatch", Side::Standby, 2).expect("deployment");
+        let template_labels = d.spec.expect("spec").template.metadata.expect("meta").labels.expect("labels");
+        assert_eq!(template_labels, labels("dispatch", Side::Standby));
+        assert_eq!(selector("dispatch", Side::Standby), "app=dispatch,side=standby");
+    }
+}

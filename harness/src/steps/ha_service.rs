@@ -1,0 +1,143 @@
+//! Steps about an HA service (primary + standby + Service): setting it up, the faults that
+//! hit it directly, and the deadlines its failover is held to.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use cucumber::{given, then, when};
+use futures::TryStreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{DeleteParams, ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+
+use crate::HadrillWorld;
+use crate::cluster::ha_pair::{self, Side};
+use crate::probes::wait::until;
+
+/// `Given an HA service "dispatch" with a primary and a standby deployment of 2 replicas`
+///
+/// Creates both Deployments and the annotated Service and waits until both sides are
+/// available; with a controller running, also until it has adopted the Service.
+#[given(expr = "an HA service {string} with a primary and a standby deployment of {int} replica(s)")]
+async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> anyhow::Result<()> {
+    let deployments = world.api::<Deployment>()?;
+    for side in [Side::Primary, Side::Standby] {
+        deployments.create(&PostParams::default(), &ha_pair::deployment(&name, side, replicas)?).await?;
+    }
+    world.api::<Service>()?.create(&PostParams::default(), &ha_pair::service(&name)?).await?;
+    for side in [Side::Primary, Side::Standby] {
+        let what = format!("{} {replicas} available replica(s)", ha_pair::workload(&name, side));
+        until(&deployments, &ha_pair::workload(&name, side), &what, move |d: &Deployment| {
+            d.status.as_ref().is_some_and(|s| s.available_replicas == Some(replicas))
+        })
+        .await?;
+    }
+    if controller_present(world).await? {
+        let services = world.api::<Service>()?;
+        until(&services, &name, "the controller to adopt the Service", |s: &Service| {
+            s.metadata
+                .annotations
+                .as_ref()
+                .is_some_and(|a| a.get("failover.hadrill.io/active").map(String::as_str) == Some("primary"))
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+async fn controller_present(world: &HadrillWorld) -> anyhow::Result<bool> {
+    let api: kube::Api<Deployment> = kube::Api::namespaced(world.client()?, super::controller::CONTROLLER_NS);
+    Ok(api.get_opt(super::controller::CONTROLLER).await?.is_some())
+}
+
+/// The live (not terminating) pods of one side.
+async fn pods_of(world: &HadrillWorld, name: &str, side: Side) -> anyhow::Result<Vec<Pod>> {
+    let lp = ListParams::default().labels(&ha_pair::selector(name, side));
+    let mut pods = world.api::<Pod>()?.list(&lp).await.context("listing pods")?.items;
+    pods.retain(|p| p.metadata.deletion_timestamp.is_none());
+    Ok(pods)
+}
+
+async fn kill(world: &mut HadrillWorld, name: &str, count: Option<usize>) -> anyhow::Result<()> {
+    let pods = pods_of(world, name, Side::Primary).await?;
+    ensure!(!pods.is_empty(), "the primary of {name} has no pods to kill");
+    let n = count.unwrap_or(pods.len());
+    ensure!(n <= pods.len(), "asked to kill {n} pods of the primary of {name}, it has {}", pods.len());
+    let api = world.api::<Pod>()?;
+    world.fault_at = Some(Instant::now());
+    for p in pods.iter().take(n) {
+        let pod = p.metadata.name.clone().context("pod without a name")?;
+        api.delete(&pod, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+            .await
+            .with_context(|| format!("killing pod {pod}"))?;
+    }
+    Ok(())
+}
+
+/// `When every pod of the primary of "dispatch" is killed`
+#[when(expr = "every pod of the primary of {string} is killed")]
+async fn kill_all(world: &mut HadrillWorld, name: String) -> anyhow::Result<()> {
+    kill(world, &name, None).await
+}
+
+/// `When 1 pod of the primary of "dispatch" is killed`
+#[when(expr = "{int} pod(s) of the primary of {string} is/are killed")]
+async fn kill_some(world: &mut HadrillWorld, count: usize, name: String) -> anyhow::Result<()> {
+    kill(world, &name, Some(count)).await
+}
+
+/// `Then "dispatch" fails over to the standby within 10 s`
+///
+/// Measured from the last fault to the Service selecting the standby's pods, by watch.
+#[then(expr = "{string} fails over to the standby within {int} s")]
+async fn fails_over(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::Result<()> {
+    let start = world.fault_at.context("no fault was injected before this step")?;
+    let deadline = Duration::from_secs(seconds);
+    let services = world.api::<Service>()?;
+    let n = name.clone();
+    let wait = until(&services, &name, "the switch to the standby", move |s: &Service| {
+        ha_pair::selected_side(&n, s) == Some(Side::Standby)
+    });
+    // Wait past the deadline (bounded) so a late switch is still measured and reported.
+    let waited = tokio::time::timeout(deadline * 3 + Duration::from_secs(5), wait).await;
+    let took = start.elapsed();
+    match waited {
+        Ok(Ok(_)) => {
+            world.figure(format!("{name}: fault to switch"), took.as_secs_f64(), Some(seconds as f64));
+            ensure!(took <= deadline, "{name} failed over after {took:.3?}, deadline {seconds} s");
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => bail!("{name} did not fail over within {took:.1?} (deadline {seconds} s)"),
+    }
+}
+
+/// `Then "dispatch" stays on the primary for 10 s`
+///
+/// Watches the Service for the whole window: any change of its selector away from the
+/// primary fails the step at once. (A window is the only way to observe that nothing happens.)
+#[then(expr = "{string} stays on the primary for {int} s")]
+async fn stays(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::Result<()> {
+    let services = world.api::<Service>()?;
+    let current = services.get(&name).await.with_context(|| format!("reading service {name}"))?;
+    ensure!(ha_pair::selected_side(&name, &current) == Some(Side::Primary), "{name} does not select the primary now");
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let stream = watcher(services, config).applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    let window = tokio::time::sleep(Duration::from_secs(seconds));
+    tokio::pin!(window);
+    loop {
+        tokio::select! {
+            _ = &mut window => break,
+            next = stream.try_next() => {
+                let svc = next.context("watching the service")?.context("the service watch ended")?;
+                if ha_pair::selected_side(&name, &svc) != Some(Side::Primary) {
+                    bail!("{name} switched away from the primary: selector {:?}", svc.spec.and_then(|s| s.selector));
+                }
+            }
+        }
+    }
+    world.figure(format!("{name}: stayed on the primary"), seconds as f64, None);
+    Ok(())
+}
