@@ -1,8 +1,9 @@
 //! The feature runner and its reports: the console, `reports/junit.xml` (cucumber's JUnit
 //! writer) and `reports/features.log` (the same human-readable transcript as the console,
-//! without colours). Before anything runs, every step is checked to resolve ([`check`]).
+//! without colours), `reports/metrics.json` and `reports/history.jsonl` ([`metrics`]). Before anything runs, every step is checked to resolve ([`check`]).
 
 pub mod check;
+pub mod metrics;
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -80,7 +81,8 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
                 .tee::<HadrillWorld, _>(writer::Basic::raw(log, writer::Coloring::Never, 0).discard_stats_writes())
                 .normalized(),
         )
-        .fail_on_skipped();
+        .fail_on_skipped()
+        .after(metrics::after_scenario);
     // Without an explicit CLI, cucumber would parse the process arguments (hadrill's own).
     let cucumber =
         if opts.cucumber_cli { cucumber.with_default_cli() } else { cucumber.with_cli(cucumber::cli::Opts::default()) };
@@ -105,12 +107,14 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     // the selected files.
     let result = cucumber.filter_run(root, filter).await;
     let passed = !cucumber::writer::Stats::execution_has_failed(&result);
+    let wall = started.elapsed().as_secs_f64();
+    metrics::write(&dir, &metrics::take(), wall, passed)?;
     println!(
-        "feature suite {} in {:.1} s; reports: {}, {}",
+        "feature suite {} in {wall:.1} s; reports: {}, {}, {}",
         if passed { "passed" } else { "FAILED" },
-        started.elapsed().as_secs_f64(),
         dir.join("junit.xml").display(),
-        dir.join("features.log").display()
+        dir.join("features.log").display(),
+        dir.join("metrics.json").display()
     );
     Ok(passed)
 }
