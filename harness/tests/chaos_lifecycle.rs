@@ -240,6 +240,14 @@ impl Fixture {
             .unwrap()
     }
 
+    /// A namespace owned by `run` (created by the test, not by the run) with a running db pod.
+    async fn pod_in_new_namespace_for_run(&self, run: &str, ns: &str) {
+        let n: Namespace =
+            serde_json::from_value(json!({"metadata": {"name": ns, "labels": {RUN_LABEL: run}}})).unwrap();
+        Api::<Namespace>::all(self.client.clone()).create(&PostParams::default(), &n).await.unwrap();
+        self.pod(ns, "db-0", json!({"app": "db", "role": "primary"})).await;
+    }
+
     async fn chaos_objects(&self, ns: &str) -> Vec<String> {
         let mut out = Vec::new();
         for kind in ChaosKind::ALL {
@@ -325,9 +333,23 @@ async fn injection_waits_until_the_targets_run_then_records_labels_and_creates()
         let run = run.clone();
         tokio::spawn(async move { run.inject(&chaos, &options).await.map(|i| (i.timeline(), i.uid().to_string())) })
     };
-    // The fake selects once and never retries: created before the pod, nothing would be injected.
+    // A matching pod that cannot be scheduled stays Pending: no chaos object may appear.
+    let pods: Api<Pod> = Api::namespaced(f.client.clone(), "t");
+    let pending: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "db-0", "labels": {"app": "db"}},
+        "spec": {"nodeSelector": {"no-such": "node"}, "containers": [{"name": "db", "image": "example/db"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pending).await.unwrap();
+    let mut injecting = injecting;
+    assert!(tokio::time::timeout(Duration::from_millis(500), &mut injecting).await.is_err());
+    assert!(f.chaos_objects("t").await.is_empty(), "created while its target was Pending");
+    pods.delete("db-0", &Default::default()).await.unwrap();
+    let gone = |p: Option<&Pod>| p.is_none();
+    await_condition(pods.clone(), "db-0", gone).await.unwrap();
+    // The fake selects once and never retries: created before db-1 runs, nothing would be injected.
     let before_pod = SystemTime::now();
-    f.pod("t", "db-0", json!({"app": "db"})).await;
+    f.pod("t", "db-1", json!({"app": "db"})).await;
     let (timeline, uid) = injecting.await.unwrap().unwrap();
     assert!(timeline.targets_ready >= before_pod && timeline.created >= timeline.targets_ready);
     assert!(timeline.injected >= timeline.created);
@@ -337,7 +359,10 @@ async fn injection_waits_until_the_targets_run_then_records_labels_and_creates()
     let labels = stored.metadata.labels.unwrap();
     assert_eq!(labels[RUN_LABEL], "run-t");
     assert_eq!(labels["hadrill.io/scenario"], "primary-pod-kill");
-    assert_eq!(stored.data["status"]["experiment"]["containerRecords"][0]["id"], "t/db-0");
+    assert_eq!(
+        stored.data["status"]["experiment"]["containerRecords"],
+        json!([{"id": "t/db-1", "selectorKey": ".", "phase": "Injected", "injectedCount": 1, "recoveredCount": 0}])
+    );
 
     // The ledger has the intent before the create, then the uid.
     let entries = ledger::read(&f.ledger_dir().join("run-t.jsonl")).unwrap();
@@ -485,6 +510,24 @@ async fn a_crash_leaves_a_ledger_whose_replay_removes_every_fault() {
     f.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_test_still_removes_its_fault_when_the_run_drops() {
+    let f = Fixture::start("panic").await;
+    let _mesh = FakeChaosMesh::start(&f.client);
+    f.pod_in_new_namespace_for_run("run-p", "p").await;
+    let (client, dir) = (f.client.clone(), f.ledger_dir());
+    let step = tokio::spawn(async move {
+        let run = Run::new(client, &dir, Some("run-p")).unwrap();
+        let _injection = run.inject(&network_loss("p", "loss", None), &quick()).await.unwrap();
+        panic!("a step failed with the fault in place");
+    });
+    assert!(step.await.unwrap_err().is_panic());
+    assert!(f.chaos_objects("p").await.is_empty(), "Run::drop removed the fault while unwinding");
+    let live = ledger::live_entries(ledger::read(&f.ledger_dir().join("run-p.jsonl")).unwrap());
+    assert!(live.is_empty(), "{live:?}");
+    f.stop().await;
+}
+
 fn hadrill(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_hadrill")).args(args).output().unwrap()
 }
@@ -580,10 +623,7 @@ async fn sigint_during_a_held_injection_exits_130_and_leaves_nothing() {
     let _mesh = FakeChaosMesh::start(&f.client);
     let kubeconfig = f.dir.join("kubeconfig");
     f.sim.write_kubeconfig(&kubeconfig).unwrap();
-    let n: Namespace =
-        serde_json::from_value(json!({"metadata": {"name": "s", "labels": {RUN_LABEL: "run-s"}}})).unwrap();
-    Api::<Namespace>::all(f.client.clone()).create(&PostParams::default(), &n).await.unwrap();
-    f.pod("s", "db-0", json!({"app": "db", "role": "primary"})).await;
+    f.pod_in_new_namespace_for_run("run-s", "s").await;
 
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_hadrill"))
         .args(["inject", "primary-network-loss-50", "--namespace", "s", "--run", "run-s", "--hold", "--set"])
