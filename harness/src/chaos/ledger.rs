@@ -131,6 +131,8 @@ pub struct Ledger {
     file: Mutex<std::fs::File>,
     /// Objects still recorded, in creation order.
     live: Mutex<Vec<Entry>>,
+    /// Set once cleanup of an interrupted run began: no more creates.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Ledger {
@@ -146,7 +148,7 @@ impl Ledger {
             .append(true)
             .open(&path)
             .with_context(|| format!("opening the ledger {}", path.display()))?;
-        Ok(Ledger { run: run.into(), path, file: Mutex::new(file), live: Mutex::new(live) })
+        Ok(Ledger { run: run.into(), path, file: Mutex::new(file), live: Mutex::new(live), closed: Default::default() })
     }
 
     /// Opens an existing ledger file (the run id is its file stem).
@@ -174,9 +176,18 @@ impl Ledger {
         self.live.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
-    /// Records that `object` is about to be created. Call before the create request.
+    /// Records that `object` is about to be created. Call before the create request. Fails
+    /// once the ledger is [closed](Ledger::close).
     pub fn record_creating(&self, object: &ObjectRef, scenario: Option<&str>) -> anyhow::Result<()> {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            anyhow::bail!("run {} is being cleaned up: not creating {object}", self.run);
+        }
         self.append(Op::Creating, object, None, scenario)
+    }
+
+    /// Refuses further creates (an interrupted run is being cleaned up).
+    pub fn close(&self) {
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Records that `object` was created with `uid`.
@@ -459,7 +470,6 @@ pub async fn sweep(
     ledger_dir: Option<&Path>,
     options: &CleanupOptions,
 ) -> anyhow::Result<Vec<Removal>> {
-    use kube::api::ListParams;
     let mut out: Vec<Removal> = Vec::new();
     if let Some(dir) = ledger_dir {
         for path in ledger_files(dir)? {
@@ -474,6 +484,20 @@ pub async fn sweep(
             }
         }
     }
+    sweep_labelled(client, run, true, options, out).await
+}
+
+/// Deletes the chaos objects labelled [`RUN_LABEL`]`=run` (any run's when `None`) — and with
+/// `namespaces`, the namespaces so labelled — skipping what `out` already lists; returns `out`
+/// with one more line per object.
+pub async fn sweep_labelled(
+    client: &kube::Client,
+    run: Option<&str>,
+    namespaces: bool,
+    options: &CleanupOptions,
+    mut out: Vec<Removal>,
+) -> anyhow::Result<Vec<Removal>> {
+    use kube::api::ListParams;
     let selector = match run {
         Some(r) => format!("{RUN_LABEL}={r}"),
         None => RUN_LABEL.to_string(),
@@ -496,9 +520,11 @@ pub async fn sweep(
             Err(e) => return Err(anyhow::anyhow!("listing {kind} labelled {selector}: {e}")),
         }
     }
-    let namespaces: Api<DynamicObject> = Api::all_with(client.clone(), &ObjectRef::namespace("").api_resource());
-    let list = namespaces.list(&params).await.with_context(|| format!("listing namespaces labelled {selector}"))?;
-    found.extend(list.items.into_iter().map(|o| (ObjectRef::namespace(""), o)));
+    if namespaces {
+        let api: Api<DynamicObject> = Api::all_with(client.clone(), &ObjectRef::namespace("").api_resource());
+        let list = api.list(&params).await.with_context(|| format!("listing namespaces labelled {selector}"))?;
+        found.extend(list.items.into_iter().map(|o| (ObjectRef::namespace(""), o)));
+    }
     for (template, obj) in found {
         let object = ObjectRef {
             namespace: obj.metadata.namespace.clone(),
@@ -551,6 +577,9 @@ mod tests {
         assert_eq!(reopened.live()[0].uid.as_deref(), Some("u0"));
         assert_eq!(read(reopened.path()).unwrap().len(), 6);
         assert!(!reopened.remove_if_empty().unwrap());
+        reopened.close();
+        assert!(reopened.record_creating(&chaos("c"), None).is_err(), "a closed ledger refuses creates");
+        assert!(reopened.record_removed(&chaos("b")).is_ok());
 
         std::fs::write(dir.join("bad.jsonl"), "{\"op\":\"created\"}\n\nnot json\n").unwrap();
         let err = format!("{:#}", read(&dir.join("bad.jsonl")).unwrap_err());

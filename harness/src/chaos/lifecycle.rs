@@ -544,8 +544,15 @@ impl Run {
                 return;
             }
             eprintln!("interrupted: removing what run {} created", ledger.run());
+            ledger.close();
+            let mut removals = ledger.cleanup(&client, &options).await;
+            // A create that was in flight when the ledger pass ran is caught by its run label.
+            match super::ledger::sweep_labelled(&client, Some(ledger.run()), false, &options, Vec::new()).await {
+                Ok(more) => removals.extend(more),
+                Err(e) => eprintln!("  sweeping chaos objects labelled with the run: {e:#}"),
+            }
             let mut clean = true;
-            for r in ledger.cleanup(&client, &options).await {
+            for r in removals {
                 eprintln!("  {r}");
                 clean &= r.outcome.is_gone();
             }
