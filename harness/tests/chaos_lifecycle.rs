@@ -655,6 +655,24 @@ async fn sigint_during_a_held_injection_exits_130_and_leaves_nothing() {
     assert_eq!(status.code(), Some(130), "{status:?}");
     assert!(f.chaos_objects("s").await.is_empty(), "the interrupted run removed its fault");
     assert!(!f.ledger_dir().join("run-s.jsonl").exists(), "and its ledger");
+
+    // Without --hold: injected, recovered by delete (pod-kill is one-shot), nothing left, exit 0.
+    let kc = kubeconfig.to_str().unwrap();
+    let ld = f.ledger_dir();
+    let out = hadrill(
+        &["inject", "primary-pod-kill", "-n", "s", "--run", "run-s", "--kubeconfig", kc, "--ledger-dir"]
+            .into_iter()
+            .chain([ld.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("injected PodChaos s/primary-pod-kill") && stdout.contains("recovered (Delete)"),
+        "{stdout}"
+    );
+    assert!(f.chaos_objects("s").await.is_empty());
+    assert!(!ld.join("run-s.jsonl").exists());
     f.stop().await;
 }
 

@@ -85,7 +85,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         Recovery::Duration
     };
-    let t = injection.recover(how, timeout).await?;
+    // By duration, the fault lasts `spec.duration` from the object's creation.
+    let lasts = rendered.resource.to_value()["spec"]["duration"]
+        .as_str()
+        .and_then(|d| hadrill::chaos::validate::parse_go_duration(d).ok())
+        .map(|(_, d)| d)
+        .filter(|_| how == Recovery::Duration)
+        .unwrap_or_default();
+    let t = injection.recover(how, lasts + timeout).await?;
     let recovered = t.recovered.and_then(|r| r.duration_since(t.injected).ok()).unwrap_or_default();
     println!("recovered ({how:?}) {recovered:?} after injection");
     run.finish().await?;
