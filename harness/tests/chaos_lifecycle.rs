@@ -315,6 +315,12 @@ async fn injection_is_refused_in_a_namespace_the_run_does_not_own() {
     assert!(err.contains("namespace foreign"), "{err}");
     let err = run.inject(&pod_kill("missing", "kill"), &quick()).await.unwrap_err().to_string();
     assert!(err.contains("namespace missing does not exist"), "{err}");
+    // A name already taken by someone else's object: the create fails and the ledger forgets it,
+    // so cleanup will not delete the other object.
+    f.pod("owned", "db-0", json!({"app": "db"})).await;
+    create_labelled(&f, &pod_kill("owned", "taken"), None).await;
+    let err = format!("{:#}", run.inject(&pod_kill("owned", "taken"), &quick()).await.unwrap_err());
+    assert!(err.contains("creating PodChaos \"taken\""), "{err}");
     // Only the run's namespace is recorded.
     let live: Vec<_> = run.ledger().live().into_iter().map(|e| e.object).collect();
     assert_eq!(live, [ObjectRef::namespace("owned")]);

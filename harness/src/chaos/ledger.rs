@@ -414,8 +414,12 @@ async fn remove_inner(
     }
     if let Some(run) = run {
         let label = current.metadata.labels.as_ref().and_then(|l| l.get(RUN_LABEL));
-        if let Some(other) = label.filter(|l| *l != run) {
-            return Ok(Outcome::NotOurs(other.clone()));
+        match label {
+            Some(other) if other != run => return Ok(Outcome::NotOurs(other.clone())),
+            // Recorded before a create that never returned a uid, and not labelled by this run:
+            // the create failed and the name belongs to someone else.
+            None if uid.is_none() => return Ok(Outcome::AlreadyGone),
+            _ => {}
         }
     }
     if options.dry_run {

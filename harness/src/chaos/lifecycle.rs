@@ -482,8 +482,14 @@ impl Run {
         let created = match labelled.create(&self.client, &validate).await {
             Ok((created, _warnings)) => created,
             Err(e) => {
-                // Only forget it when it really is not there (a timed-out create may have landed).
-                if matches!(object.api(&self.client).get_opt(&object.name).await, Ok(None)) {
+                // Only forget it when it really is not ours (a timed-out create may have landed;
+                // a 409 means the name belongs to another object).
+                let ours = |o: &DynamicObject| {
+                    o.metadata.labels.as_ref().and_then(|l| l.get(RUN_LABEL)).is_some_and(|r| *r == self.id)
+                };
+                if let Ok(found) = object.api(&self.client).get_opt(&object.name).await
+                    && !found.as_ref().is_some_and(ours)
+                {
                     self.ledger.record_removed(&object)?;
                 }
                 return Err(e);
