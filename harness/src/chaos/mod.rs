@@ -4,8 +4,13 @@
 //! - [`validate`]: the CRD schema's rules, the admission webhook's rules and hadrill's blast-radius
 //!   rules, with errors that name the field path.
 //! - [`crd`]: CustomResourceDefinitions generated from the models (`deploy/crds/chaos-mesh/`).
+//! - [`lifecycle`], [`ledger`], [`effect`]: injecting and recovering faults, the run ledger that
+//!   removes them after a crash, and checking their effect.
 
 pub mod crd;
+pub mod effect;
+pub mod ledger;
+pub mod lifecycle;
 pub mod model;
 pub mod validate;
 

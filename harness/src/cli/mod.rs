@@ -1,6 +1,8 @@
 //! Command-line interface.
 
+mod clean;
 mod crds;
+mod inject;
 mod run;
 mod scenarios;
 mod sim_up;
@@ -35,6 +37,10 @@ enum Command {
     },
     /// Print the Chaos Mesh CRDs (PodChaos, NetworkChaos, StressChaos) hadrill installs.
     Crds(crds::Args),
+    /// Inject one scenario into a cluster and recover it (or hold it until Ctrl-C).
+    Inject(inject::Args),
+    /// Remove what earlier runs left behind (run ledgers, objects labelled hadrill.io/run).
+    Clean(clean::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,5 +61,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sim { command: SimCommand::Up(args) } => sim_up::run(args).await,
         Command::Scenarios { command } => scenarios::run(command),
         Command::Crds(args) => crds::run(args),
+        Command::Inject(args) => inject::run(args).await,
+        Command::Clean(args) => clean::run(args).await,
     }
 }
