@@ -12,7 +12,15 @@ Feature: A primary that loses every pod fails over to its hot standby
   Scenario: Every primary pod is killed
     When every pod of the primary of "dispatch" is killed
     Then "dispatch" fails over to the standby within 10 s
+    And the controller reports the cause naming the dead pods
 
   Scenario: One of two primary pods is killed
     When 1 pod of the primary of "dispatch" is killed
     Then "dispatch" stays on the primary for 5 s
+
+  Scenario: The 1-5-10 requirement holds for a dead primary
+    Operations must detect a fault within a minute, locate it within five and recover
+    within ten.
+
+    When every pod of the primary of "dispatch" is killed
+    Then the fault is detected within 1 min, located within 5 min and recovered within 10 min

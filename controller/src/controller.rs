@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::Settings;
 use crate::annotations;
+use crate::departures::Departures;
 use crate::events::Publisher;
 use crate::health::NodeReadiness;
 use crate::health::restarts::{RestartTracker, later};
@@ -49,6 +50,8 @@ pub struct Shared {
     pub triggers: Triggers,
     /// Whether the caches are synced (`/readyz`).
     pub ready: Arc<AtomicBool>,
+    /// Pods deleted recently (named in the reason of a failover).
+    pub departures: Departures,
     restarts: Mutex<RestartTracker>,
     memory: Mutex<HashMap<ObjectRef<Service>, ServiceMemory>>,
 }
@@ -67,6 +70,7 @@ impl Shared {
             prober: Arc::new(Prober::new(settings.probe.clone())),
             events: Publisher::new(client.clone(), settings.identity.clone()),
             restarts: Mutex::new(RestartTracker::new(settings.checks.restart_window)),
+            departures: Departures::new(settings.checks.restart_window),
             memory: Mutex::default(),
             triggers: Triggers::default(),
             settings,
@@ -388,6 +392,7 @@ pub async fn watch_workloads(
     let triggers = scope.shared.triggers.clone();
     let index = scope.pod_index.clone();
     let (index_after, store) = (scope.pod_index.clone(), scope.pods.clone());
+    let shared = scope.shared.clone();
     let pods = reflect_with(api::<Pod>(&client, ns.as_deref()), pods, move |p| index.add(p)).map(move |c| match c {
         Change::Applied(p) => {
             index_after.settle(&p);
@@ -395,6 +400,7 @@ pub async fn watch_workloads(
         }
         Change::Deleted(p) => {
             index_after.remove(&p);
+            shared.departures.record(&p, Timestamp::now());
             Touched::Pod(Box::new(p))
         }
         Change::Resynced { first } => {

@@ -292,6 +292,7 @@ mod tests {
                 }]
             },
             workload_problem: None,
+            departed: Vec::new(),
         }
     }
 

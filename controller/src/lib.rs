@@ -21,6 +21,7 @@ pub mod annotations;
 pub mod config;
 pub mod controller;
 pub mod decide;
+pub mod departures;
 pub mod events;
 pub mod health;
 pub mod leader;

@@ -185,7 +185,9 @@ async fn evaluate(service: &Service, scope: &Scope) -> Result<Action, Error> {
     let obs = Observations { nodes, recent_restarts, probe_failures };
     let assess = |side: Side| {
         let pods: Vec<&Pod> = resolved.pods[idx(side)].iter().map(|p| p.as_ref()).collect();
-        health::assess(&resolved.workloads[idx(side)], &pods, &obs, checks)
+        let mut health = health::assess(&resolved.workloads[idx(side)], &pods, &obs, checks);
+        health.departed = shared.departures.matching(&ns, &resolved.workloads[idx(side)].selector, now);
+        health
     };
     let (primary, standby) = (assess(Side::Primary), assess(Side::Standby));
 

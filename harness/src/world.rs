@@ -67,6 +67,8 @@ pub struct HadrillWorld {
     pub injections: Vec<Injection>,
     /// The run id: the value of the `hadrill.io/run` label on what the scenario owns.
     pub run_id: String,
+    /// The pods the last fault hit (killed by a step, or recorded by its chaos object).
+    pub fault_pods: Vec<String>,
     /// The HA services the scenario set up, by name.
     pub ha_services: Vec<String>,
     /// The embedded cluster, when the scenario started one.
@@ -110,6 +112,7 @@ impl HadrillWorld {
             chaos_run: None,
             injections: Vec::new(),
             run_id: String::new(),
+            fault_pods: Vec::new(),
             ha_services: Vec::new(),
             sim: None,
             client: None,

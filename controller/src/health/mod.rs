@@ -121,6 +121,9 @@ pub struct Health {
     pub problems: Vec<PodProblem>,
     /// A workload-level problem (no pods, scaled to zero).
     pub workload_problem: Option<String>,
+    /// Its pods deleted recently (`name: deleted N s ago`): named in messages only, since a
+    /// pod that is gone no longer counts for or against the workload.
+    pub departed: Vec<String>,
 }
 
 impl Health {
@@ -129,10 +132,15 @@ impl Health {
         self.pods - self.problems.len()
     }
 
-    /// The problems as one line: `a-1: CrashLoopBackOff, restarts 4; a-2: node w2 NotReady`.
+    /// The problems as one line: `a-1: CrashLoopBackOff, restarts 4; a-2: node w2 NotReady`,
+    /// then the pods deleted recently (only when something is wrong).
     pub fn describe(&self) -> String {
         let pods = self.problems.iter().map(|p| format!("{}: {}", p.pod, p.reasons.join(", ")));
-        self.workload_problem.iter().cloned().chain(pods).collect::<Vec<_>>().join("; ")
+        let mut parts: Vec<String> = self.workload_problem.iter().cloned().chain(pods).collect();
+        if !parts.is_empty() {
+            parts.extend(self.departed.iter().cloned());
+        }
+        parts.join("; ")
     }
 
     /// Which detectors found the problems: `white-box`, `black-box` or `white-box+black-box`.
@@ -166,6 +174,7 @@ pub fn assess(workload: &Workload, pods: &[&Pod], obs: &Observations, checks: Ch
         pods: pods.len(),
         problems,
         workload_problem,
+        departed: Vec::new(),
     }
 }
 

@@ -34,7 +34,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.nodes == 0 {
         anyhow::bail!("--nodes must be at least 1");
     }
-    let policy = if args.no_build { Build::Never } else { Build::Missing };
+    let policy = if args.no_build { Build::Never } else { Build::Fresh };
     let (images, absent) = project_images(policy)?;
     if let Some(file) = &args.images {
         add_file(&images, file)?;

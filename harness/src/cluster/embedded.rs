@@ -17,7 +17,7 @@ pub use crate::chaos::ledger::RUN_LABEL;
 /// starts at 1 s (10 s on a kubelet), node status is posted every 200 ms. Node lifecycle keeps
 /// Kubernetes' grace periods unless a step asks otherwise.
 pub async fn start(nodes: usize) -> anyhow::Result<sim::Sim> {
-    let (images, absent) = project_images(Build::Missing)?;
+    let (images, absent) = project_images(Build::Fresh)?;
     if !absent.is_empty() {
         tracing::warn!(images = ?absent, "these images are not built; their pods run as virtual containers");
     }

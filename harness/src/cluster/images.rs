@@ -32,8 +32,10 @@ pub const PROJECT_IMAGES: &[ProjectImage] = &[
 /// Whether missing binaries may be built with cargo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Build {
-    /// Build what is missing (needs the source tree and cargo).
-    Missing,
+    /// In a source tree, bring every image's binary up to date with cargo (once per process;
+    /// a no-op when nothing changed), so a changed controller is what the pods run. Without a
+    /// source tree, use what is built.
+    Fresh,
     /// Use only what is already built.
     Never,
 }
@@ -92,10 +94,16 @@ fn workspace_has(package: &str) -> bool {
 pub fn project_images(build_policy: Build) -> anyhow::Result<(ImageMap, Vec<&'static str>)> {
     let dir = binary_dir()?;
     let path = |i: &ProjectImage| dir.join(i.binary);
-    let missing: Vec<ProjectImage> =
-        PROJECT_IMAGES.iter().filter(|i| !path(i).is_file() && workspace_has(i.package)).copied().collect();
-    if build_policy == Build::Missing && !missing.is_empty() {
-        build(&missing, &dir)?;
+    if build_policy == Build::Fresh {
+        static BUILT: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+        // Held while building: concurrent scenarios wait for the one build.
+        let mut built = BUILT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let buildable: Vec<ProjectImage> =
+            PROJECT_IMAGES.iter().filter(|i| workspace_has(i.package)).copied().collect();
+        if !*built && !buildable.is_empty() {
+            build(&buildable, &dir)?;
+            *built = true;
+        }
     }
     let map = ImageMap::new();
     let mut absent = Vec::new();

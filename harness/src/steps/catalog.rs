@@ -74,13 +74,19 @@ pub const CATALOG: &[StepDoc] = &[
     StepDoc {
         keyword: "When",
         example: "every pod of the primary of \"dispatch\" is killed",
-        description: "Deletes every pod of the primary at once (grace period 0); deadlines count from here.",
+        description: "Deletes every pod of one side (primary or standby) at once (grace period 0); deadlines count from here.",
         module: "ha_service",
     },
     StepDoc {
         keyword: "When",
         example: "1 pod of the primary of \"dispatch\" is killed",
-        description: "Deletes that many pods of the primary (grace period 0); deadlines count from here.",
+        description: "Deletes that many pods of one side (grace period 0); deadlines count from here.",
+        module: "ha_service",
+    },
+    StepDoc {
+        keyword: "When",
+        example: "the standby of \"dispatch\" is scaled to 0",
+        description: "Scales one side's Deployment and waits until it has exactly that many ready replicas (a side without pods is unhealthy).",
         module: "ha_service",
     },
     StepDoc {
@@ -136,5 +142,23 @@ pub const CATALOG: &[StepDoc] = &[
         example: "the fault ends by itself within 90 s",
         description: "Waits for each fault's duration to run out (AllRecovered), then removes the object.",
         module: "faults",
+    },
+    StepDoc {
+        keyword: "Then",
+        example: "the fault is detected within 1 min, located within 5 min and recovered within 10 min",
+        description: "The 1-5-10 requirement, from the fault: detected = first Event on the Service; located = first Event naming every faulty pod; recovered = a ready standby endpoint. Units: s, min, h.",
+        module: "recovery",
+    },
+    StepDoc {
+        keyword: "Then",
+        example: "the controller reports the cause naming the dead pods",
+        description: "Waits for an Event on the Service whose note names every pod the last fault hit.",
+        module: "recovery",
+    },
+    StepDoc {
+        keyword: "Then",
+        example: "the controller warns that both sides of \"dispatch\" are down",
+        description: "Waits for a Warning Event BothUnhealthy on the Service.",
+        module: "recovery",
     },
 ];

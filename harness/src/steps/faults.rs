@@ -17,6 +17,7 @@ use kube::api::Api;
 use super::controller::{CONTROLLER, CONTROLLER_NS};
 use crate::HadrillWorld;
 use crate::chaos::lifecycle::{InjectOptions, Recovery, Run};
+use crate::chaos::model::ChaosStatus as _;
 use crate::cluster::ha_pair::{self, Side};
 use crate::scenarios::{Library, RenderOptions};
 use crate::world::MarkKind;
@@ -135,6 +136,14 @@ pub(crate) async fn inject(
     world.fault_at = Some(created);
     world.mark(created, MarkKind::Fault, format!("scenario {name} injected"));
     world.figure(format!("{name}: create to AllInjected"), t.injection_latency().as_secs_f64(), None);
+    // Records are `ns/pod` or `ns/pod/container`; the main selector's are the fault's pods.
+    world.fault_pods = injection
+        .status()
+        .records()
+        .iter()
+        .filter(|r| r.selector_key == "." || r.selector_key.is_empty())
+        .filter_map(|r| r.id.split('/').nth(1).map(str::to_string))
+        .collect();
     world.injections.push(injection);
     Ok(())
 }

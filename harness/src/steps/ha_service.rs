@@ -69,32 +69,68 @@ pub(crate) async fn node_of_primary(world: &HadrillWorld, name: &str) -> anyhow:
         .with_context(|| format!("no pod of the primary of {name} is on a node"))
 }
 
-async fn kill(world: &mut HadrillWorld, name: &str, count: Option<usize>) -> anyhow::Result<()> {
-    let pods = pods_of(world, name, Side::Primary).await?;
-    ensure!(!pods.is_empty(), "the primary of {name} has no pods to kill");
+fn side_of(word: &str) -> anyhow::Result<Side> {
+    match word {
+        "primary" => Ok(Side::Primary),
+        "standby" => Ok(Side::Standby),
+        other => bail!("{other:?} is not a side: primary or standby"),
+    }
+}
+
+async fn kill(world: &mut HadrillWorld, name: &str, side: Side, count: Option<usize>) -> anyhow::Result<()> {
+    let which = side.as_str();
+    let pods = pods_of(world, name, side).await?;
+    ensure!(!pods.is_empty(), "the {which} of {name} has no pods to kill");
     let n = count.unwrap_or(pods.len());
-    ensure!(n <= pods.len(), "asked to kill {n} pods of the primary of {name}, it has {}", pods.len());
+    ensure!(n <= pods.len(), "asked to kill {n} pods of the {which} of {name}, it has {}", pods.len());
     let api = world.api::<Pod>()?;
-    world.fault(format!("{n} pod(s) of the primary of {name} killed"));
+    world.fault(format!("{n} pod(s) of the {which} of {name} killed"));
+    world.fault_pods.clear();
     for p in pods.iter().take(n) {
         let pod = p.metadata.name.clone().context("pod without a name")?;
         api.delete(&pod, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
             .await
             .with_context(|| format!("killing pod {pod}"))?;
+        world.fault_pods.push(pod);
     }
     Ok(())
 }
 
 /// `When every pod of the primary of "dispatch" is killed`
-#[when(expr = "every pod of the primary of {string} is killed")]
-async fn kill_all(world: &mut HadrillWorld, name: String) -> anyhow::Result<()> {
-    kill(world, &name, None).await
+#[when(expr = "every pod of the {word} of {string} is killed")]
+async fn kill_all(world: &mut HadrillWorld, side: String, name: String) -> anyhow::Result<()> {
+    kill(world, &name, side_of(&side)?, None).await
 }
 
 /// `When 1 pod of the primary of "dispatch" is killed`
-#[when(expr = "{int} pod(s) of the primary of {string} is/are killed")]
-async fn kill_some(world: &mut HadrillWorld, count: usize, name: String) -> anyhow::Result<()> {
-    kill(world, &name, Some(count)).await
+#[when(expr = "{int} pod(s) of the {word} of {string} is/are killed")]
+async fn kill_some(world: &mut HadrillWorld, count: usize, side: String, name: String) -> anyhow::Result<()> {
+    kill(world, &name, side_of(&side)?, Some(count)).await
+}
+
+/// `When the standby of "dispatch" is scaled to 0`
+///
+/// Scales one side's Deployment and waits until it has exactly that many ready replicas
+/// (a side with no pods is unhealthy).
+#[when(expr = "the {word} of {string} is scaled to {int}")]
+async fn scaled(world: &mut HadrillWorld, side: String, name: String, replicas: i32) -> anyhow::Result<()> {
+    let side = side_of(&side)?;
+    let workload = ha_pair::workload(&name, side);
+    let deployments = world.api::<Deployment>()?;
+    let scale = serde_json::json!({"spec": {"replicas": replicas}});
+    deployments
+        .patch(&workload, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&scale))
+        .await
+        .with_context(|| format!("scaling {workload}"))?;
+    until(&deployments, &workload, &format!("{workload} at {replicas} ready replica(s)"), move |d: &Deployment| {
+        d.status.as_ref().is_some_and(|s| {
+            s.observed_generation == d.metadata.generation
+                && s.replicas.unwrap_or(0) == replicas
+                && s.ready_replicas.unwrap_or(0) == replicas
+        })
+    })
+    .await?;
+    Ok(())
 }
 
 /// `Then "dispatch" fails over to the standby within 10 s`

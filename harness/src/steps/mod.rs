@@ -4,9 +4,11 @@
 //! - [`controller`]: deploying the failover controller under test.
 //! - [`faults`]: faults from the scenario library (Chaos Mesh objects), and their removal.
 //! - [`ha_service`]: an HA service (primary, standby, Service), faults on it, failover deadlines.
+//! - [`recovery`]: what the controller reports (detection, cause, alerts) and the 1-5-10 deadlines.
 
 pub mod catalog;
 pub mod cluster;
 pub mod controller;
 pub mod faults;
 pub mod ha_service;
+pub mod recovery;
