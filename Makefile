@@ -32,8 +32,9 @@ HINT_kubectl = curl -LO https://dl.k8s.io/release/v1.35.8/bin/linux/amd64/kubect
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-build: ## Build every crate and test target
+build: ## Build every crate and test target (and the k3s provider, behind its cargo feature)
 	$(CARGO) build --workspace --all-targets
+	$(CARGO) check -p hadrill --features k3s
 
 test: ## Run every test (the README test command)
 	$(CARGO) test --workspace
@@ -98,8 +99,10 @@ images: require-docker require-kind ## Build the project images (deploy/docker/)
 	done
 	kind load docker-image --name $(CLUSTER) $(foreach i,$(IMAGES),hadrill/$(i):$(TAG))
 
+# Its own field manager: when a feature later applies deploy/controller (field manager
+# `hadrill`), the fields only the overlay sets stay, so the controller is not rolled out again.
 deploy: require-kubectl ## Deploy deploy/overlays/kind and wait for the controller
-	$(KUBECTL) apply --server-side --field-manager=hadrill -k deploy/overlays/kind
+	$(KUBECTL) apply --server-side --field-manager=hadrill-deploy -k deploy/overlays/kind
 	$(KUBECTL) -n hadrill-system rollout status deployment/hadrill-controller --timeout 3m
 
 features-kind: ## Run the feature suite on the kind cluster (FEATURE_TAGS selects scenarios)

@@ -281,6 +281,9 @@ fn chaos_mesh_values_name_the_runtime_socket_and_turn_the_dashboard_off() {
         assert_eq!(v["chaosDaemon"]["runtime"], "containerd", "{}", rel.display());
         assert_eq!(v["chaosDaemon"]["socketPath"], runtime.socket(), "{}", rel.display());
         assert_eq!(v["dashboard"]["create"], false, "{}", rel.display());
+        let pause = v["controllerManager"]["podChaos"]["podFailure"]["pauseImage"].as_str().expect("pauseImage");
+        let (name, tag, _) = split_image(pause);
+        assert!(name.starts_with("registry.k8s.io/") && tag.is_some_and(|t| t != "latest"), "{pause}");
         let top: BTreeSet<&str> = v.as_object().expect("mapping").keys().map(String::as_str).collect();
         // Top-level keys of the chart's values.yaml that these files may set.
         let known: BTreeSet<&str> = ["chaosDaemon", "dashboard", "dnsServer", "controllerManager"].into();
@@ -395,7 +398,7 @@ fn make_n_chaos_nightly_lists_the_steps_in_order_and_always_tears_down() {
         "create --dry-run=server -f deploy/chaos-mesh/webhook-probe.yaml",
         "docker build --file deploy/docker/$i.Dockerfile --tag hadrill/$i:dev",
         "kind load docker-image --name hadrill hadrill/test-server:dev hadrill/controller:dev hadrill/sample:dev",
-        "apply --server-side --field-manager=hadrill -k deploy/overlays/kind",
+        "apply --server-side --field-manager=hadrill-deploy -k deploy/overlays/kind",
         "run --tags '@nightly'",
         "kind delete cluster --name hadrill",
     ];
