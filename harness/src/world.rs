@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Instant;
 
+use crate::chaos::lifecycle::{Injection, Run};
+
 /// A figure measured during a scenario (printed, and kept for the reports).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Figure {
@@ -14,9 +16,59 @@ pub struct Figure {
     pub deadline: Option<f64>,
 }
 
+/// What a timeline mark stands for (the lanes of the report's timeline picture).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarkKind {
+    /// A fault was injected.
+    Fault,
+    /// The fault was removed (deleted or its duration ended).
+    FaultRemoved,
+    /// The system under test noticed (e.g. the controller's first event).
+    Detected,
+    /// The Service switched sides.
+    Switched,
+    /// Traffic is served again.
+    Recovered,
+    /// Anything else worth seeing on the timeline.
+    Note,
+}
+
+/// A point on the scenario's timeline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Mark {
+    /// Seconds since the scenario started.
+    pub at: f64,
+    /// Its lane.
+    pub kind: MarkKind,
+    /// What happened, e.g. `scenario primary-pod-kill injected`.
+    pub label: String,
+}
+
+/// A stretch of time in which one vehicle had no working link (from the vehicles' results).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LinkGap {
+    /// Vehicle id.
+    pub vehicle: String,
+    /// Seconds since the scenario started.
+    pub from: f64,
+    /// Seconds since the scenario started.
+    pub to: f64,
+}
+
 /// State of one scenario: its cluster, its namespace and what it measured.
-#[derive(Default, cucumber::World)]
+#[derive(cucumber::World)]
+#[world(init = Self::new)]
 pub struct HadrillWorld {
+    /// The chaos run: its ledger and the faults to remove when the scenario ends. Declared
+    /// (and dropped) before the cluster, so cleanup still reaches it.
+    pub chaos_run: Option<Run>,
+    /// Faults in place, in injection order.
+    pub injections: Vec<Injection>,
+    /// The run id: the value of the `hadrill.io/run` label on what the scenario owns.
+    pub run_id: String,
+    /// The HA services the scenario set up, by name.
+    pub ha_services: Vec<String>,
     /// The embedded cluster, when the scenario started one.
     pub sim: Option<sim::Sim>,
     /// A client for the scenario's cluster.
@@ -27,6 +79,12 @@ pub struct HadrillWorld {
     pub fault_at: Option<Instant>,
     /// Figures measured so far.
     pub figures: Vec<Figure>,
+    /// When the scenario started (the zero of the timeline).
+    pub started: Instant,
+    /// The timeline: faults, detection, switch, recovery.
+    pub marks: Vec<Mark>,
+    /// The vehicles' link gaps, when vehicles ran.
+    pub link_gaps: Vec<LinkGap>,
 }
 
 impl fmt::Debug for HadrillWorld {
@@ -39,7 +97,50 @@ impl fmt::Debug for HadrillWorld {
     }
 }
 
+impl Default for HadrillWorld {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl HadrillWorld {
+    /// A fresh scenario.
+    pub fn new() -> Self {
+        Self {
+            chaos_run: None,
+            injections: Vec::new(),
+            run_id: String::new(),
+            ha_services: Vec::new(),
+            sim: None,
+            client: None,
+            namespace: String::new(),
+            fault_at: None,
+            figures: Vec::new(),
+            started: Instant::now(),
+            marks: Vec::new(),
+            link_gaps: Vec::new(),
+        }
+    }
+
+    /// Seconds from the scenario's start to `at`.
+    pub fn offset(&self, at: Instant) -> f64 {
+        at.saturating_duration_since(self.started).as_secs_f64()
+    }
+
+    /// Puts a mark on the timeline at `at`.
+    pub fn mark(&mut self, at: Instant, kind: MarkKind, label: impl Into<String>) {
+        let mark = Mark { at: self.offset(at), kind, label: label.into() };
+        self.marks.push(mark);
+    }
+
+    /// Records that a fault starts now: the start of the deadlines that follow.
+    pub fn fault(&mut self, label: impl Into<String>) -> Instant {
+        let now = Instant::now();
+        self.fault_at = Some(now);
+        self.mark(now, MarkKind::Fault, label);
+        now
+    }
+
     /// The scenario's client, or an error telling the author which step is missing.
     pub fn client(&self) -> anyhow::Result<kube::Client> {
         self.client.clone().ok_or_else(|| {

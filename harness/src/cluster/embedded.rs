@@ -9,8 +9,7 @@ use kube::api::{Api, PostParams};
 
 use super::images::{Build, project_images};
 
-/// Label marking what a run owns (namespaces, chaos objects); its value is the run id.
-pub const RUN_LABEL: &str = "hadrill.io/run";
+pub use crate::chaos::ledger::RUN_LABEL;
 
 /// Starts an embedded cluster of `nodes` nodes whose kubelets run the project's images.
 ///

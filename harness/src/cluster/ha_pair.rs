@@ -10,6 +10,8 @@ use serde_json::json;
 
 /// Image the pair runs (the project's test server: `/readyz`, `/healthz`, port 8080).
 pub const IMAGE: &str = "hadrill/test-server:dev";
+/// Name of the pods' one container.
+pub const CONTAINER: &str = "server";
 /// Port the pods serve on.
 pub const PORT: u16 = 8080;
 
@@ -65,7 +67,7 @@ pub fn deployment(name: &str, side: Side, replicas: i32) -> anyhow::Result<Deplo
                         "podAffinityTerm": {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
                     }]}},
                     "containers": [{
-                        "name": "server",
+                        "name": CONTAINER,
                         "image": IMAGE,
                         "ports": [{"name": "http", "containerPort": PORT}],
                         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 1, "failureThreshold": 2},

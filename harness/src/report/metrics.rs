@@ -13,7 +13,7 @@ use futures::future::LocalBoxFuture;
 use serde::Serialize;
 
 use crate::HadrillWorld;
-use crate::world::Figure;
+use crate::world::{Figure, LinkGap, Mark};
 
 /// What one scenario measured.
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +26,13 @@ pub struct ScenarioRecord {
     pub passed: bool,
     /// Figures, in the order measured.
     pub figures: Vec<FigureRecord>,
+    /// The timeline: faults, detection, switch, recovery.
+    pub timeline: Vec<Mark>,
+    /// The vehicles' link gaps.
+    pub link_gaps: Vec<LinkGap>,
+    /// Why it failed (the failed step and its error), when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
 }
 
 /// One figure as written to the reports.
@@ -56,12 +63,23 @@ pub fn after_scenario<'a>(
     finished: &'a ScenarioFinished,
     world: Option<&'a mut HadrillWorld>,
 ) -> LocalBoxFuture<'a, ()> {
-    let figures = world.map(|w| w.figures.iter().map(FigureRecord::from).collect()).unwrap_or_default();
+    let (figures, timeline, link_gaps) = world
+        .map(|w| (w.figures.iter().map(FigureRecord::from).collect(), w.marks.clone(), w.link_gaps.clone()))
+        .unwrap_or_default();
+    let failure = match finished {
+        ScenarioFinished::StepPassed => None,
+        ScenarioFinished::StepSkipped => Some("a step was skipped".to_string()),
+        ScenarioFinished::StepFailed(_, _, err) => Some(err.to_string()),
+        ScenarioFinished::BeforeHookFailed(info) => Some(format!("a before hook panicked: {info:?}")),
+    };
     let record = ScenarioRecord {
         feature: feature.name.clone(),
         scenario: scenario.name.clone(),
         passed: matches!(finished, ScenarioFinished::StepPassed),
         figures,
+        timeline,
+        link_gaps,
+        failure,
     };
     RECORDS.lock().unwrap_or_else(|p| p.into_inner()).push(record);
     async {}.boxed_local()

@@ -95,4 +95,46 @@ pub const CATALOG: &[StepDoc] = &[
         description: "Watches the Service for the whole window; any switch away from the primary fails the step.",
         module: "ha_service",
     },
+    StepDoc {
+        keyword: "When",
+        example: "the scenario \"primary-pod-kill\" is injected",
+        description: "Renders a scenario of scenarios/ (parameters filled from the HA service, its node, the controller's leader) and injects it: targets first, then AllInjected; deadlines count from its creation. Removed when the scenario ends.",
+        module: "faults",
+    },
+    StepDoc {
+        keyword: "When",
+        example: "the scenario \"primary-network-loss-50\" is injected with \"loss=30; duration=20s\"",
+        description: "The same, with parameters set explicitly (name=value, separated by `;`).",
+        module: "faults",
+    },
+    StepDoc {
+        keyword: "When",
+        example: "the node hosting the primary of \"dispatch\" loses its network for 60 s",
+        description: "Injects primary-node-network-loss on the node of the primary's first pod: its pods unreachable and the node's heartbeat stopped.",
+        module: "faults",
+    },
+    StepDoc {
+        keyword: "When",
+        example: "the primary of \"dispatch\" is CPU-stressed by 2 workers at 100% for 60 s",
+        description: "Injects primary-cpu-stress (StressChaos) into the primary's container.",
+        module: "faults",
+    },
+    StepDoc {
+        keyword: "When",
+        example: "the controller's leader is killed",
+        description: "Injects controller-leader-kill on the pod holding the controller's Lease.",
+        module: "faults",
+    },
+    StepDoc {
+        keyword: "When",
+        example: "the fault is removed",
+        description: "Deletes every fault in place and waits until each is confirmed recovered (the object is gone).",
+        module: "faults",
+    },
+    StepDoc {
+        keyword: "Then",
+        example: "the fault ends by itself within 90 s",
+        description: "Waits for each fault's duration to run out (AllRecovered), then removes the object.",
+        module: "faults",
+    },
 ];

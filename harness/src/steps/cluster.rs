@@ -21,7 +21,8 @@ pub(crate) fn repo_path(rel: &str) -> PathBuf {
 async fn embedded_cluster(world: &mut HadrillWorld, nodes: usize) -> anyhow::Result<()> {
     let sim = crate::cluster::embedded::start(nodes).await?;
     let client = sim.client()?;
-    world.namespace = crate::cluster::embedded::create_namespace(&client, &crate::cluster::embedded::run_id()).await?;
+    world.run_id = crate::cluster::embedded::run_id();
+    world.namespace = crate::cluster::embedded::create_namespace(&client, &world.run_id).await?;
     world.client = Some(client);
     world.sim = Some(sim);
     Ok(())

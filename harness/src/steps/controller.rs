@@ -4,6 +4,7 @@ use anyhow::{Context, ensure};
 use cucumber::given;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams};
 
 use crate::HadrillWorld;
@@ -26,6 +27,14 @@ async fn controller_runs(world: &mut HadrillWorld, replicas: i32) -> anyhow::Res
     // The kustomization lists the files in apply order; rendering it is what `kubectl apply -k`
     // and the kind provider deploy too.
     crate::cluster::kustomize::apply(&client, &super::cluster::repo_path("deploy/controller"), CONTROLLER_NS).await?;
+    // The run owns the controller's namespace too, so faults on the controller are in scope.
+    if !world.run_id.is_empty() {
+        let label = serde_json::json!({"metadata": {"labels": {crate::cluster::embedded::RUN_LABEL: world.run_id}}});
+        Api::<Namespace>::all(client.clone())
+            .patch(CONTROLLER_NS, &PatchParams::default(), &Patch::Merge(&label))
+            .await
+            .context("labelling the controller's namespace as owned by the run")?;
+    }
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), CONTROLLER_NS);
     let scale = serde_json::json!({"spec": {"replicas": replicas}});
     deployments

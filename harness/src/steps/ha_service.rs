@@ -1,7 +1,7 @@
 //! Steps about an HA service (primary + standby + Service): setting it up, the faults that
 //! hit it directly, and the deadlines its failover is held to.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use cucumber::{given, then, when};
@@ -14,6 +14,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use crate::HadrillWorld;
 use crate::cluster::ha_pair::{self, Side};
 use crate::probes::wait::until;
+use crate::world::MarkKind;
 
 /// `Given an HA service "dispatch" with a primary and a standby deployment of 2 replicas`
 ///
@@ -33,6 +34,7 @@ async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> an
         })
         .await?;
     }
+    world.ha_services.push(name.clone());
     if controller_present(world).await? {
         let services = world.api::<Service>()?;
         until(&services, &name, "the controller to adopt the Service", |s: &Service| {
@@ -59,13 +61,21 @@ async fn pods_of(world: &HadrillWorld, name: &str, side: Side) -> anyhow::Result
     Ok(pods)
 }
 
+/// The node of the primary's first live pod.
+pub(crate) async fn node_of_primary(world: &HadrillWorld, name: &str) -> anyhow::Result<String> {
+    let pods = pods_of(world, name, Side::Primary).await?;
+    pods.iter()
+        .find_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
+        .with_context(|| format!("no pod of the primary of {name} is on a node"))
+}
+
 async fn kill(world: &mut HadrillWorld, name: &str, count: Option<usize>) -> anyhow::Result<()> {
     let pods = pods_of(world, name, Side::Primary).await?;
     ensure!(!pods.is_empty(), "the primary of {name} has no pods to kill");
     let n = count.unwrap_or(pods.len());
     ensure!(n <= pods.len(), "asked to kill {n} pods of the primary of {name}, it has {}", pods.len());
     let api = world.api::<Pod>()?;
-    world.fault_at = Some(Instant::now());
+    world.fault(format!("{n} pod(s) of the primary of {name} killed"));
     for p in pods.iter().take(n) {
         let pod = p.metadata.name.clone().context("pod without a name")?;
         api.delete(&pod, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
@@ -104,6 +114,7 @@ async fn fails_over(world: &mut HadrillWorld, name: String, seconds: u64) -> any
     let took = start.elapsed();
     match waited {
         Ok(Ok(_)) => {
+            world.mark(start + took, MarkKind::Switched, format!("{name} switched to the standby"));
             world.figure(format!("{name}: fault to switch"), took.as_secs_f64(), Some(seconds as f64));
             ensure!(took <= deadline, "{name} failed over after {took:.3?}, deadline {seconds} s");
             Ok(())

@@ -1,0 +1,234 @@
+//! Steps that inject faults from the scenario library (`scenarios/*.yaml`) as Chaos Mesh
+//! objects, through the injection lifecycle (targets first, `AllInjected` awaited, every object
+//! in the run ledger and removed when the scenario ends, fails or is interrupted).
+//!
+//! Parameters a scenario declares are filled from the scenario's context when the feature does
+//! not set them: `primary` / `standby` / `app` (labels of the HA service's sides), `node` (the
+//! node of the primary's first pod), `container` (the HA pair's container), `leader_pod` (the
+//! controller's Lease holder).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, bail, ensure};
+use cucumber::{then, when};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::api::Api;
+
+use super::controller::{CONTROLLER, CONTROLLER_NS};
+use crate::HadrillWorld;
+use crate::chaos::lifecycle::{InjectOptions, Recovery, Run};
+use crate::cluster::ha_pair::{self, Side};
+use crate::scenarios::{Library, RenderOptions};
+use crate::world::MarkKind;
+
+/// Directory of the run ledgers of feature runs.
+fn ledger_dir() -> std::path::PathBuf {
+    crate::report::reports_dir().join(".ledger")
+}
+
+/// The instant a [`SystemTime`] from the lifecycle's timeline stands for.
+fn instant_of(at: SystemTime) -> Instant {
+    let now = Instant::now();
+    match SystemTime::now().duration_since(at) {
+        Ok(ago) => now.checked_sub(ago).unwrap_or(now),
+        Err(_) => now,
+    }
+}
+
+/// The run (ledger + cleanup) of this scenario, created on first use.
+fn chaos_run(world: &mut HadrillWorld) -> anyhow::Result<&Run> {
+    if world.chaos_run.is_none() {
+        ensure!(
+            !world.run_id.is_empty(),
+            "no run yet: start the scenario with `Given an embedded cluster with N nodes`"
+        );
+        let run = Run::new(world.client()?, &ledger_dir(), Some(&world.run_id))?;
+        world.chaos_run = Some(run);
+    }
+    world.chaos_run.as_ref().context("the chaos run")
+}
+
+/// The one HA service the scenario set up (parameters default to it).
+fn ha_service(world: &HadrillWorld) -> anyhow::Result<&str> {
+    match world.ha_services.as_slice() {
+        [one] => Ok(one.as_str()),
+        [] => bail!(
+            "no HA service yet: add `Given an HA service \"NAME\" with a primary and a standby deployment of N replicas`"
+        ),
+        many => bail!(
+            "several HA services ({}): set the scenario's parameters explicitly with `injected with \"name=value\"`",
+            many.join(", ")
+        ),
+    }
+}
+
+fn label_text(name: &str, side: Side) -> String {
+    ha_pair::selector(name, side)
+}
+
+/// Fills a parameter the feature did not set from the scenario's context.
+async fn context_value(world: &HadrillWorld, param: &str) -> anyhow::Result<Option<String>> {
+    Ok(match param {
+        "primary" => Some(label_text(ha_service(world)?, Side::Primary)),
+        "standby" => Some(label_text(ha_service(world)?, Side::Standby)),
+        "app" => Some(format!("app={}", ha_service(world)?)),
+        "container" => Some(ha_pair::CONTAINER.to_string()),
+        "node" => Some(super::ha_service::node_of_primary(world, ha_service(world)?).await?),
+        "leader_pod" => Some(leader(world).await?),
+        _ => None,
+    })
+}
+
+/// The controller's current leader (the Lease holder: its pod name).
+pub(crate) async fn leader(world: &HadrillWorld) -> anyhow::Result<String> {
+    let leases: Api<Lease> = Api::namespaced(world.client()?, CONTROLLER_NS);
+    let lease = leases.get(CONTROLLER).await.context("reading the controller's Lease (is the controller running?)")?;
+    lease.spec.and_then(|s| s.holder_identity).filter(|h| !h.is_empty()).context("the controller's Lease has no holder")
+}
+
+/// Parses `name=value; name=value` (`;` separates, since label values hold `,` and `=`).
+fn parse_settings(text: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for part in text.split("; ") {
+        let part = part.trim();
+        if part.is_empty() {
+            continue;
+        }
+        let (k, v) = part.split_once('=').with_context(|| format!("{part:?}: expected name=value"))?;
+        out.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    Ok(out)
+}
+
+/// Renders and injects scenario `name`; returns when the fault is in place.
+pub(crate) async fn inject(
+    world: &mut HadrillWorld,
+    name: &str,
+    settings: Vec<(String, String)>,
+) -> anyhow::Result<()> {
+    let library = Library::builtin()?;
+    let scenario = library.get(name)?.clone();
+    // The controller's faults live in the controller's namespace (owned by the run as well).
+    let namespace = if scenario.parameter_named("leader_pod").is_some() {
+        CONTROLLER_NS.to_string()
+    } else {
+        world.namespace.clone()
+    };
+    let mut options = RenderOptions::in_namespace(&namespace);
+    for (k, v) in &settings {
+        options = options.set(k, v);
+    }
+    for p in &scenario.parameters {
+        if settings.iter().any(|(k, _)| *k == p.name) {
+            continue;
+        }
+        if let Some(v) = context_value(world, &p.name).await? {
+            options = options.set(&p.name, &v);
+        }
+    }
+    let rendered = library.render(name, &options)?;
+    let inject = InjectOptions { scenario: Some(name.to_string()), ..InjectOptions::default() };
+    let run = chaos_run(world)?;
+    let injection = run.inject(&rendered.resource, &inject).await.with_context(|| format!("injecting {name}"))?;
+    let t = injection.timeline();
+    let created = instant_of(t.created);
+    world.fault_at = Some(created);
+    world.mark(created, MarkKind::Fault, format!("scenario {name} injected"));
+    world.figure(format!("{name}: create to AllInjected"), t.injection_latency().as_secs_f64(), None);
+    world.injections.push(injection);
+    Ok(())
+}
+
+/// `When the scenario "primary-pod-kill" is injected`
+#[when(expr = "the scenario {string} is injected")]
+async fn scenario_injected(world: &mut HadrillWorld, name: String) -> anyhow::Result<()> {
+    inject(world, &name, Vec::new()).await
+}
+
+/// `When the scenario "primary-network-loss-50" is injected with "loss=30; duration=20s"`
+#[when(expr = "the scenario {string} is injected with {string}")]
+async fn scenario_injected_with(world: &mut HadrillWorld, name: String, settings: String) -> anyhow::Result<()> {
+    let settings = parse_settings(&settings)?;
+    inject(world, &name, settings).await
+}
+
+/// `When the node hosting the primary of "dispatch" loses its network for 60 s`
+#[when(expr = "the node hosting the primary of {string} loses its network for {int} s")]
+async fn node_loses_network(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::Result<()> {
+    let node = super::ha_service::node_of_primary(world, &name).await?;
+    let settings = vec![
+        ("node".to_string(), node),
+        ("primary".to_string(), label_text(&name, Side::Primary)),
+        ("duration".to_string(), format!("{seconds}s")),
+    ];
+    inject(world, "primary-node-network-loss", settings).await
+}
+
+/// `When the primary of "dispatch" is CPU-stressed by 2 workers at 100% for 60 s`
+#[when(expr = "the primary of {string} is CPU-stressed by {int} worker(s) at {int}% for {int} s")]
+async fn cpu_stressed(
+    world: &mut HadrillWorld,
+    name: String,
+    workers: u32,
+    load: u32,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    let settings = vec![
+        ("primary".to_string(), label_text(&name, Side::Primary)),
+        ("workers".to_string(), workers.to_string()),
+        ("load".to_string(), load.to_string()),
+        ("duration".to_string(), format!("{seconds}s")),
+    ];
+    inject(world, "primary-cpu-stress", settings).await
+}
+
+/// `When the controller's leader is killed`
+#[when(expr = "the controller's leader is killed")]
+async fn leader_killed(world: &mut HadrillWorld) -> anyhow::Result<()> {
+    let leader = leader(world).await?;
+    inject(world, "controller-leader-kill", vec![("leader_pod".into(), leader)]).await
+}
+
+/// `When the fault is removed`
+///
+/// Deletes every fault still in place and waits until each is confirmed recovered.
+#[when(expr = "the fault is removed")]
+async fn fault_removed(world: &mut HadrillWorld) -> anyhow::Result<()> {
+    ensure!(!world.injections.is_empty(), "no fault is in place");
+    for injection in std::mem::take(&mut world.injections) {
+        let what = injection.object().to_string();
+        let t = injection.recover(Recovery::Delete, Duration::from_secs(60)).await?;
+        if let Some(r) = t.recovered {
+            world.mark(instant_of(r), MarkKind::FaultRemoved, format!("{what} removed"));
+        }
+    }
+    Ok(())
+}
+
+/// `Then the fault ends by itself within 30 s`
+///
+/// For faults with a duration: waits for Chaos Mesh's `AllRecovered` and removes the object.
+#[then(expr = "the fault ends by itself within {int} s")]
+async fn fault_ends(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<()> {
+    ensure!(!world.injections.is_empty(), "no fault is in place");
+    for injection in std::mem::take(&mut world.injections) {
+        let what = injection.object().to_string();
+        let t = injection.recover(Recovery::Duration, Duration::from_secs(seconds)).await?;
+        if let Some(r) = t.recovered {
+            world.mark(instant_of(r), MarkKind::FaultRemoved, format!("{what} recovered"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_split_on_semicolons_and_keep_commas_in_values() {
+        let s = parse_settings("loss=30; primary=app=db,side=primary").expect("parse");
+        assert_eq!(s, vec![("loss".into(), "30".into()), ("primary".into(), "app=db,side=primary".into())]);
+        assert!(parse_settings("loss").is_err());
+    }
+}
