@@ -47,9 +47,10 @@ features: ## Run the feature suite; reports go to reports/
 bench: ## Print the embedded cluster's performance figures
 	$(CARGO) bench -p hadrill-sim --bench api
 
-lint: ## rustfmt check + clippy with warnings as errors
+lint: ## rustfmt check + clippy with warnings as errors (the k3s provider included)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy -p hadrill --features k3s --all-targets -- -D warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

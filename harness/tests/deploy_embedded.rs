@@ -18,6 +18,7 @@ async fn the_kind_overlay_deploys_unchanged_onto_the_embedded_cluster() {
     let sim = embedded::start(3).await.expect("embedded cluster");
     let client = sim.client().expect("client");
     let overlay = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/overlays/kind");
+    let start = std::time::Instant::now();
     let applied = kustomize::apply(&client, &overlay, "default").await.unwrap_or_else(|e| panic!("{e:#}"));
     assert!(applied.contains(&"deployment/hadrill-controller".to_string()), "{applied:?}");
 
@@ -34,6 +35,7 @@ async fn the_kind_overlay_deploys_unchanged_onto_the_embedded_cluster() {
     .await
     .unwrap_or_else(|e| panic!("{e:#}"));
     let holder = lease.spec.and_then(|s| s.holder_identity).expect("holder");
+    println!("overlay applied to 2 available controllers and a leader: {:.2} s", start.elapsed().as_secs_f64());
 
     // The two replicas were spread over two nodes (required anti-affinity) and the leader is one of them.
     let pods: Api<Pod> = Api::namespaced(client.clone(), "hadrill-system");

@@ -416,6 +416,14 @@ fn make_n_chaos_nightly_lists_the_steps_in_order_and_always_tears_down() {
 }
 
 #[test]
+fn every_target_dry_runs() {
+    for target in make_targets().keys().filter(|t| !t.contains('%')) {
+        let out = make().args(["-n", target]).output().expect("make is installed");
+        assert!(out.status.success(), "make -n {target}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
 fn a_missing_tool_stops_make_with_the_install_command() {
     let empty = std::env::temp_dir().join(format!("hadrill-empty-path-{}", std::process::id()));
     std::fs::create_dir_all(&empty).expect("dir");

@@ -43,7 +43,7 @@ pub struct KindConfig {
     #[serde(default)]
     pub nodes: Vec<KindNode>,
     /// Cluster networking.
-    pub networking: Option<serde_json::Value>,
+    pub networking: Option<KindNetworking>,
     /// Kubernetes feature gates.
     pub feature_gates: Option<BTreeMap<String, bool>>,
     /// API server `--runtime-config`.
@@ -75,16 +75,69 @@ pub struct KindNode {
     pub labels: BTreeMap<String, String>,
     /// Host paths mounted into the node.
     #[serde(default)]
-    pub extra_mounts: Vec<serde_json::Value>,
+    pub extra_mounts: Vec<KindMount>,
     /// Host ports forwarded to the node.
     #[serde(default)]
-    pub extra_port_mappings: Vec<serde_json::Value>,
+    pub extra_port_mappings: Vec<KindPortMapping>,
     /// kubeadm config patches for this node.
     #[serde(default)]
     pub kubeadm_config_patches: Vec<String>,
     /// kubeadm JSON 6902 patches for this node.
     #[serde(default, rename = "kubeadmConfigPatchesJSON6902")]
     pub kubeadm_config_patches_json6902: Vec<serde_json::Value>,
+}
+
+/// `networking` of a [`KindConfig`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KindNetworking {
+    /// `ipv4`, `ipv6` or `dual`.
+    pub ip_family: Option<String>,
+    /// Host port of the API server.
+    pub api_server_port: Option<i32>,
+    /// Host address of the API server.
+    pub api_server_address: Option<String>,
+    /// Pod CIDR.
+    pub pod_subnet: Option<String>,
+    /// Service CIDR.
+    pub service_subnet: Option<String>,
+    /// Leave out kindnet (install another CNI).
+    #[serde(rename = "disableDefaultCNI")]
+    pub disable_default_cni: Option<bool>,
+    /// `iptables`, `ipvs`, `nftables` or `none`.
+    pub kube_proxy_mode: Option<String>,
+    /// DNS search domains of the nodes.
+    pub dns_search: Option<Vec<String>>,
+}
+
+/// `extraMounts` entry of a [`KindNode`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KindMount {
+    /// Path on the host.
+    pub host_path: String,
+    /// Path in the node.
+    pub container_path: String,
+    /// Mount read-only.
+    pub read_only: Option<bool>,
+    /// Relabel for SELinux.
+    pub selinux_relabel: Option<bool>,
+    /// `None`, `HostToContainer` or `Bidirectional`.
+    pub propagation: Option<String>,
+}
+
+/// `extraPortMappings` entry of a [`KindNode`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KindPortMapping {
+    /// Port in the node.
+    pub container_port: i32,
+    /// Port on the host (0 or absent: a random one).
+    pub host_port: Option<i32>,
+    /// Host address to listen on.
+    pub listen_address: Option<String>,
+    /// `TCP`, `UDP` or `SCTP`.
+    pub protocol: Option<String>,
 }
 
 /// A kind node's role.
