@@ -320,7 +320,15 @@ impl KindCluster {
             tracing::info!(name = %options.name, "reusing the existing kind cluster (it will not be deleted)");
             options.export_kubeconfig_command().run().await?;
         }
-        let client = client_from(&options.kubeconfig).await?;
+        let client = match client_from(&options.kubeconfig).await {
+            Ok(c) => c,
+            Err(e) => {
+                if created && !options.keep {
+                    options.delete_command().run_blocking();
+                }
+                return Err(e);
+            }
+        };
         // From here on, Drop deletes a cluster created above if anything fails.
         let cluster = KindCluster { options: options.clone(), client, created, down: false };
 
