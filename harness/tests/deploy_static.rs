@@ -415,6 +415,41 @@ fn make_n_chaos_nightly_lists_the_steps_in_order_and_always_tears_down() {
     assert!(!text.contains("reports -mindepth"), "the nightly keeps reports/");
 }
 
+/// `make -n TARGET` with continuation lines joined and runs of blanks collapsed.
+fn dry_run(target: &str) -> String {
+    let out = make().args(["-n", target]).output().expect("make is installed");
+    assert!(out.status.success(), "make -n {target}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).replace("\\\n", " ").split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn the_makefile_runs_the_same_commands_as_the_kind_provider() {
+    // The provider with paths relative to the repository root, as the Makefile writes them.
+    let mut options = kind::KindOptions::new(Path::new(""));
+    options.kubeconfig = PathBuf::from("reports/kind-hadrill.kubeconfig");
+    let same = |target: &str, command: String| {
+        let text = dry_run(target);
+        assert!(text.contains(&command), "make -n {target} does not run `{command}`:\n{text}");
+    };
+    same("cluster-up", options.create_command().to_string());
+    same("cluster-up", options.export_kubeconfig_command().to_string());
+    same("cluster-down", options.delete_command().to_string());
+    same("images", options.load_command().expect("images").to_string());
+    let values = Runtime::Kind.values_file();
+    same("chaos-mesh", chaos_mesh::helm_install(&values, &options.kubeconfig).to_string());
+    for build in &options.images {
+        // The Makefile loops over the names; compare the command with the loop variable filled in.
+        let short = build.reference.trim_start_matches("hadrill/").trim_end_matches(":dev");
+        let generic = container_images::docker_build(build, Path::new(".")).to_string();
+        assert_eq!(
+            generic,
+            format!("docker build --file ./deploy/docker/{short}.Dockerfile --tag hadrill/{short}:dev ."),
+            "the provider's build command"
+        );
+    }
+    assert!(dry_run("images").contains("docker build --file deploy/docker/$i.Dockerfile --tag hadrill/$i:dev ."));
+}
+
 #[test]
 fn every_target_dry_runs() {
     for target in make_targets().keys().filter(|t| !t.contains('%')) {
