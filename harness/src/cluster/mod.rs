@@ -1,6 +1,14 @@
 //! Clusters: starting one and applying manifests to it.
 
 pub mod apply;
+pub mod chaos_mesh;
+pub mod container_images;
 pub mod embedded;
+pub mod existing;
 pub mod ha_pair;
 pub mod images;
+#[cfg(feature = "k3s")]
+pub mod k3s;
+pub mod kind;
+pub mod kustomize;
+pub mod tools;

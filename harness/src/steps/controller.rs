@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, Patch, PatchParams};
 
 use crate::HadrillWorld;
-use crate::cluster::apply::{FIELD_MANAGER, apply_file};
+use crate::cluster::apply::FIELD_MANAGER;
 use crate::probes::wait::until;
 
 /// Namespace of the controller (deploy/controller).
@@ -18,23 +18,15 @@ pub const CONTROLLER: &str = "hadrill-controller";
 
 /// `Given the failover controller runs with 2 replicas`
 ///
-/// Applies deploy/controller/ unchanged (namespace, RBAC, Deployment), scales it, and waits
+/// Applies deploy/controller/ unchanged (its kustomization: namespace, RBAC, Deployment), scales it, and waits
 /// until the replicas are available and one holds the leader Lease.
 #[given(expr = "the failover controller runs with {int} replica(s)")]
 async fn controller_runs(world: &mut HadrillWorld, replicas: i32) -> anyhow::Result<()> {
     ensure!(replicas >= 1, "the controller needs at least 1 replica, got {replicas}");
     let client = world.client()?;
-    let dir = super::cluster::repo_path("deploy/controller");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    for file in &files {
-        apply_file(&client, file, CONTROLLER_NS).await?;
-    }
+    // The kustomization lists the files in apply order; rendering it is what `kubectl apply -k`
+    // and the kind provider deploy too.
+    crate::cluster::kustomize::apply(&client, &super::cluster::repo_path("deploy/controller"), CONTROLLER_NS).await?;
     // The run owns the controller's namespace too, so faults on the controller are in scope.
     if !world.run_id.is_empty() {
         let label = serde_json::json!({"metadata": {"labels": {crate::cluster::embedded::RUN_LABEL: world.run_id}}});
