@@ -279,3 +279,41 @@ async fn delay_slows_service_traffic_of_the_selected_pods() {
     assert!(after < Duration::from_millis(300), "not delayed after delete: {after:?}");
     assert_no_leftovers(sim).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dropping_the_cluster_removes_its_rules_and_workers() {
+    const PORT: u16 = 18417;
+    let sim = start(1).await;
+    if !iptables_or_skip(&sim, "dropping_the_cluster_removes_its_rules_and_workers") {
+        return;
+    }
+    let client = sim.client().unwrap();
+    servers(&client, "default", "dropped", 1, PORT).await;
+    create_chaos(
+        &client,
+        "default",
+        json!({
+            "kind": "NetworkChaos", "metadata": {"name": "held"},
+            "spec": {"action": "partition", "mode": "all", "selector": {"labelSelectors": {"app": "dropped"}}},
+        }),
+    )
+    .await;
+    create_chaos(&client, "default", json!({
+        "kind": "StressChaos", "metadata": {"name": "held"},
+        "spec": {"mode": "all", "stressors": {"cpu": {"workers": 1, "load": 5}}, "selector": {"labelSelectors": {"app": "dropped"}}},
+    }))
+    .await;
+    await_injected(&chaos_api(&client, "default", "NetworkChaos"), "held").await;
+    await_injected(&chaos_api(&client, "default", "StressChaos"), "held").await;
+    let chaos = sim.chaos().unwrap();
+    let chain = chaos.injections().iter().find_map(|i| i.chain.clone()).expect("a chain");
+    let workers = chaos.stress_workers("default", "held");
+    assert_eq!(workers.len(), 1);
+    drop(sim);
+    assert!(!sim::chaos::iptables::existing_chains().contains(&chain), "{chain} removed when the cluster is dropped");
+    let t0 = Instant::now();
+    while workers.iter().any(|p| sim::kubelet::runtime::pid_alive(*p)) {
+        assert!(t0.elapsed() < PROMPTLY, "stress workers still alive after the cluster was dropped");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
