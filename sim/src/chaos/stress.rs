@@ -213,20 +213,27 @@ fn host_memory() -> u64 {
 }
 
 /// SIGKILLs `pids` that are still our children (a pid reused by another process is left
-/// alone); each is reaped by its waiter thread.
+/// alone) and waits (up to 2 s) until they are gone, so a recovered stress has no worker left;
+/// each is reaped by its waiter thread.
 fn kill(pids: &[u32]) {
+    let mut signalled = Vec::new();
     for &pid in pids {
         if !is_our_child(pid) {
             continue;
         }
-        if let Ok(pid) = i32::try_from(pid)
-            && pid > 0
+        if let Ok(p) = i32::try_from(pid)
+            && p > 0
         {
             // SAFETY: kill(2) has no memory-safety preconditions.
             unsafe {
-                libc::kill(pid, libc::SIGKILL);
+                libc::kill(p, libc::SIGKILL);
             }
+            signalled.push(pid);
         }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while signalled.iter().any(|p| crate::kubelet::runtime::pid_alive(*p)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
     }
 }
 
