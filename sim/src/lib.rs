@@ -4,6 +4,11 @@
 //! clients, controllers and `kubectl` that talk to kind talk to it unchanged — with the
 //! kube-controller-manager pieces that API semantics need (garbage collection, namespace
 //! lifecycle, CRD cleanup).
+//!
+//! It also runs a Chaos Mesh engine ([`chaos`], on by default): the PodChaos, NetworkChaos and
+//! StressChaos CRDs are installed at start and their objects are carried out for real (pods
+//! killed, containers failed, packets dropped with iptables, Service traffic delayed, nodes
+//! cut off, CPU and memory stressed), with the status Chaos Mesh writes.
 
 pub mod api;
 pub mod chaos;

@@ -22,7 +22,7 @@
 //! Selection ([`select`]) follows Chaos Mesh's selector and modes; random picks come from a
 //! generator seeded per object from [`Chaos::seed`], printed at start, so a run can be
 //! replayed with [`ChaosConfig::seed`] or `HADRILL_CHAOS_SEED`. Duration, one-shot actions and
-//! the pause annotation follow Chaos Mesh's desired-phase rules ([`engine`]).
+//! the pause annotation follow Chaos Mesh's desired-phase rules (see `engine.rs`).
 //!
 //! Every host-level effect (iptables chains, worker processes, stopped heartbeats) is undone
 //! on recovery, on delete, when the engine stops and when the [`crate::Sim`] is dropped;

@@ -1,6 +1,6 @@
 //! NetworkChaos on the embedded cluster.
 //!
-//! - `loss` and `partition`: DROP rules in an iptables chain of the fault's own ([`iptables`]).
+//! - `loss` and `partition`: DROP rules in an iptables chain of the fault's own ([`super::iptables`]).
 //!   `direction: to` drops what the selected pods send (to the `target` pods and
 //!   `externalTargets`, or to anyone when neither is given); `from` drops what the targets send
 //!   to the selected pods (anyone, without targets); `both` is both. `loss` drops each packet

@@ -8,6 +8,8 @@
 //!   pause image. The kubelet restarts the container as a process that serves nothing (probes
 //!   fail, nothing listens) while the pod stays Running; recovery puts the images back. Only
 //!   `spec.containers` are switched: the kubelet does not re-run completed init containers.
+//!   An object whose finalizer is force-removed leaves the pause images in place (the original
+//!   images stay in the pod's `pod-failure.chaos-mesh.org/<container>` annotations).
 
 use serde_json::{Value, json};
 

@@ -3,8 +3,9 @@
 //! The kernel here has no netem, so latency cannot be added to packets. The proxy relays every
 //! connection to a Service ClusterIP, so it can add it there: a rule says whose traffic (by
 //! source address) toward whom (by destination address, or anyone) is late by `latency` ±
-//! `jitter`. Delay therefore applies to Service traffic only; direct pod-to-pod connections
-//! are not delayed.
+//! `jitter`. Delay therefore applies to Service traffic only, on connections opened while the
+//! fault is in place (the handshake is delayed once each way, then every chunk relayed in an
+//! affected direction); direct pod-to-pod connections are not delayed.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
