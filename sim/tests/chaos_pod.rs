@@ -22,11 +22,18 @@ async fn pod_kill_replaces_the_pod_and_is_one_shot() {
     let client = sim.client().unwrap();
     let before = servers(&client, "default", "killme", 2, PORT).await;
     let api = chaos_api(&client, "default", "PodChaos");
-    create_chaos(&client, "default", json!({
-        "kind": "PodChaos", "metadata": {"name": "kill-one"},
-        "spec": {"action": "pod-kill", "mode": "one", "gracePeriod": 0, "selector": {"labelSelectors": {"app": "killme"}}},
-    }))
+    create_chaos(
+        &client,
+        "default",
+        json!({
+            "kind": "PodChaos", "metadata": {"name": "kill-one"},
+            // One-shot: the duration is ignored.
+            "spec": {"action": "pod-kill", "mode": "one", "gracePeriod": 0, "duration": "1s",
+                     "selector": {"labelSelectors": {"app": "killme"}}},
+        }),
+    )
     .await;
+    let created = std::time::Instant::now();
     let injected = await_injected(&api, "kill-one").await;
     let ids = record_ids(&injected);
     assert_eq!(ids.len(), 1, "mode one: {ids:?}");
@@ -57,6 +64,13 @@ async fn pod_kill_replaces_the_pod_and_is_one_shot() {
     .await;
     let after = pods_of(&client, "default", "killme").await;
     assert!(after.iter().all(|p| p.metadata.uid.as_deref() != Some(uid.as_str())), "the victim was replaced");
+
+    // Past the duration nothing changes for a one-shot action (nothing to watch for: wait it out).
+    tokio::time::sleep(Duration::from_millis(1500).saturating_sub(created.elapsed())).await;
+    let later = api.get("kill-one").await.unwrap();
+    assert_eq!(condition(&later, "AllRecovered").as_deref(), Some("False"));
+    assert_eq!(later.data["status"]["experiment"]["desiredPhase"], "Run");
+    assert_eq!(record_ids(&later), ids, "no second selection");
 
     // Events as Chaos Mesh records them.
     let events: Api<Event> = Api::default_namespaced(client.clone());
