@@ -43,7 +43,12 @@ fn with_schema_defaults(resource: &ChaosResource) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scenarios_and_examples_are_created_and_status_is_written_by_full_update() {
     sim::install_crypto_provider();
-    let sim = sim::Sim::start(sim::SimConfig::default()).await.unwrap();
+    let sim = sim::Sim::start(sim::SimConfig {
+        chaos: sim::chaos::ChaosConfig { enabled: false, ..Default::default() },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let client = sim.client().unwrap();
 
     crd::install(&client).await.unwrap();

@@ -199,7 +199,12 @@ struct Fixture {
 impl Fixture {
     async fn start(test: &str) -> Fixture {
         sim::install_crypto_provider();
-        let sim = sim::Sim::start(sim::SimConfig::default()).await.unwrap();
+        let sim = sim::Sim::start(sim::SimConfig {
+            chaos: sim::chaos::ChaosConfig { enabled: false, ..Default::default() },
+            ..Default::default()
+        })
+        .await
+        .unwrap();
         let client = sim.client().unwrap();
         crd::install(&client).await.unwrap();
         let dir = std::env::temp_dir().join(format!("hadrill-lifecycle-{test}-{}", std::process::id()));

@@ -4,8 +4,14 @@
 //! clients, controllers and `kubectl` that talk to kind talk to it unchanged — with the
 //! kube-controller-manager pieces that API semantics need (garbage collection, namespace
 //! lifecycle, CRD cleanup).
+//!
+//! It also runs a Chaos Mesh engine ([`chaos`], on by default): the PodChaos, NetworkChaos and
+//! StressChaos CRDs are installed at start and their objects are carried out for real (pods
+//! killed, containers failed, packets dropped with iptables, Service traffic delayed, nodes
+//! cut off, CPU and memory stressed), with the status Chaos Mesh writes.
 
 pub mod api;
+pub mod chaos;
 pub mod controllers;
 pub mod kubeconfig;
 pub mod kubelet;
@@ -51,6 +57,9 @@ pub struct SimConfig {
     pub proxy: network::ProxyConfig,
     /// Settings of the embedded kubelets (image map, timings, node capacity).
     pub kubelet: kubelet::KubeletConfig,
+    /// The Chaos Mesh engine (on by default): CRDs installed at start, PodChaos,
+    /// NetworkChaos and StressChaos carried out for real.
+    pub chaos: chaos::ChaosConfig,
 }
 
 impl Default for SimConfig {
@@ -67,6 +76,7 @@ impl Default for SimConfig {
             node_lifecycle: Default::default(),
             proxy: Default::default(),
             kubelet: kubelet::KubeletConfig::default(),
+            chaos: chaos::ChaosConfig::default(),
         }
     }
 }
@@ -79,6 +89,7 @@ impl std::fmt::Debug for SimConfig {
             .field("watch_history", &self.watch_history)
             .field("name", &self.name)
             .field("kubelet", &self.kubelet)
+            .field("chaos", &self.chaos)
             .finish()
     }
 }
@@ -91,6 +102,7 @@ pub struct Sim {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     started: Duration,
     kubelets: kubelet::Kubelets,
+    chaos: Option<chaos::Chaos>,
 }
 
 impl Sim {
@@ -110,10 +122,23 @@ impl Sim {
         let kubelet_config = kubelet::KubeletConfig {
             api_server: Some(addr),
             cluster_name: config.name.clone(),
+            pause_image: config
+                .kubelet
+                .pause_image
+                .clone()
+                .or_else(|| config.chaos.enabled.then(|| config.chaos.pause_image.clone())),
             ..config.kubelet.clone()
         };
         let agents: &[String] = if config.kubelet.enabled { &nodes } else { &[] };
         let kubelets = kubelet::Kubelets::start(&api, kubelet_config, agents).context("starting the kubelets")?;
+        let chaos = if config.chaos.enabled {
+            Some(
+                chaos::Chaos::start(&api, &config.chaos, kubelets.nodes().to_vec(), config.proxy.faults.clone())
+                    .context("starting the chaos engine")?,
+            )
+        } else {
+            None
+        };
         let state = Arc::new(ServerState {
             api: api.clone(),
             config: ServerConfig {
@@ -136,7 +161,7 @@ impl Sim {
                 tracing::error!(error = %e, "embedded API server stopped");
             }
         }));
-        Ok(Sim { addr, name: config.name, state, tasks, started: t0.elapsed(), kubelets })
+        Ok(Sim { addr, name: config.name, state, tasks, started: t0.elapsed(), kubelets, chaos })
     }
 
     /// Address of the API server.
@@ -216,8 +241,16 @@ impl Sim {
         &self.kubelets
     }
 
+    /// The chaos engine, unless [`SimConfig::chaos`] turned it off.
+    pub fn chaos(&self) -> Option<&chaos::Chaos> {
+        self.chaos.as_ref()
+    }
+
     /// Stops the kubelets (killing and reaping every pod process), the server and controllers.
     pub async fn stop(mut self) {
+        if let Some(c) = &self.chaos {
+            c.shutdown();
+        }
         self.kubelets.shutdown().await;
         self.shutdown();
         for t in self.tasks.drain(..) {
@@ -226,6 +259,9 @@ impl Sim {
     }
 
     fn shutdown(&mut self) {
+        if let Some(c) = &self.chaos {
+            c.shutdown();
+        }
         self.kubelets.kill_all();
         self.state.shutdown.send_replace(true);
         for t in &self.tasks {

@@ -146,7 +146,9 @@ async fn deleting_a_namespace_removes_its_content_then_the_namespace() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_crd_serves_podchaos_for_create_list_watch_and_validation() {
-    let sim = support::start(1).await;
+    // This test installs the CRD itself: no chaos engine (which would install it at start).
+    let chaos = sim::chaos::ChaosConfig { enabled: false, ..Default::default() };
+    let sim = support::start_with(sim::SimConfig { chaos, ..Default::default() }).await;
     let client = sim.client().unwrap();
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let crd: CustomResourceDefinition = serde_json::from_value(support::podchaos_crd()).unwrap();

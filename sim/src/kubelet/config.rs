@@ -58,6 +58,11 @@ pub struct KubeletConfig {
     pub run_dir: Option<PathBuf>,
     /// Name of the cluster (for the default kubeconfig).
     pub cluster_name: String,
+    /// Image of Chaos Mesh pod-failure's "pause" containers. A container switched to it runs
+    /// a process that serves nothing ([`super::images::pause_entry`]) whatever its `command`
+    /// and `args`, as the real pause image's entrypoint would. `None` (the default) treats it
+    /// like any other image; [`crate::Sim::start`] sets it from `ChaosConfig::pause_image`.
+    pub pause_image: Option<String>,
 }
 
 impl Default for KubeletConfig {
@@ -82,6 +87,7 @@ impl Default for KubeletConfig {
             kubeconfig_for: None,
             run_dir: None,
             cluster_name: "hadrill".into(),
+            pause_image: None,
         }
     }
 }

@@ -106,6 +106,17 @@ impl ImageMap {
     }
 }
 
+/// What a pod-failure "pause" container runs: `sleep` (found in `/usr/bin` or `/bin`) for as
+/// long as it can, so the container is a live process that listens on nothing. `None` when no
+/// `sleep` exists; the container is then virtual.
+pub fn pause_entry() -> Option<ImageEntry> {
+    ["/usr/bin/sleep", "/bin/sleep"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.is_file())
+        .map(|p| ImageEntry::new(p).with_args(["2147483647"]))
+}
+
 /// The image reference without `:tag` or `@digest` (a `:` before the last `/` is a registry
 /// port, not a tag).
 pub fn repository(image: &str) -> &str {

@@ -57,6 +57,8 @@ pub(crate) struct NodeCtx {
     run_dir: PathBuf,
     heartbeat: watch::Sender<bool>,
     stop: watch::Sender<bool>,
+    /// The message channel of every pod worker, by pod uid (for [`NodeHandle::kill_container`]).
+    controls: Mutex<std::collections::HashMap<String, tokio::sync::mpsc::UnboundedSender<worker::Msg>>>,
 }
 
 /// Control handle of one node's kubelet.
@@ -97,6 +99,22 @@ impl NodeHandle {
     /// and its pod processes are SIGKILLed. Pod objects stay in the API as they are.
     pub fn stop(&self) {
         self.ctx.stop.send_replace(true);
+    }
+
+    /// Kills container `container` of the pod with uid `pod_uid` running on this node, as a
+    /// container runtime would (Chaos Mesh container-kill): SIGKILL to its process group, or,
+    /// for a virtual container, an exit with 137. The kubelet then restarts it per
+    /// `restartPolicy`. Errors when the pod does not run here, is terminating, or has no such
+    /// running container.
+    pub async fn kill_container(&self, pod_uid: &str, container: &str) -> Result<(), String> {
+        let tx = self.ctx.controls.lock().unwrap_or_else(|p| p.into_inner()).get(pod_uid).cloned();
+        let Some(tx) = tx else {
+            return Err(format!("no pod with uid {pod_uid} runs on node {}", self.ctx.node));
+        };
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        tx.send(worker::Msg::Kill { container: container.to_string(), reply })
+            .map_err(|_| format!("the pod with uid {pod_uid} stopped on node {}", self.ctx.node))?;
+        rx.await.map_err(|_| format!("the pod with uid {pod_uid} is terminating"))?
     }
 
     /// Whether [`NodeHandle::stop`] was called.
@@ -158,6 +176,7 @@ impl Kubelets {
                 run_dir: run_dir.clone(),
                 heartbeat: watch::channel(true).0,
                 stop: watch::channel(false).0,
+                controls: Mutex::default(),
             });
             tasks.push(tokio::spawn(node::run(ctx.clone())));
             tasks.push(tokio::spawn(pods::run(ctx.clone(), api.store.subscribe())));

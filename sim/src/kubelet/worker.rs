@@ -23,11 +23,25 @@ use crate::api::ops::{DeleteOptions, now_rfc3339};
 /// `kill_reason` of a container killed because its image changed.
 const DEFINITION_CHANGED: &str = "definition changed";
 
-/// Messages from a pod's helper tasks.
+/// Messages from a pod's helper tasks (and the chaos engine).
 #[derive(Debug)]
-enum Msg {
-    Exited { idx: usize, instance: u64, exit: Exit },
-    Probe { idx: usize, instance: u64, kind: ProbeKind, event: ProbeEvent },
+pub(crate) enum Msg {
+    Exited {
+        idx: usize,
+        instance: u64,
+        exit: Exit,
+    },
+    Probe {
+        idx: usize,
+        instance: u64,
+        kind: ProbeKind,
+        event: ProbeEvent,
+    },
+    /// Kill a running container as a container runtime would (Chaos Mesh container-kill).
+    Kill {
+        container: String,
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
 }
 
 /// Crash-loop back-off of one container (client-go flowcontrol semantics).
@@ -252,6 +266,7 @@ impl Worker {
     /// Runs until the pod is gone from the API or the kubelet stops.
     pub(crate) async fn run(mut self, mut pod_rx: watch::Receiver<Option<Arc<Value>>>) {
         let mut stop = self.ctx.stop.subscribe();
+        self.ctx.controls.lock().unwrap_or_else(|p| p.into_inner()).insert(self.uid.clone(), self.tx.clone());
         self.admit();
         loop {
             if self.deleting() && !self.terminated {
@@ -349,7 +364,9 @@ impl Worker {
         };
         let image = self.containers[idx].image.clone();
         let name = self.containers[idx].name.clone();
-        let entry = cfg.images.lookup(&image);
+        // A pod-failure pause container ignores the container's command, as the real image would.
+        let pause = cfg.pause_image.as_deref() == Some(image.as_str());
+        let entry = if pause { images::pause_entry() } else { cfg.images.lookup(&image) };
         if let Some(e) = &entry
             && !e.command.is_file()
         {
@@ -393,7 +410,13 @@ impl Worker {
             self.event(Some(&name), Normal, "Started", &format!("Started container {name}"));
             return;
         };
-        let spec = self.proc_spec(idx, &entry, env.clone());
+        let spec = if pause {
+            let cwd = self.work_dir.join(&name);
+            let _ = std::fs::create_dir_all(&cwd);
+            ProcSpec { program: entry.command.clone(), args: entry.args.clone(), env: env.clone().into_vars(), cwd }
+        } else {
+            self.proc_spec(idx, &entry, env.clone())
+        };
         let log = self.ctx.logs.start_instance(&self.uid, &name);
         let started_at = now_rfc3339();
         match self.ctx.runtime.start(spec, log.clone()).await {
@@ -586,6 +609,9 @@ impl Worker {
                 };
                 self.finished(idx, state, liveness_kill);
             }
+            Msg::Kill { container, reply } => {
+                let _ = reply.send(self.kill(&container));
+            }
             Msg::Probe { idx, instance, kind, event } => {
                 let Some(c) = self.containers.get(idx) else { return };
                 if c.instance != instance || c.proc.is_none() || c.kill_reason.is_some() {
@@ -600,6 +626,33 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Kills regular container `name`: SIGKILL to its process group (the exit is then handled
+    /// as any other, restart policy included); a virtual container ends at once with 137.
+    fn kill(&mut self, name: &str) -> Result<(), String> {
+        let Some(idx) = self.containers.iter().position(|c| !c.init && c.name == name) else {
+            return Err(format!("pod {}/{} has no container {name:?}", self.ns, self.name));
+        };
+        let c = &mut self.containers[idx];
+        if let Some(p) = &c.proc {
+            p.signal(libc::SIGKILL);
+            return Ok(());
+        }
+        let CState::Running { started_at } = &c.state else {
+            return Err(format!("container {name:?} of pod {}/{} is not running", self.ns, self.name));
+        };
+        let state = CState::Terminated {
+            exit_code: 137,
+            signal: Some(libc::SIGKILL),
+            reason: "Error".into(),
+            message: None,
+            started_at: Some(started_at.clone()),
+            finished_at: now_rfc3339(),
+            container_id: c.container_id.clone(),
+        };
+        self.finished(idx, state, false);
+        Ok(())
     }
 
     fn probe_result(&mut self, idx: usize, kind: ProbeKind, ok: bool) {
@@ -962,6 +1015,7 @@ impl Worker {
 
     /// Kills what is left and frees the pod's resources.
     async fn cleanup(mut self) {
+        self.ctx.controls.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.uid);
         let procs: Vec<Proc> = self.containers.iter_mut().filter_map(|c| c.proc.take()).collect();
         for c in &mut self.containers {
             c.stop_probes();

@@ -11,6 +11,7 @@
 //! a backend that cannot be reached resets the client connection.
 
 pub mod endpoints;
+pub mod faults;
 pub mod proxy;
 #[cfg(target_os = "linux")]
 mod splice;
@@ -35,6 +36,9 @@ pub struct ProxyConfig {
     /// How often a listener that could not be bound (address in use, e.g. by another embedded
     /// cluster in the same process) is tried again: 1 s.
     pub bind_retry: Duration,
+    /// Faults to apply to relayed connections (NetworkChaos delay); shared with the chaos
+    /// engine, which [`crate::Sim::start`] hands the same table.
+    pub faults: faults::Faults,
 }
 
 impl Default for ProxyConfig {
@@ -44,6 +48,7 @@ impl Default for ProxyConfig {
             connect_timeout: Duration::from_secs(5),
             zero_copy: true,
             bind_retry: Duration::from_secs(1),
+            faults: faults::Faults::default(),
         }
     }
 }

@@ -267,7 +267,7 @@ async fn serve(listener: TcpListener, backends: Arc<Backends>, config: ProxyConf
         };
         let backends = backends.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(relay(client, peer, backends, config.connect_timeout, config.zero_copy, shutdown));
+        tokio::spawn(relay(client, peer, backends, config.clone(), shutdown));
     }
 }
 
@@ -283,14 +283,21 @@ async fn relay(
     client: TcpStream,
     peer: SocketAddr,
     backends: Arc<Backends>,
-    connect_timeout: Duration,
-    zero_copy: bool,
+    config: ProxyConfig,
     mut shutdown: watch::Receiver<()>,
 ) {
+    let (connect_timeout, zero_copy, faults) = (config.connect_timeout, config.zero_copy, config.faults);
     let Some(backend) = backends.pick(peer.ip()) else {
         reset(client);
         return;
     };
+    // NetworkChaos delay: the handshake crosses both ways once before the connection exists.
+    let up = faults.delay(peer.ip(), backend.ip());
+    let down = faults.delay(backend.ip(), peer.ip());
+    let delayed = up.is_some() || down.is_some();
+    if delayed {
+        tokio::time::sleep(up.unwrap_or_default() + down.unwrap_or_default()).await;
+    }
     let socket = match if backend.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() } {
         Ok(s) => s,
         Err(_) => {
@@ -313,10 +320,72 @@ async fn relay(
     };
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
+    if delayed {
+        let (c, u) = (peer.ip(), backend.ip());
+        tokio::select! {
+            _ = pump_delayed(client, upstream, faults, c, u) => {}
+            _ = shutdown.changed() => {}
+        }
+        return;
+    }
     tokio::select! {
         _ = pump(client, upstream, zero_copy) => {}
         _ = shutdown.changed() => {}
     }
+}
+
+/// Moves bytes both ways, each chunk held back by the delay the fault table gives its
+/// direction when it was read (order kept); until both directions ended.
+async fn pump_delayed(
+    client: TcpStream,
+    upstream: TcpStream,
+    faults: super::faults::Faults,
+    client_ip: IpAddr,
+    backend_ip: IpAddr,
+) {
+    let (cr, cw) = client.into_split();
+    let (ur, uw) = upstream.into_split();
+    let f2 = faults.clone();
+    tokio::join!(
+        delayed_copy(cr, uw, move || faults.delay(client_ip, backend_ip)),
+        delayed_copy(ur, cw, move || f2.delay(backend_ip, client_ip)),
+    );
+}
+
+async fn delayed_copy(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: impl Fn() -> Option<Duration>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let reader = async move {
+        let mut buf = vec![0u8; BUFFER];
+        let mut last = tokio::time::Instant::now();
+        loop {
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    // Jitter must not reorder: never due before the previous chunk.
+                    let due = (tokio::time::Instant::now() + delay().unwrap_or_default()).max(last);
+                    last = due;
+                    if tx.send((due, buf[..n].to_vec())).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    let writer = async move {
+        while let Some((due, bytes)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reader, writer);
 }
 
 /// Moves bytes both ways until both directions ended: zero-copy on Linux, else (or without
