@@ -53,6 +53,10 @@ pub fn selector(name: &str, side: Side) -> String {
 /// probes, spread over nodes where possible.
 pub fn deployment(name: &str, side: Side, replicas: i32) -> anyhow::Result<Deployment> {
     let labels = labels(name, side);
+    let other = match side {
+        Side::Primary => Side::Standby,
+        Side::Standby => Side::Primary,
+    };
     serde_json::from_value(json!({
         "metadata": {"name": workload(name, side), "labels": labels},
         "spec": {
@@ -62,10 +66,21 @@ pub fn deployment(name: &str, side: Side, replicas: i32) -> anyhow::Result<Deplo
                 "metadata": {"labels": labels},
                 "spec": {
                     "terminationGracePeriodSeconds": 5,
-                    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
-                        "weight": 100,
-                        "podAffinityTerm": {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
-                    }]}},
+                    // Never on a node of the other side (a node fault must leave one side up);
+                    // spread over nodes within a side where possible.
+                    "affinity": {"podAntiAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": [{
+                            "labelSelector": {"matchExpressions": [
+                                {"key": "app", "operator": "In", "values": [name]},
+                                {"key": "side", "operator": "In", "values": [other.as_str()]},
+                            ]},
+                            "topologyKey": "kubernetes.io/hostname"
+                        }],
+                        "preferredDuringSchedulingIgnoredDuringExecution": [{
+                            "weight": 100,
+                            "podAffinityTerm": {"labelSelector": {"matchLabels": labels}, "topologyKey": "kubernetes.io/hostname"}
+                        }]
+                    }},
                     "containers": [{
                         "name": CONTAINER,
                         "image": IMAGE,

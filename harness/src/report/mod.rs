@@ -82,6 +82,7 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
                 .normalized(),
         )
         .fail_on_skipped()
+        .max_concurrent_scenarios(concurrency())
         .after(metrics::after_scenario);
     // Without an explicit CLI, cucumber would parse the process arguments (hadrill's own).
     let cucumber =
@@ -117,6 +118,12 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
         dir.join("metrics.json").display()
     );
     Ok(passed)
+}
+
+/// Scenarios run at once (`HADRILL_CONCURRENCY`, default 3): each has a cluster of its own with
+/// real processes, so more only makes them wait for the CPU. `@serial` scenarios run alone.
+fn concurrency() -> usize {
+    std::env::var("HADRILL_CONCURRENCY").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(3)
 }
 
 /// The deepest directory containing every path.

@@ -161,4 +161,28 @@ pub const CATALOG: &[StepDoc] = &[
         description: "Waits for a Warning Event BothUnhealthy on the Service.",
         module: "recovery",
     },
+    StepDoc {
+        keyword: "Given",
+        example: "the failover controller runs with 2 replicas and black-box probing off",
+        description: "The same controller with its own pod probes off (HADRILL_BLACK_BOX=false): it relies on pod and node status only.",
+        module: "controller",
+    },
+    StepDoc {
+        keyword: "Given",
+        example: "\"dispatch\" fails back automatically after 5 s",
+        description: "Annotates the Service: failback auto once the primary is healthy that long, and the same dwell between switches.",
+        module: "ha_service",
+    },
+    StepDoc {
+        keyword: "Then",
+        example: "\"dispatch\" fails back to the primary within 30 s",
+        description: "Watches the Service until it selects the primary again; measured from the switch to the standby.",
+        module: "ha_service",
+    },
+    StepDoc {
+        keyword: "When",
+        example: "a random fault from \"primary-pod-kill, primary-pod-failure\" is injected with seed 42",
+        description: "A fault drill: a seeded random pick among the scenarios (seed and pick printed and on the timeline), injected.",
+        module: "faults",
+    },
 ];

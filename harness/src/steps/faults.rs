@@ -161,15 +161,31 @@ async fn scenario_injected_with(world: &mut HadrillWorld, name: String, settings
     inject(world, &name, settings).await
 }
 
+/// `When a random fault from "primary-pod-kill, primary-pod-failure" is injected with seed 42`
+///
+/// A fault drill: picks one scenario of the list with a seeded random choice (the seed and the
+/// pick are printed and put on the timeline, so a failing drill can be replayed) and injects it.
+#[when(expr = "a random fault from {string} is injected with seed {int}")]
+async fn random_fault(world: &mut HadrillWorld, list: String, seed: u64) -> anyhow::Result<()> {
+    use rand::{RngExt as _, SeedableRng as _};
+    let names: Vec<String> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+    ensure!(!names.is_empty(), "{list:?}: expected scenario names separated by commas");
+    let library = Library::builtin()?;
+    for n in &names {
+        library.get(n)?;
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let pick = names[rng.random_range(0..names.len())].clone();
+    println!("    drill: seed {seed} picked {pick}");
+    world.mark(Instant::now(), MarkKind::Note, format!("drill seed {seed}: {pick}"));
+    inject(world, &pick, Vec::new()).await
+}
+
 /// `When the node hosting the primary of "dispatch" loses its network for 60 s`
 #[when(expr = "the node hosting the primary of {string} loses its network for {int} s")]
 async fn node_loses_network(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::Result<()> {
     let node = super::ha_service::node_of_primary(world, &name).await?;
-    let settings = vec![
-        ("node".to_string(), node),
-        ("primary".to_string(), label_text(&name, Side::Primary)),
-        ("duration".to_string(), format!("{seconds}s")),
-    ];
+    let settings = vec![("node".to_string(), node), ("duration".to_string(), format!("{seconds}s"))];
     inject(world, "primary-node-network-loss", settings).await
 }
 

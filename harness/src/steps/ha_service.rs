@@ -188,3 +188,55 @@ async fn stays(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::
     world.figure(format!("{name}: stayed on the primary"), seconds as f64, None);
     Ok(())
 }
+
+/// `Given "dispatch" fails back automatically after 5 s`
+///
+/// Annotates the Service for the controller: failback `auto` once the primary has been healthy
+/// that long, and the same minimum dwell between switches.
+#[given(expr = "{string} fails back automatically after {int} s")]
+async fn failback_auto(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::Result<()> {
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        "failover.hadrill.io/failback": "auto",
+        "failover.hadrill.io/failback-after": format!("{seconds}s"),
+        "failover.hadrill.io/dwell": format!("{seconds}s"),
+    }}});
+    world
+        .api::<Service>()?
+        .patch(&name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("annotating service {name} for automatic failback"))?;
+    Ok(())
+}
+
+/// `Then "dispatch" fails back to the primary within 30 s`
+///
+/// Measured from the switch to the standby (the last Switched mark) to the Service selecting
+/// the primary again, by watch.
+#[then(expr = "{string} fails back to the primary within {int} s")]
+async fn fails_back(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::Result<()> {
+    let switched = world
+        .marks
+        .iter()
+        .rev()
+        .find(|m| m.kind == MarkKind::Switched)
+        .map(|m| world.started + Duration::from_secs_f64(m.at))
+        .context("no switch to the standby was observed before this step")?;
+    let deadline = Duration::from_secs(seconds);
+    let services = world.api::<Service>()?;
+    let n = name.clone();
+    let wait = until(&services, &name, "the switch back to the primary", move |s: &Service| {
+        ha_pair::selected_side(&n, s) == Some(Side::Primary)
+    });
+    let waited = tokio::time::timeout(deadline * 2 + Duration::from_secs(5), wait).await;
+    let took = switched.elapsed();
+    match waited {
+        Ok(Ok(_)) => {
+            world.mark(switched + took, MarkKind::Switched, format!("{name} failed back to the primary"));
+            world.figure(format!("{name}: switch to failback"), took.as_secs_f64(), Some(seconds as f64));
+            ensure!(took <= deadline, "{name} failed back after {took:.3?}, deadline {seconds} s");
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => bail!("{name} did not fail back within {took:.1?} (deadline {seconds} s)"),
+    }
+}
