@@ -36,7 +36,22 @@ pub enum Error {
 /// Reconciles one Service (the kube-runtime reconciler).
 pub async fn reconcile(service: Arc<Service>, scope: Arc<Scope>) -> Result<Action, Error> {
     let started = Instant::now();
-    let result = evaluate(&service, &scope).await;
+    let mut result = evaluate(&service, &scope).await;
+    // A 409 means the cached Service is older than the stored one (the watch lags, e.g. behind
+    // our own last write). Waiting for the cache could let a failover slip past while the
+    // primary's replacement pods come up, so decide again at once from a fresh read.
+    for _ in 0..3 {
+        if !matches!(&result, Err(Error::Api { source: kube::Error::Api(s), .. }) if s.code == 409) {
+            break;
+        }
+        let ns = service.namespace().unwrap_or_default();
+        let api: kube::Api<Service> = kube::Api::namespaced(scope.shared.client.clone(), &ns);
+        result = match api.get_opt(&service.name_any()).await {
+            Ok(Some(fresh)) => evaluate(&fresh, &scope).await,
+            Ok(None) => Ok(Action::await_change()),
+            Err(source) => Err(Error::Api { context: format!("re-reading Service {ns}/{}", service.name_any()), source }),
+        };
+    }
     scope.shared.metrics.reconciled(started.elapsed(), result.is_ok());
     result
 }

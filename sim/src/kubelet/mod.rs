@@ -84,8 +84,8 @@ impl NodeHandle {
         self.ctx.host_ip
     }
 
-    /// Stops (`false`) or resumes (`true`) Lease renewals and node status posts, as a node
-    /// losing its network would. Pods keep running and their status keeps being written.
+    /// Stops (`false`) or resumes (`true`) Lease renewals, node status posts and pod status
+    /// writes, as a node losing its network would. Pods keep running.
     pub fn set_heartbeat(&self, on: bool) {
         self.ctx.heartbeat.send_replace(on);
     }

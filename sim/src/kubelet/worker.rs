@@ -884,6 +884,12 @@ impl Worker {
 
     /// Writes the status when it changed since the last write.
     fn sync_status(&mut self) {
+        // A node cut off from the network cannot reach the API server: its pods' status stays
+        // as last written (Ready) until the node lifecycle controller marks them, as on a real
+        // cluster. The next sync after the heartbeat resumes writes the current status.
+        if !*self.ctx.heartbeat.borrow() {
+            return;
+        }
         let status = self.compute_status();
         if self.last_written.as_ref() == Some(&status) {
             return;
