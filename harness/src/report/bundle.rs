@@ -68,10 +68,11 @@ pub fn begin_run(reports: &Path) {
     let Ok(entries) = std::fs::read_dir(reports) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
-        if path.is_dir() && is_bundle(&path) {
-            if let Err(e) = std::fs::remove_dir_all(&path) {
-                tracing::warn!(dir = %path.display(), error = %e, "could not remove an old failure bundle");
-            }
+        if path.is_dir()
+            && is_bundle(&path)
+            && let Err(e) = std::fs::remove_dir_all(&path)
+        {
+            tracing::warn!(dir = %path.display(), error = %e, "could not remove an old failure bundle");
         }
     }
 }

@@ -76,7 +76,7 @@ pub fn render(records: &[ScenarioRecord], history: &[serde_json::Value], wall_se
     let mut h = String::new();
     h.push_str("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
-    let _ = write!(h, "<title>hadrill: feature run {}</title><style>{STYLE}</style></head><body>\n", verdict(passed));
+    let _ = writeln!(h, "<title>hadrill: feature run {}</title><style>{STYLE}</style></head><body>", verdict(passed));
     h.push_str("<h1>hadrill feature run</h1>\n");
     summary(&mut h, records, wall_seconds, passed);
     for (i, r) in records.iter().enumerate() {
@@ -113,9 +113,9 @@ fn summary(h: &mut String, records: &[ScenarioRecord], wall: f64, passed: bool) 
 
 fn card(h: &mut String, i: usize, r: &ScenarioRecord) {
     let (class, badge) = if r.passed { ("pass", "PASS") } else { ("fail", "FAIL") };
-    let _ = write!(
+    let _ = writeln!(
         h,
-        "<article class=\"card {class}\" id=\"s{i}\"><h2><span class=\"badge\">{badge}</span>{}</h2><p class=\"feature\">{}</p>\n",
+        "<article class=\"card {class}\" id=\"s{i}\"><h2><span class=\"badge\">{badge}</span>{}</h2><p class=\"feature\">{}</p>",
         esc(&r.scenario),
         esc(&r.feature)
     );
