@@ -41,7 +41,7 @@ table.figures { border-collapse: collapse; margin: 6px 0; }
 table.figures th, table.figures td { border-bottom: 1px solid #e4e7eb; padding: 3px 14px 3px 0; text-align: left; }
 table.figures td.num { text-align: right; font-variant-numeric: tabular-nums; }
 tr.over td { color: #b31d1d; font-weight: 600; }
-svg { display: block; margin: 4px 0; }
+svg { display: block; margin: 4px 0; max-width: 100%; height: auto; }
 svg text { font: 11px system-ui, sans-serif; fill: #36404c; }
 svg .lane-name { font-weight: 600; }
 svg .axis line, svg .grid { stroke: #c9ced6; }
@@ -209,10 +209,16 @@ pub fn timeline(marks: &[Mark], gaps: &[LinkGap]) -> String {
         MarkKind::Note => 4,
     };
 
-    let end = marks.iter().map(|m| m.at).chain(gaps.iter().map(|g| g.to)).fold(0.0_f64, f64::max);
-    let span = (end * 1.08).max(1.0);
+    // The picture starts a little before the first mark: the setup before it (cluster, workloads)
+    // would otherwise squeeze what matters into the right edge.
+    let first = marks.iter().map(|m| m.at).chain(gaps.iter().map(|g| g.from)).fold(f64::INFINITY, f64::min);
+    let last = marks.iter().map(|m| m.at).chain(gaps.iter().map(|g| g.to)).fold(0.0_f64, f64::max);
+    let pad = ((last - first) * 0.1).max(0.5);
+    let step = tick_step((last - first + 2.0 * pad).max(1.0), 10.0);
+    let start = (((first - pad) / step).floor() * step).max(0.0);
+    let span = (last + pad - start).max(1.0);
     let plot = WIDTH - LANE_LABELS - 20.0;
-    let x = |t: f64| LANE_LABELS + (t.max(0.0) / span) * plot;
+    let x = |t: f64| LANE_LABELS + ((t - start).clamp(0.0, span) / span) * plot;
     let top = 6.0;
     let height = top + lanes.len() as f64 * LANE + 28.0;
     let axis_y = top + lanes.len() as f64 * LANE;
@@ -233,10 +239,9 @@ pub fn timeline(marks: &[Mark], gaps: &[LinkGap]) -> String {
             ty = y + LANE / 2.0 + 4.0,
         );
     }
-    // The time axis.
-    let step = tick_step(span, 10.0);
+    // The time axis, in seconds since the scenario started.
     s.push_str("<g class=\"axis\">");
-    for t in ticks(span, step) {
+    for t in ticks(span, step).map(|t| start + t) {
         let _ = write!(
             s,
             "<line x1=\"{0}\" x2=\"{0}\" y1=\"{axis_y}\" y2=\"{1}\"/><text x=\"{0}\" y=\"{2}\" text-anchor=\"middle\">{3} s</text>",
@@ -251,7 +256,7 @@ pub fn timeline(marks: &[Mark], gaps: &[LinkGap]) -> String {
     let mut removals: Vec<f64> = marks.iter().filter(|m| m.kind == MarkKind::FaultRemoved).map(|m| m.at).collect();
     removals.sort_by(f64::total_cmp);
     for m in marks.iter().filter(|m| m.kind == MarkKind::Fault) {
-        let until = removals.iter().position(|r| *r >= m.at).map(|i| removals.remove(i)).unwrap_or(span);
+        let until = removals.iter().position(|r| *r >= m.at).map(|i| removals.remove(i)).unwrap_or(start + span);
         let _ = writeln!(
             s,
             "<rect class=\"fault-span\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\"/>",
@@ -338,8 +343,11 @@ fn trend(h: &mut String, history: &[serde_json::Value]) {
             }
         }
     }
-    let labels: Vec<String> =
-        runs.iter().map(|r| r["finished_at"].as_str().unwrap_or("").chars().take(16).collect()).collect();
+    // "2026-01-02T10:00:05.123Z" → "01-02 10:00:05": runs of one night differ in minutes.
+    let labels: Vec<String> = runs
+        .iter()
+        .map(|r| r["finished_at"].as_str().unwrap_or("").chars().skip(5).take(14).collect::<String>().replace('T', " "))
+        .collect();
     let _ = writeln!(h, "<p class=\"muted\">the last {} run(s) of history.jsonl, oldest on the left</p>", runs.len());
     h.push_str("<h3>Figures (s)</h3>\n");
     if figures.is_empty() {
@@ -386,12 +394,19 @@ fn chart(series: &[Series], labels: &[String], failed: &[usize]) -> String {
     let every = n.div_ceil(6).max(1);
     for (i, l) in labels.iter().enumerate() {
         if i % every == 0 || i + 1 == labels.len() {
+            // The outermost labels are anchored inwards, so they are not cut off.
+            let anchor = match i {
+                _ if n == 1 => "middle",
+                0 => "start",
+                _ if i + 1 == n => "end",
+                _ => "middle",
+            };
             let _ = writeln!(
                 s,
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>",
                 x(i),
                 height - bottom + 16.0,
-                esc(&l.replace('T', " "))
+                esc(l)
             );
         }
     }
@@ -422,6 +437,9 @@ fn chart(series: &[Series], labels: &[String], failed: &[usize]) -> String {
     s.push_str("</svg>\n<div class=\"legend\">");
     for (k, (name, _)) in series.iter().enumerate() {
         let _ = write!(s, "<span><i style=\"background:{}\"></i>{}</span>", PALETTE[k % PALETTE.len()], esc(name));
+    }
+    if !failed.is_empty() {
+        s.push_str("<span><i style=\"background:#d23a3a\"></i>a failed run</span>");
     }
     s.push_str("</div>\n");
     s
@@ -536,7 +554,8 @@ mod tests {
         assert_eq!(html.matches("<title>S / web: fault to switch: ").count(), 3);
         assert_eq!(html.matches("<title>wall time: ").count(), 3);
         assert_eq!(html.matches("class=\"failed-run\"").count(), 1);
-        assert!(html.contains("<title>S / other: 0.500 s (2026-01-02T10:00)</title>"));
+        assert!(html.contains("<title>S / other: 0.500 s (01-02 10:00:00)</title>"), "{html}");
+        assert!(html.contains("a failed run"));
     }
 
     #[test]
