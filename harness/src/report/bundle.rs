@@ -65,6 +65,11 @@ static CLAIMED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
 /// `reports` (only directories [`is_bundle`] recognises), so what is there belongs to this run.
 pub fn begin_run(reports: &Path) {
     CLAIMED.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    remove_old(reports);
+}
+
+/// Removes the bundles in `reports` (and nothing else).
+fn remove_old(reports: &Path) {
     let Ok(entries) = std::fs::read_dir(reports) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
@@ -451,6 +456,20 @@ mod tests {
         assert_eq!(slug("???"), "scenario");
         assert!(slug(&"a b ".repeat(50)).len() <= 60);
         assert!(!slug(&"ab ".repeat(30)).ends_with('-'));
+    }
+
+    #[test]
+    fn old_bundles_are_removed_and_nothing_else() {
+        let reports = std::env::temp_dir().join(format!("hadrill-old-{}", uuid::Uuid::new_v4().simple()));
+        let (old, other) = (reports.join("old-scenario"), reports.join("keep"));
+        std::fs::create_dir_all(&old).unwrap();
+        std::fs::create_dir_all(&other).unwrap();
+        std::fs::write(old.join("README.txt"), format!("{README_HEADER}\n")).unwrap();
+        std::fs::write(other.join("README.txt"), "someone else's\n").unwrap();
+        std::fs::write(reports.join("junit.xml"), "<testsuites/>").unwrap();
+        remove_old(&reports);
+        assert!(!old.exists() && other.exists() && reports.join("junit.xml").exists());
+        std::fs::remove_dir_all(&reports).unwrap();
     }
 
     #[test]
