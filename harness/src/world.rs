@@ -71,6 +71,9 @@ pub struct HadrillWorld {
     pub fault_pods: Vec<String>,
     /// The HA services the scenario set up, by name.
     pub ha_services: Vec<String>,
+    /// Background history of the namespace's Services, Endpoints and Events (for the failure
+    /// bundle). Declared before the cluster, so its watches stop before the cluster does.
+    pub recorder: Option<crate::probes::recorder::Recorder>,
     /// The embedded cluster, when the scenario started one.
     pub sim: Option<sim::Sim>,
     /// A client for the scenario's cluster.
@@ -122,6 +125,7 @@ impl HadrillWorld {
             started: Instant::now(),
             marks: Vec::new(),
             link_gaps: Vec::new(),
+            recorder: None,
         }
     }
 

@@ -1,8 +1,12 @@
 //! The feature runner and its reports: the console, `reports/junit.xml` (cucumber's JUnit
 //! writer) and `reports/features.log` (the same human-readable transcript as the console,
-//! without colours), `reports/metrics.json` and `reports/history.jsonl` ([`metrics`]). Before anything runs, every step is checked to resolve ([`check`]).
+//! without colours), `reports/metrics.json` and `reports/history.jsonl` ([`metrics`]),
+//! `reports/index.html` ([`html`]) and a failure bundle per failed scenario ([`bundle`]).
+//! Before anything runs, every step is checked to resolve ([`check`]).
 
+pub mod bundle;
 pub mod check;
+pub mod html;
 pub mod metrics;
 
 use std::fs::File;
@@ -70,6 +74,10 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let junit = File::create(dir.join("junit.xml")).context("creating reports/junit.xml")?;
     let log = File::create(dir.join("features.log")).context("creating reports/features.log")?;
+    // What earlier runs left behind in this process or directory is not this run's.
+    metrics::take();
+    bundle::begin_run(&dir);
+    let bundles = dir.clone();
     let started = Instant::now();
     let selected: Vec<PathBuf> = files.iter().filter_map(|f| f.canonicalize().ok()).collect();
     let root = common_dir(&selected).context("locating the feature files")?;
@@ -83,7 +91,9 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
         )
         .fail_on_skipped()
         .max_concurrent_scenarios(concurrency())
-        .after(metrics::after_scenario);
+        .after(move |feature, rule, scenario, finished, world| {
+            metrics::after_scenario(bundles.clone(), feature, rule, scenario, finished, world)
+        });
     // Without an explicit CLI, cucumber would parse the process arguments (hadrill's own).
     let cucumber =
         if opts.cucumber_cli { cucumber.with_default_cli() } else { cucumber.with_cli(cucumber::cli::Opts::default()) };
@@ -109,14 +119,24 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     let result = cucumber.filter_run(root, filter).await;
     let passed = !cucumber::writer::Stats::execution_has_failed(&result);
     let wall = started.elapsed().as_secs_f64();
-    metrics::write(&dir, &metrics::take(), wall, passed)?;
+    let records = metrics::take();
+    metrics::write(&dir, &records, wall, passed)?;
+    let page = html::render(&records, &metrics::read_history(&dir), wall, passed);
+    let index = dir.join("index.html");
+    std::fs::write(&index, page).with_context(|| format!("writing {}", index.display()))?;
     println!(
-        "feature suite {} in {wall:.1} s; reports: {}, {}, {}",
+        "feature suite {} in {wall:.1} s; reports: {}, {}, {}, {}",
         if passed { "passed" } else { "FAILED" },
+        index.display(),
         dir.join("junit.xml").display(),
         dir.join("features.log").display(),
         dir.join("metrics.json").display()
     );
+    for r in &records {
+        if let Some(b) = &r.bundle {
+            println!("  failure bundle of {:?}: {}", r.scenario, dir.join(b).display());
+        }
+    }
     Ok(passed)
 }
 

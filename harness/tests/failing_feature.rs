@@ -1,0 +1,54 @@
+//! A deliberately failing feature (tests/fixtures/failing/): the run must exit non-zero and
+//! leave the failure, its figures and the failure bundle in every report.
+
+use std::path::{Path, PathBuf};
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn a_failing_feature_reports_its_failure_figures_and_bundle() {
+    let reports = std::env::temp_dir().join(format!("hadrill-failing-{}", uuid::Uuid::new_v4().simple()));
+    // SAFETY: the only test of this binary, and no other thread runs yet.
+    unsafe { std::env::set_var("HADRILL_REPORTS", &reports) };
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/failing");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let opts = hadrill::report::RunOptions { features: vec![fixture], ..Default::default() };
+    let passed = rt.block_on(hadrill::report::run_features(opts)).unwrap();
+    assert!(!passed, "the run must fail (exit non-zero)");
+
+    let junit = read(&reports.join("junit.xml"));
+    assert!(junit.contains("<failure"), "{junit}");
+    assert!(junit.contains("web failed over after"), "the measured time is in the failure message: {junit}");
+
+    let metrics: serde_json::Value = serde_json::from_str(&read(&reports.join("metrics.json"))).unwrap();
+    let scenario = &metrics["scenarios"][0];
+    assert_eq!(scenario["passed"], false);
+    let figures = scenario["figures"].as_array().expect("figures");
+    let figure = figures.iter().find(|f| f["name"] == "web: fault to switch").expect("the late switch is measured");
+    assert_eq!(figure["deadline"], 1.0);
+    assert!(figure["seconds"].as_f64().unwrap() >= 2.0, "{figure}");
+    let bundle = scenario["bundle"].as_str().expect("a bundle is recorded");
+    assert!(bundle.starts_with("a-switch-two-seconds-after-the-fault"), "{bundle}");
+
+    let index = read(&reports.join("index.html"));
+    assert!(index.contains("<article class=\"card fail\""), "{index}");
+    assert!(index.contains("web failed over after"), "{index}");
+    assert!(index.contains("<tr class=\"over\"><td>web: fault to switch</td>"), "{index}");
+    assert!(index.contains(&format!("<a href=\"{bundle}/README.txt\">")), "{index}");
+    assert!(index.contains("<g class=\"mark fault\"") && index.contains("<g class=\"mark switched\""), "{index}");
+
+    let dir = reports.join(bundle);
+    let pods = read(&dir.join("pods.txt"));
+    assert!(pods.contains("pod web-standby-"), "{pods}");
+    assert!(!read(&dir.join("events.txt")).contains("(no events)"));
+    let logs: Vec<_> = std::fs::read_dir(dir.join("logs")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(logs.iter().any(|n| n.to_string_lossy().starts_with("web-standby-")), "{logs:?}");
+    let readme = read(&dir.join("README.txt"));
+    assert!(readme.contains("web: fault to switch: ") && readme.contains("(deadline 1 s)"), "{readme}");
+    assert!(read(&dir.join("services.yaml")).contains("side: standby"));
+    assert!(dir.join("chaos.yaml").is_file() && dir.join("timeline.json").is_file());
+
+    std::fs::remove_dir_all(&reports).unwrap();
+}
