@@ -49,7 +49,9 @@ pub async fn reconcile(service: Arc<Service>, scope: Arc<Scope>) -> Result<Actio
         result = match api.get_opt(&service.name_any()).await {
             Ok(Some(fresh)) => evaluate(&fresh, &scope).await,
             Ok(None) => Ok(Action::await_change()),
-            Err(source) => Err(Error::Api { context: format!("re-reading Service {ns}/{}", service.name_any()), source }),
+            Err(source) => {
+                Err(Error::Api { context: format!("re-reading Service {ns}/{}", service.name_any()), source })
+            }
         };
     }
     scope.shared.metrics.reconciled(started.elapsed(), result.is_ok());

@@ -23,6 +23,7 @@ async fn embedded_cluster(world: &mut HadrillWorld, nodes: usize) -> anyhow::Res
     let client = sim.client()?;
     world.run_id = crate::cluster::embedded::run_id();
     world.namespace = crate::cluster::embedded::create_namespace(&client, &world.run_id).await?;
+    world.recorder = Some(crate::probes::recorder::Recorder::start(client.clone(), &world.namespace));
     world.client = Some(client);
     world.sim = Some(sim);
     Ok(())

@@ -146,6 +146,8 @@ async fn fails_over(world: &mut HadrillWorld, name: String, seconds: u64) -> any
         ha_pair::selected_side(&n, s) == Some(Side::Standby)
     });
     // Wait past the deadline (bounded) so a late switch is still measured and reported.
+    let what = format!("{name} to fail over");
+    let wait = crate::probes::progress::waiting(&what, wait);
     let waited = tokio::time::timeout(deadline * 3 + Duration::from_secs(5), wait).await;
     let took = start.elapsed();
     match waited {
