@@ -38,6 +38,8 @@ async fn every_primary_pod_killed_switches_to_the_standby() {
     let n = note(&e);
     assert!(n.starts_with(&format!("{} unhealthy (", pair.reference(Side::Primary))), "{n}");
     assert!(n.ends_with(&format!("switched to {}", pair.reference(Side::Standby))), "{n}");
+    let metrics = cluster.metrics(cluster.leader()).await;
+    assert!(metrics.lines().any(|l| l == "hadrill_reconcile_errors_total 0"), "no failed reconcile: {metrics}");
     let routed = pair.until_served_by(Side::Standby).await;
     println!(
         "all {REPLICAS} primary pods killed: switch seen {} after the kill, new connections on the standby {} later",
