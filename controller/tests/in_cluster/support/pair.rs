@@ -127,8 +127,9 @@ impl Pair {
             "ports": [{"name": "http", "containerPort": PORT}],
         });
         if self.spec.kubelet_probes {
-            container["readinessProbe"] =
-                json!({"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 1, "failureThreshold": 1});
+            // Lenient enough that a stalled (slow) process on a loaded machine stays Ready.
+            container["readinessProbe"] = json!({"httpGet": {"path": "/readyz", "port": "http"},
+                "periodSeconds": 1, "timeoutSeconds": 2, "failureThreshold": 2});
         }
         serde_json::from_value(json!({
             "metadata": {"name": self.workload(side), "labels": labels},
