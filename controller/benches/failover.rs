@@ -46,8 +46,24 @@ fn status(ready: bool) -> Value {
             "state": {"running": {}}}]}})
 }
 
-/// What the Service watch reports: name → the `app` its selector selects.
-type Switches = mpsc::UnboundedReceiver<(String, String, Option<String>)>;
+/// What the Service watch reports: (name, the `app` its selector selects, `active`). The
+/// watch stops with it (not when its cluster is gone, where it would retry forever).
+struct Switches {
+    rx: mpsc::UnboundedReceiver<(String, String, Option<String>)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Switches {
+    async fn recv(&mut self) -> Option<(String, String, Option<String>)> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Switches {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
 
 struct Bench {
     sim: Sim,
@@ -93,7 +109,7 @@ impl Bench {
     fn watch(&self) -> Switches {
         let (tx, rx) = mpsc::unbounded_channel();
         let services: Api<Service> = Api::namespaced(self.admin.clone(), "default");
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             // A watch error (a relist, a closed connection) is reported and recovered from
             // with back-off; ending the loop on it would look like a stalled controller.
             let stream = watcher(services, watcher::Config::default()).default_backoff().applied_objects();
@@ -113,7 +129,7 @@ impl Bench {
                 }
             }
         });
-        rx
+        Switches { rx, task }
     }
 
     async fn fail(&self, i: usize) {

@@ -48,7 +48,7 @@ pub const PROBE_THRESHOLD: u32 = 3;
 pub fn black_box_detection() -> Duration {
     PROBE_PERIOD.max(PROBE_TIMEOUT) * PROBE_THRESHOLD
 }
-/// Lease duration (whole seconds): how long a follower waits for a dead leader at most.
+/// Lease duration (whole seconds): how long a dead leader's Lease stays valid after its last renewal.
 pub const LEASE_DURATION: Duration = Duration::from_secs(2);
 
 /// Flags every test's controller gets on top of the manifest's: no dwell (every decision
