@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use hadrill_controller::annotations::{ACTIVE, PRIMARY, STANDBY};
 use hadrill_controller::{Instance, Settings};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
@@ -46,8 +46,24 @@ fn status(ready: bool) -> Value {
             "state": {"running": {}}}]}})
 }
 
-/// What the Service watch reports: name → the `app` its selector selects.
-type Switches = mpsc::UnboundedReceiver<(String, String, Option<String>)>;
+/// What the Service watch reports: (name, the `app` its selector selects, `active`). The
+/// watch stops with it (not when its cluster is gone, where it would retry forever).
+struct Switches {
+    rx: mpsc::UnboundedReceiver<(String, String, Option<String>)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Switches {
+    async fn recv(&mut self) -> Option<(String, String, Option<String>)> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Switches {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
 
 struct Bench {
     sim: Sim,
@@ -57,7 +73,15 @@ struct Bench {
 impl Bench {
     async fn start() -> Bench {
         sim::install_crypto_provider();
-        let sim = Sim::start(SimConfig { nodes: 2, ..Default::default() }).await.expect("embedded cluster");
+        // No kubelets, scheduler, workload controllers or node lifecycle: the bench creates the
+        // pods and writes pod and node status itself (as the e2e tests do), so only the
+        // controller reacts to a fault. (With node lifecycle on, nodes without a kubelet go
+        // Unknown after the startup grace, which building the fleet outlasts.)
+        let mut config = SimConfig { nodes: 2, workload_controllers: false, ..Default::default() };
+        config.kubelet.enabled = false;
+        config.scheduler.enabled = false;
+        config.node_lifecycle.enabled = false;
+        let sim = Sim::start(config).await.expect("embedded cluster");
         let admin = sim.client().expect("admin client");
         let nodes: Api<Node> = Api::all(admin.clone());
         for n in ["hadrill-worker", "hadrill-worker2"] {
@@ -85,10 +109,19 @@ impl Bench {
     fn watch(&self) -> Switches {
         let (tx, rx) = mpsc::unbounded_channel();
         let services: Api<Service> = Api::namespaced(self.admin.clone(), "default");
-        tokio::spawn(async move {
-            let stream = watcher(services, watcher::Config::default()).applied_objects();
+        let task = tokio::spawn(async move {
+            // A watch error (a relist, a closed connection) is reported and recovered from
+            // with back-off; ending the loop on it would look like a stalled controller.
+            let stream = watcher(services, watcher::Config::default()).default_backoff().applied_objects();
             let mut stream = std::pin::pin!(stream);
-            while let Ok(Some(s)) = stream.try_next().await {
+            while let Some(next) = stream.next().await {
+                let s = match next {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("service watch error (recovering): {e}");
+                        continue;
+                    }
+                };
                 let app = s.spec.as_ref().and_then(|s| s.selector.as_ref()).and_then(|s| s.get("app").cloned());
                 let active = s.annotations().get(ACTIVE).cloned();
                 if tx.send((s.name_any(), app.unwrap_or_default(), active)).is_err() {
@@ -96,7 +129,7 @@ impl Bench {
                 }
             }
         });
-        rx
+        Switches { rx, task }
     }
 
     async fn fail(&self, i: usize) {
@@ -256,7 +289,8 @@ async fn burst() {
                         switched_at.entry(name).or_insert_with(|| t0.elapsed());
                     }
                 }
-                _ => panic!("service watch stalled"),
+                Ok(None) => panic!("the service watch ended"),
+                Err(_) => panic!("{} of {AT_ONCE} Services switched, none more within 120 s", switched_at.len()),
             }
         }
     };
@@ -277,8 +311,10 @@ async fn burst() {
     );
     let handle = controller.stop().await;
     let (count, sum) = handle.metrics.reconcile_totals();
+    let text = handle.metrics.encode();
+    let errors = text.lines().find_map(|l| l.strip_prefix("hadrill_reconcile_errors_total ")).unwrap_or("?");
     println!(
-        "  reconciles: {count}, mean duration {} (API calls included)",
+        "  reconciles: {count} ({errors} failed), mean duration {} (API calls included)",
         ms(Duration::from_secs_f64(sum / count.max(1) as f64))
     );
 }

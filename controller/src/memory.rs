@@ -19,6 +19,17 @@ pub struct Applied {
     pub switched_at_raw: Option<String>,
     /// `spec.selector` as written.
     pub selector: BTreeMap<String, String>,
+    /// The resourceVersion of the Service the write was decided from, when the write changed
+    /// it (a new resourceVersion came back).
+    pub decided_from: Option<String>,
+}
+
+impl Applied {
+    /// Whether `store_version` (the resourceVersion in the reflector store) is still the one
+    /// this write was decided from: the store has not seen the controller's own write yet.
+    pub fn awaited_by(&self, store_version: Option<&str>) -> bool {
+        self.decided_from.is_some() && self.decided_from.as_deref() == store_version
+    }
 }
 
 /// Per-Service memory.
@@ -32,4 +43,27 @@ pub struct ServiceMemory {
     pub last_notice: Option<(String, String)>,
     /// The last status written.
     pub applied: Option<Applied>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(decided_from: Option<&str>) -> Applied {
+        Applied {
+            active: Some(Side::Standby),
+            switched_at: None,
+            switched_at_raw: None,
+            selector: BTreeMap::new(),
+            decided_from: decided_from.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_store_still_at_the_version_a_write_was_decided_from_lags() {
+        assert!(applied(Some("41")).awaited_by(Some("41")), "the store has not seen the write");
+        assert!(!applied(Some("41")).awaited_by(Some("42")), "the store caught up (or someone else wrote)");
+        assert!(!applied(None).awaited_by(Some("41")), "a write that changed nothing is never awaited");
+        assert!(!applied(None).awaited_by(None));
+    }
 }

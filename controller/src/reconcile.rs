@@ -33,6 +33,10 @@ pub enum Error {
     },
 }
 
+/// Safety net for a reconcile skipped while the store lags behind the controller's own write
+/// (the write's watch event normally reconciles sooner).
+const STORE_LAG_RETRY: Duration = Duration::from_millis(200);
+
 /// Reconciles one Service (the kube-runtime reconciler).
 pub async fn reconcile(service: Arc<Service>, scope: Arc<Scope>) -> Result<Action, Error> {
     let started = Instant::now();
@@ -155,6 +159,13 @@ async fn evaluate(service: &Service, scope: &Scope) -> Result<Action, Error> {
     }
     let ns = service.namespace().unwrap_or_default();
     let applied = shared.with_memory(&key, |m| m.applied.clone());
+    if applied.as_ref().is_some_and(|a| a.awaited_by(service.metadata.resource_version.as_deref())) {
+        // The store has not seen this controller's own last write yet (a pod event came
+        // first): deciding from it would redo or undo that write, and applying with its
+        // resourceVersion would only get a 409. The write's watch event reconciles again.
+        tracing::debug!(service = %key, "waiting for the store to see the last write");
+        return Ok(Action::requeue(STORE_LAG_RETRY));
+    }
     let live = live(service, applied.as_ref());
     let resolved = match resolve(service, scope, &ns) {
         Ok(r) => r,
@@ -295,7 +306,9 @@ async fn write(
     let written = act::apply(&scope.shared.client, service, &desired)
         .await
         .map_err(|source| Error::Api { context: format!("updating Service {key}"), source })?;
+    let changed = written.metadata.resource_version != service.metadata.resource_version;
     let applied = Applied {
+        decided_from: if changed { service.metadata.resource_version.clone() } else { None },
         active: desired.active,
         switched_at: desired.switched_at.as_deref().and_then(|t| t.parse().ok()),
         switched_at_raw: desired.switched_at,
