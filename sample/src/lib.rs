@@ -2,6 +2,12 @@
 //!
 //! - [`propagation`]: W3C and SkyWalking trace context over HTTP headers.
 //! - [`ids`]: trace and span ids.
+//! - [`telemetry`]: spans and their OTLP/HTTP export.
+//! - [`serve`]: the `serve` subcommand, one service of the call chain.
+//! - [`target`]: a URL or a Service name (resolved from Kubernetes service variables).
 
 pub mod ids;
 pub mod propagation;
+pub mod serve;
+pub mod target;
+pub mod telemetry;
