@@ -18,6 +18,7 @@ use hadrill_sample::propagation::Format;
 use hadrill_sample::serve::{ServeConfig, Server};
 use hadrill_sample::target::Target;
 use hadrill_sample::telemetry::export::ExportConfig;
+use hadrill_sample::vehicles::{FormatMix, Vehicles, VehiclesConfig};
 
 #[derive(Parser)]
 #[command(name = "hadrill-sample", about = "hadrill's sample services and vehicle traffic")]
@@ -30,6 +31,84 @@ struct Cli {
 enum Command {
     /// Serve one service of the call chain.
     Serve(ServeArgs),
+    /// Simulate vehicles sending heartbeats, with a results API.
+    Vehicles(VehiclesArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MixArg {
+    W3c,
+    Sw8,
+    Mixed,
+}
+
+#[derive(clap::Args)]
+struct VehiclesArgs {
+    /// Where heartbeats go: a URL, or a Service name resolved from `<NAME>_SERVICE_HOST/_PORT`
+    /// (else used as a DNS name).
+    #[arg(long, env = "VEHICLES_TARGET")]
+    target: String,
+    /// Number of vehicles.
+    #[arg(long, default_value_t = 10)]
+    count: usize,
+    /// Time between heartbeats of one vehicle.
+    #[arg(long, default_value = "200ms", value_parser = humantime::parse_duration)]
+    interval: Duration,
+    /// Time allowed for one heartbeat.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Results API: `host:port`, or `:port` on `$POD_IP`.
+    #[arg(long, default_value = ":8081")]
+    listen: String,
+    /// Trace propagation format: w3c, sw8, or mixed (alternating per vehicle).
+    #[arg(long, value_enum, default_value = "w3c")]
+    format: MixArg,
+    /// Vehicle ids are PREFIX-0, PREFIX-1, ... (give each vehicles pod its own prefix).
+    #[arg(long, default_value = "v")]
+    id_prefix: String,
+    /// Reuse connections between heartbeats (default: a new connection per heartbeat).
+    #[arg(long)]
+    keep_alive: bool,
+    /// Heartbeats kept for `GET /heartbeats`.
+    #[arg(long, default_value_t = 200_000)]
+    max_records: usize,
+}
+
+async fn vehicles(args: VehiclesArgs) -> anyhow::Result<()> {
+    let target = Target::from_env(&args.target)?;
+    let cfg = VehiclesConfig {
+        pod: pod_name("vehicles"),
+        target,
+        count: args.count,
+        interval: args.interval,
+        timeout: args.timeout,
+        listen: listen_addr(&args.listen)?,
+        format: match args.format {
+            MixArg::W3c => FormatMix::W3c,
+            MixArg::Sw8 => FormatMix::Sw8,
+            MixArg::Mixed => FormatMix::Mixed,
+        },
+        id_prefix: args.id_prefix,
+        keep_alive: args.keep_alive,
+        max_records: args.max_records,
+    };
+    let export = ExportConfig::from_env()?;
+    let summary = format!(
+        "hadrill-sample vehicles ({}): {} vehicles -> {} every {:?} (timeout {:?}) otlp={}",
+        cfg.pod,
+        cfg.count,
+        cfg.target,
+        cfg.interval,
+        cfg.timeout,
+        export.endpoint.as_deref().unwrap_or("-"),
+    );
+    let fleet = Vehicles::start(cfg, export).await?;
+    println!("{summary}; results API on {} (pid {})", fleet.addr(), std::process::id());
+    terminated().await;
+    println!("received SIGTERM: stopping the vehicles");
+    let r = fleet.shutdown().await?;
+    println!("sent {} heartbeats, {} ok, {} failed", r.sent, r.ok, r.errors);
+    Ok(())
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -159,6 +238,7 @@ async fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(a) => serve(a).await,
+        Command::Vehicles(a) => vehicles(a).await,
     };
     if let Err(e) = result {
         eprintln!("hadrill-sample: {e:#}");

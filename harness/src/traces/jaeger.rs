@@ -109,19 +109,6 @@ fn padded(hex: &str, width: usize) -> String {
     format!("{:0>width$}", hex.to_ascii_lowercase())
 }
 
-/// Percent-encodes a query value (everything but unreserved characters).
-fn url_encode(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for b in v.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Spans of a Jaeger `/api/traces` (or `/api/traces/{id}`) response body.
 pub fn parse_traces(body: &[u8], interner: &mut Interner) -> anyhow::Result<Vec<Span>> {
     let resp: Response = serde_json::from_slice(body).context("reading a Jaeger query response")?;
@@ -186,14 +173,8 @@ impl Jaeger {
     }
 
     async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Vec<Span>> {
-        let mut url = format!("{}{path}", self.base);
-        for (i, (k, v)) in query.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            url.push_str(k);
-            url.push('=');
-            url.push_str(&url_encode(v));
-        }
-        let resp = self.http.get(&url).send().await.with_context(|| format!("GET {url}"))?;
+        let url = format!("{}{path}", self.base);
+        let resp = self.http.get(&url).query(query).send().await.with_context(|| format!("GET {url}"))?;
         let status = resp.status();
         let body = resp.bytes().await.with_context(|| format!("reading GET {url}"))?;
         if !status.is_success() {
