@@ -176,6 +176,16 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 }
 
 async fn heartbeat(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    // A caller that gives up (timeout) drops this future; the work runs in its own task so the
+    // downstream call and the spans are completed all the same (else the downstream's entry
+    // span would be left without its parent).
+    match tokio::spawn(serve_heartbeat(app, headers, body)).await {
+        Ok(r) => r,
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("heartbeat handler failed: {e}\n")).into_response(),
+    }
+}
+
+async fn serve_heartbeat(app: Arc<App>, headers: HeaderMap, body: Bytes) -> Response {
     app.counters.requests.fetch_add(1, Ordering::Relaxed);
     let start = SystemTime::now();
     let cfg = &app.cfg;
