@@ -34,11 +34,25 @@ fn ready_ips(ep: &Endpoints) -> Vec<String> {
     ep.subsets.iter().flatten().flat_map(|s| s.addresses.iter().flatten()).map(|a| a.ip.clone()).collect()
 }
 
+/// Progress on stderr, so a stalled run shows where it is.
+fn step(what: &str) {
+    eprintln!("[{:?}] {what}", SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default());
+}
+
+/// Aborts a task when dropped (a watch left open would keep the API server from stopping).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Follows the ready addresses of Service `name`'s Endpoints, with the time each set was seen.
-fn follow_endpoints(api: Api<Endpoints>, name: &str) -> watch::Receiver<(SystemTime, Vec<String>)> {
+fn follow_endpoints(api: Api<Endpoints>, name: &str) -> (watch::Receiver<(SystemTime, Vec<String>)>, AbortOnDrop) {
     let (tx, rx) = watch::channel((SystemTime::now(), Vec::new()));
     let cfg = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         let mut events = std::pin::pin!(watcher(api, cfg));
         while let Some(ev) = events.next().await {
             if let Ok(watcher::Event::Apply(ep) | watcher::Event::InitApply(ep)) = ev {
@@ -53,7 +67,7 @@ fn follow_endpoints(api: Api<Endpoints>, name: &str) -> watch::Receiver<(SystemT
             }
         }
     });
-    rx
+    (rx, AbortOnDrop(task))
 }
 
 async fn wait_ips(
@@ -95,10 +109,13 @@ async fn session_traces_continue_across_a_manual_failover_and_the_gap_matches_th
     sim::install_crypto_provider();
     let receiver = Receiver::start().await.expect("receiver");
     let sim = embedded::start(3).await.expect("embedded cluster");
+    step("cluster up");
     // A failed assertion must still stop the cluster (dropping it inside the runtime blocks).
     let outcome = AssertUnwindSafe(scenario(&sim, &receiver)).catch_unwind().await;
+    step("stopping");
     sim.stop().await;
     receiver.stop().await;
+    step("stopped");
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
@@ -118,6 +135,7 @@ async fn scenario(sim: &sim::Sim, receiver: &Receiver) {
         ..SampleApp::default()
     };
     app.create(&client, &ns).await.expect("sample app created");
+    step("sample app created");
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
     for d in ["dispatch-primary", "dispatch-standby", "planner", VEHICLES] {
         available(&deployments, d).await;
@@ -127,13 +145,14 @@ async fn scenario(sim: &sim::Sim, receiver: &Receiver) {
     let vehicles = VehiclesClient::new(&SampleApp::results_url(&vehicles_ip)).expect("client");
     let primary: Vec<(String, String)> = pod_ips(&pods, &ha_pair::selector(DISPATCH, Side::Primary)).await;
     let standby: Vec<(String, String)> = pod_ips(&pods, &ha_pair::selector(DISPATCH, Side::Standby)).await;
+    step("deployments available");
     vehicles
         .wait_until("every vehicle served 10 times by the primary", SETTLE, |r| r.vehicles.iter().all(|v| v.ok >= 10))
         .await
         .expect("traffic flows");
 
     // Kill the primary: scaled to zero, its pods get SIGTERM and leave the endpoints.
-    let mut endpoints = follow_endpoints(Api::namespaced(client.clone(), &ns), DISPATCH);
+    let (mut endpoints, _watch) = follow_endpoints(Api::namespaced(client.clone(), &ns), DISPATCH);
     let primary_ips: Vec<String> = primary.iter().map(|(_, ip)| ip.clone()).collect();
     wait_ips(&mut endpoints, "the primary serves", |ips| {
         !ips.is_empty() && ips.iter().all(|ip| primary_ips.contains(ip))
@@ -144,6 +163,7 @@ async fn scenario(sim: &sim::Sim, receiver: &Receiver) {
         .await
         .expect("scale the primary to zero");
     let down = wait_ips(&mut endpoints, "no endpoints once the primary is killed", |ips| ips.is_empty()).await;
+    step("primary killed; endpoints empty");
     tokio::time::sleep(OUTAGE).await; // the outage itself: the Service stays without endpoints
     let services: Api<Service> = Api::namespaced(client.clone(), &ns);
     services
@@ -168,6 +188,7 @@ async fn scenario(sim: &sim::Sim, receiver: &Receiver) {
         .await
         .expect("traffic flows again");
     let results = vehicles.stop().await.expect("vehicles stop");
+    step("vehicles stopped");
     let store: Arc<_> = receiver.store().clone();
     store.wait_quiet(Duration::from_millis(500), SETTLE).await.expect("exporters flushed");
 

@@ -217,9 +217,12 @@ impl Receiver {
     }
 
     /// Stops listening (the store stays readable through a clone of [`Receiver::store`]).
-    pub async fn stop(self) {
+    /// Requests in progress get 5 s to finish; kept-alive connections are then cut.
+    pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        if tokio::time::timeout(Duration::from_secs(5), &mut self.task).await.is_err() {
+            self.task.abort();
+        }
     }
 }
 
