@@ -8,7 +8,7 @@
 //! let receiver = hadrill::traces::receiver::Receiver::start().await?;
 //! // pods get OTEL_EXPORTER_OTLP_ENDPOINT = receiver.endpoint()
 //! receiver.store().wait_quiet(Duration::from_secs(1), Duration::from_secs(30)).await?;
-//! let report = hadrill::traces::checker::check(&receiver.store().spans());
+//! let report = hadrill::traces::checker::check(&receiver.store().spans(), Default::default());
 //! # Ok(()) }
 //! ```
 //!
