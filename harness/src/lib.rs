@@ -7,6 +7,8 @@
 //! - [`cluster`]: getting a cluster and applying manifests to it.
 //! - [`probes`]: observing the cluster (waits by watch, measured times).
 //! - [`report`]: the feature runner and its reports (JUnit XML and a human-readable log).
+//! - [`traces`]: the OTLP receiver, the Jaeger client and the trace continuity checker.
+//! - [`traffic`]: the sample application with vehicle traffic, and the vehicles' results client.
 
 pub mod chaos;
 pub mod cluster;
@@ -14,6 +16,8 @@ pub mod probes;
 pub mod report;
 pub mod scenarios;
 pub mod steps;
+pub mod traces;
+pub mod traffic;
 pub mod world;
 
 pub use world::HadrillWorld;
