@@ -10,7 +10,28 @@ use hadrill::chaos::model::ChaosStatus as _;
 use hadrill::scenarios::{Library, RenderOptions};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
 use serde_json::json;
+
+/// Two virtual pods (unmapped image) pinned to a node each, (re)created when a kill removed them.
+async fn ensure_pods(pods: &Api<Pod>) {
+    for (name, role, node) in [("db-0", "primary", "hadrill-worker"), ("db-1", "standby", "hadrill-worker2")] {
+        if let Some(old) = pods.get_opt(name).await.expect("get pod") {
+            if old.metadata.deletion_timestamp.is_none() {
+                continue;
+            }
+            let uid = old.metadata.uid.clone().unwrap_or_default();
+            let gone = await_condition(pods.clone(), name, conditions::is_deleted(&uid));
+            tokio::time::timeout(Duration::from_secs(30), gone).await.expect("old pod gone in time").expect("watch");
+        }
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "labels": {"app": "db", "role": role}},
+            "spec": {"nodeName": node, "containers": [{"name": "db", "image": "example/db"}]},
+        }))
+        .expect("pod");
+        pods.create(&PostParams::default(), &p).await.expect("create pod");
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_library_scenario_injects_and_recovers_against_the_engine() {
@@ -29,19 +50,11 @@ async fn every_library_scenario_injects_and_recovers_against_the_engine() {
     let run = Run::new(client.clone(), &dir, None).expect("run");
     run.create_namespace("e2e").await.expect("namespace");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "e2e");
-    // Virtual pods (unmapped image) pinned to a node each: the engine acts on their status.
-    for (name, role, node) in [("db-0", "primary", "hadrill-worker"), ("db-1", "standby", "hadrill-worker2")] {
-        let p: Pod = serde_json::from_value(json!({
-            "metadata": {"name": name, "labels": {"app": "db", "role": role}},
-            "spec": {"nodeName": node, "containers": [{"name": "db", "image": "example/db"}]},
-        }))
-        .expect("pod");
-        pods.create(&PostParams::default(), &p).await.expect("create pod");
-    }
     let library = Library::builtin().expect("library");
     let mut seen = Vec::new();
     for scenario in library.scenarios() {
         let name = scenario.name.as_str();
+        ensure_pods(&pods).await;
         let network = name.contains("network") || name.contains("partition");
         if network && iptables.is_err() {
             continue;
