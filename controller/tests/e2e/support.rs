@@ -333,7 +333,11 @@ pub async fn apply_manifests(admin: &Client) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/controller");
     let mut files: Vec<_> = std::fs::read_dir(dir).expect("deploy/controller").flatten().map(|e| e.path()).collect();
     files.sort();
-    for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
+    // The kustomization lists the manifests; it is not one itself.
+    let manifest = |f: &&std::path::PathBuf| {
+        f.extension().is_some_and(|e| e == "yaml") && f.file_name().is_none_or(|n| n != "kustomization.yaml")
+    };
+    for file in files.iter().filter(manifest) {
         let text = std::fs::read_to_string(file).expect("manifest");
         for doc in text.split("\n---").filter(|d| d.lines().any(|l| !l.trim().is_empty() && !l.starts_with('#'))) {
             let obj: DynamicObject = serde_saphyr::from_str(doc).expect("manifest parses");

@@ -236,7 +236,10 @@ fn manifests() -> Vec<(PathBuf, Value)> {
         .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        // The kustomization lists the manifests; it is not one itself.
+        .filter(|p| {
+            p.extension().is_some_and(|e| e == "yaml") && p.file_name().is_none_or(|n| n != "kustomization.yaml")
+        })
         .collect();
     files.sort();
     let mut out = Vec::new();
