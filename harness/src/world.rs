@@ -129,6 +129,20 @@ impl HadrillWorld {
         }
     }
 
+    /// The one HA service the scenario set up (steps that take no name act on it).
+    pub fn ha_service(&self) -> anyhow::Result<&str> {
+        match self.ha_services.as_slice() {
+            [one] => Ok(one.as_str()),
+            [] => anyhow::bail!(
+                "no HA service yet: add `Given an HA service \"NAME\" with a primary and a standby deployment of N replicas`"
+            ),
+            many => anyhow::bail!(
+                "several HA services ({}): name the service, or set the scenario's parameters with `injected with \"name=value\"`",
+                many.join(", ")
+            ),
+        }
+    }
+
     /// Seconds from the scenario's start to `at`.
     pub fn offset(&self, at: Instant) -> f64 {
         at.saturating_duration_since(self.started).as_secs_f64()

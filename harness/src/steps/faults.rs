@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use cucumber::{then, when};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
@@ -49,20 +49,6 @@ fn chaos_run(world: &mut HadrillWorld) -> anyhow::Result<&Run> {
     world.chaos_run.as_ref().context("the chaos run")
 }
 
-/// The one HA service the scenario set up (parameters default to it).
-fn ha_service(world: &HadrillWorld) -> anyhow::Result<&str> {
-    match world.ha_services.as_slice() {
-        [one] => Ok(one.as_str()),
-        [] => bail!(
-            "no HA service yet: add `Given an HA service \"NAME\" with a primary and a standby deployment of N replicas`"
-        ),
-        many => bail!(
-            "several HA services ({}): set the scenario's parameters explicitly with `injected with \"name=value\"`",
-            many.join(", ")
-        ),
-    }
-}
-
 fn label_text(name: &str, side: Side) -> String {
     ha_pair::selector(name, side)
 }
@@ -70,11 +56,11 @@ fn label_text(name: &str, side: Side) -> String {
 /// Fills a parameter the feature did not set from the scenario's context.
 async fn context_value(world: &HadrillWorld, param: &str) -> anyhow::Result<Option<String>> {
     Ok(match param {
-        "primary" => Some(label_text(ha_service(world)?, Side::Primary)),
-        "standby" => Some(label_text(ha_service(world)?, Side::Standby)),
-        "app" => Some(format!("app={}", ha_service(world)?)),
+        "primary" => Some(label_text(world.ha_service()?, Side::Primary)),
+        "standby" => Some(label_text(world.ha_service()?, Side::Standby)),
+        "app" => Some(format!("app={}", world.ha_service()?)),
         "container" => Some(ha_pair::CONTAINER.to_string()),
-        "node" => Some(super::ha_service::node_of_primary(world, ha_service(world)?).await?),
+        "node" => Some(super::ha_service::node_of_primary(world, world.ha_service()?).await?),
         "leader_pod" => Some(leader(world).await?),
         _ => None,
     })

@@ -1,7 +1,7 @@
 //! Steps about an HA service (primary + standby + Service): setting it up, the faults that
 //! hit it directly, and the deadlines its failover is held to.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use cucumber::{given, then, when};
@@ -140,25 +140,36 @@ async fn scaled(world: &mut HadrillWorld, side: String, name: String, replicas: 
 async fn fails_over(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::Result<()> {
     let start = world.fault_at.context("no fault was injected before this step")?;
     let deadline = Duration::from_secs(seconds);
-    let services = world.api::<Service>()?;
-    let n = name.clone();
-    let wait = until(&services, &name, "the switch to the standby", move |s: &Service| {
-        ha_pair::selected_side(&n, s) == Some(Side::Standby)
-    });
     // Wait past the deadline (bounded) so a late switch is still measured and reported.
-    let what = format!("{name} to fail over");
-    let wait = crate::probes::progress::waiting(&what, wait);
-    let waited = tokio::time::timeout(deadline * 3 + Duration::from_secs(5), wait).await;
-    let took = start.elapsed();
-    match waited {
-        Ok(Ok(_)) => {
-            world.mark(start + took, MarkKind::Switched, format!("{name} switched to the standby"));
-            world.figure(format!("{name}: fault to switch"), took.as_secs_f64(), Some(seconds as f64));
-            ensure!(took <= deadline, "{name} failed over after {took:.3?}, deadline {seconds} s");
-            Ok(())
-        }
+    let limit = deadline * 3 + Duration::from_secs(5);
+    let Some(took) = await_side(world, &name, Side::Standby, start, limit, "fail over").await? else {
+        bail!("{name} did not fail over within {:.1?} (deadline {seconds} s)", start.elapsed());
+    };
+    world.mark(start + took, MarkKind::Switched, format!("{name} switched to the standby"));
+    world.figure(format!("{name}: fault to switch"), took.as_secs_f64(), Some(seconds as f64));
+    ensure!(took <= deadline, "{name} failed over after {took:.3?}, deadline {seconds} s");
+    Ok(())
+}
+
+/// Waits by watch (printing progress) until Service `name` selects `side`, at most `limit`;
+/// returns the time since `from`, or `None` when the limit ran out.
+async fn await_side(
+    world: &HadrillWorld,
+    name: &str,
+    side: Side,
+    from: Instant,
+    limit: Duration,
+    verb: &str,
+) -> anyhow::Result<Option<Duration>> {
+    let services = world.api::<Service>()?;
+    let n = name.to_string();
+    let what = format!("the switch to the {}", side.as_str());
+    let wait = until(&services, name, &what, move |s: &Service| ha_pair::selected_side(&n, s) == Some(side));
+    let progress = format!("{name} to {verb}");
+    match tokio::time::timeout(limit, crate::probes::progress::waiting(&progress, wait)).await {
+        Ok(Ok(_)) => Ok(Some(from.elapsed())),
         Ok(Err(e)) => Err(e),
-        Err(_) => bail!("{name} did not fail over within {took:.1?} (deadline {seconds} s)"),
+        Err(_) => Ok(None),
     }
 }
 
@@ -224,21 +235,12 @@ async fn fails_back(world: &mut HadrillWorld, name: String, seconds: u64) -> any
         .map(|m| world.started + Duration::from_secs_f64(m.at))
         .context("no switch to the standby was observed before this step")?;
     let deadline = Duration::from_secs(seconds);
-    let services = world.api::<Service>()?;
-    let n = name.clone();
-    let wait = until(&services, &name, "the switch back to the primary", move |s: &Service| {
-        ha_pair::selected_side(&n, s) == Some(Side::Primary)
-    });
-    let waited = tokio::time::timeout(deadline * 2 + Duration::from_secs(5), wait).await;
-    let took = switched.elapsed();
-    match waited {
-        Ok(Ok(_)) => {
-            world.mark(switched + took, MarkKind::Switched, format!("{name} failed back to the primary"));
-            world.figure(format!("{name}: switch to failback"), took.as_secs_f64(), Some(seconds as f64));
-            ensure!(took <= deadline, "{name} failed back after {took:.3?}, deadline {seconds} s");
-            Ok(())
-        }
-        Ok(Err(e)) => Err(e),
-        Err(_) => bail!("{name} did not fail back within {took:.1?} (deadline {seconds} s)"),
-    }
+    let limit = deadline * 2 + Duration::from_secs(5);
+    let Some(took) = await_side(world, &name, Side::Primary, switched, limit, "fail back").await? else {
+        bail!("{name} did not fail back within {:.1?} (deadline {seconds} s)", switched.elapsed());
+    };
+    world.mark(switched + took, MarkKind::Switched, format!("{name} failed back to the primary"));
+    world.figure(format!("{name}: switch to failback"), took.as_secs_f64(), Some(seconds as f64));
+    ensure!(took <= deadline, "{name} failed back after {took:.3?}, deadline {seconds} s");
+    Ok(())
 }

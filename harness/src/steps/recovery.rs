@@ -91,20 +91,6 @@ async fn standby_serving(world: &HadrillWorld, name: &str, limit: Duration) -> a
     }
 }
 
-/// Pod names of the last fault: the pods killed by a step or recorded by the chaos object.
-fn fault_pods(world: &HadrillWorld) -> Vec<String> {
-    world.fault_pods.clone()
-}
-
-/// The one HA service of the scenario.
-fn the_service(world: &HadrillWorld) -> anyhow::Result<String> {
-    match world.ha_services.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => bail!("no HA service in this scenario"),
-        many => bail!("several HA services ({}): this step needs exactly one", many.join(", ")),
-    }
-}
-
 /// Parses `1 min`, `90 s`, `5 min`, `2 h`.
 fn parse_span(text: &str) -> anyhow::Result<Duration> {
     let text = text.trim();
@@ -142,9 +128,9 @@ async fn one_five_ten(
     let detect = parse_span(&format!("{dn} {du}"))?;
     let locate = parse_span(&format!("{ln} {lu}"))?;
     let recover = parse_span(&format!("{rn} {ru}"))?;
-    let name = the_service(world)?;
+    let name = world.ha_service()?.to_string();
     let fault = world.fault_at.context("no fault was injected before this step")?;
-    let pods = fault_pods(world);
+    let pods = world.fault_pods.clone();
     ensure!(!pods.is_empty(), "the fault recorded no pods, so 'located' cannot be judged");
 
     let (detected, first) = first_event(world, &name, detect, "detection", |_| true).await?;
@@ -184,8 +170,8 @@ fn reason(e: &Event) -> String {
 /// (so an operator finds the cause with `kubectl describe service`).
 #[then(expr = "the controller reports the cause naming the dead pods")]
 async fn reports_cause(world: &mut HadrillWorld) -> anyhow::Result<()> {
-    let name = the_service(world)?;
-    let pods = fault_pods(world);
+    let name = world.ha_service()?.to_string();
+    let pods = world.fault_pods.clone();
     ensure!(!pods.is_empty(), "the fault recorded no pods");
     let names = pods.clone();
     let (at, event) = first_event(world, &name, crate::cluster::embedded::SETTLE, "the cause", move |e| {
