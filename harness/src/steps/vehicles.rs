@@ -105,8 +105,7 @@ fn last_disruption_ms(world: &HadrillWorld) -> Option<u64> {
 
 /// Per vehicle: whether it has been served [`RECOVERED_AFTER`] times in a row since `since_ms`,
 /// and how long it has had no link now (ms, 0 if its last heartbeat was served).
-fn link_state(r: &Results, since_ms: u64, interval_ms: u64) -> Vec<(String, bool, u64)> {
-    let now = unix_ms_now();
+fn link_state(r: &Results, since_ms: u64, interval_ms: u64, now: u64) -> Vec<(String, bool, u64)> {
     r.vehicles
         .iter()
         .map(|v| {
@@ -139,15 +138,16 @@ async fn no_link_loss(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<
     let give_up = Instant::now() + Duration::from_millis(limit_ms) + SETTLE;
     let results = loop {
         let r = fleet.results().await?;
-        let state = link_state(&r, since, interval_ms);
+        let state = link_state(&r, since, interval_ms, unix_ms_now());
         if let Some((v, _, open)) = state.iter().filter(|(_, _, open)| *open > limit_ms).max_by_key(|s| s.2) {
-            record_gaps(world, &r);
+            record_gaps(world, &r, false);
             bail!("vehicle {v} has had no link for {:.1} s (limit {seconds} s)", *open as f64 / 1000.0);
         }
         if state.iter().all(|(_, back, _)| *back) || fleet.stopped.is_some() {
             break r;
         }
         if Instant::now() >= give_up {
+            record_gaps(world, &r, false);
             let waiting: Vec<&str> = state.iter().filter(|s| !s.1).map(|s| s.0.as_str()).collect();
             bail!(
                 "vehicles {} were not served {RECOVERED_AFTER} times in a row within {:.0} s of the last fault or switch",
@@ -157,7 +157,7 @@ async fn no_link_loss(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    record_gaps(world, &results);
+    record_gaps(world, &results, true);
     let (vehicle, gap) = results.longest_gap().context("the vehicles report no gap at all")?;
     let vehicle = vehicle.to_string();
     world.figure(
@@ -183,22 +183,32 @@ async fn no_link_loss(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<
     Ok(())
 }
 
-/// Puts every vehicle's longest gap in which heartbeats failed on the timeline, and marks when
-/// traffic was back for all of them after the last fault.
-fn record_gaps(world: &mut HadrillWorld, r: &Results) {
+/// Puts every vehicle's longest gap in which heartbeats failed on the timeline (a gap still
+/// open runs to now) and, once `recovered`, marks when traffic was back for all of them after
+/// the last fault.
+fn record_gaps(world: &mut HadrillWorld, r: &Results, recovered: bool) {
+    let now = unix_ms_now();
+    let normal = 2 * r.interval_ms + r.timeout_ms;
     world.link_gaps = r
         .vehicles
         .iter()
         .filter_map(|v| {
-            let g = v.longest_gap.filter(|g| g.failed > 0)?;
+            let closed = v.longest_gap.filter(|g| g.failed > 0).map(|g| (g.from_ms, g.to_ms));
+            let open = v.served.last().map(|run| run.last_ms).filter(|last| now.saturating_sub(*last) > normal);
+            let (from, to) = match (closed, open) {
+                (Some((f, t)), Some(last)) if t - f >= now - last => (f, t),
+                (_, Some(last)) => (last, now),
+                (Some(gap), None) => gap,
+                (None, None) => return None,
+            };
             Some(LinkGap {
                 vehicle: v.id.clone(),
-                from: world.offset_of_unix_ms(g.from_ms),
-                to: world.offset_of_unix_ms(g.to_ms),
+                from: world.offset_of_unix_ms(from),
+                to: world.offset_of_unix_ms(to),
             })
         })
         .collect();
-    let Some(fault) = world.fault_at else { return };
+    let Some(fault) = world.fault_at.filter(|_| recovered) else { return };
     let fault_offset = world.offset(fault);
     let back = world
         .link_gaps
@@ -254,4 +264,44 @@ async fn traces_continuous(world: &mut HadrillWorld) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Results of vehicles whose served runs are `(first_ms, last_ms)`, interval 200 ms.
+    fn results(runs: &[&[(u64, u64)]]) -> Results {
+        let vehicles: Vec<serde_json::Value> = runs
+            .iter()
+            .enumerate()
+            .map(|(i, runs)| {
+                let served: Vec<serde_json::Value> = runs
+                    .iter()
+                    .map(|(f, l)| serde_json::json!({"side": "primary", "pods": [], "first_ms": f, "last_ms": l, "count": (l - f) / 200 + 1}))
+                    .collect();
+                serde_json::json!({"id": format!("v-{i}"), "trace_id": "00", "format": "w3c", "sent": 0, "ok": 0,
+                    "errors": 0, "timeouts": 0, "longest_gap": null, "latency": {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0},
+                    "served": served})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({"pod": "vehicles", "target": "dispatch", "running": true,
+            "interval_ms": 200, "timeout_ms": 250, "vehicles": vehicles, "sent": 0, "ok": 0, "errors": 0,
+            "latency": {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0},
+            "spans": {"queued": 0, "dropped": 0, "exported": 0, "failed": 0}}))
+        .expect("results")
+    }
+
+    #[test]
+    fn a_vehicle_is_back_after_consecutive_heartbeats_since_the_disruption() {
+        // Disruption at 10_000. v-0 never lost its link; v-1 came back at 12_000 and has
+        // three heartbeats since; v-2 came back with only two; v-3 has been cut off since 9_800.
+        let r =
+            results(&[&[(0, 10_600)], &[(0, 9_800), (12_000, 12_400)], &[(0, 9_800), (12_000, 12_200)], &[(0, 9_800)]]);
+        let state = link_state(&r, 10_000, 200, 12_500);
+        let back: Vec<bool> = state.iter().map(|s| s.1).collect();
+        assert_eq!(back, [true, true, false, false]);
+        let open: Vec<u64> = state.iter().map(|s| s.2).collect();
+        assert_eq!(open, [1_900, 0, 0, 2_700], "open gaps beyond the normal interval + timeout only");
+    }
 }

@@ -73,6 +73,14 @@ impl Sink {
         }
     }
 
+    /// The spans received so far, without waiting (for a failure bundle).
+    pub async fn spans_now(&self, service: &str, lookback: Duration) -> anyhow::Result<Vec<Span>> {
+        match self {
+            Sink::Embedded(r) => Ok(r.store().spans()),
+            Sink::Jaeger(j) => j.spans_of_service(service, lookback, 100_000).await,
+        }
+    }
+
     /// Stops an embedded receiver (Jaeger stays).
     pub async fn stop(self) {
         if let Sink::Embedded(r) = self {
