@@ -5,7 +5,7 @@ use cucumber::given;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{EnvVar, Namespace};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 
 use crate::HadrillWorld;
 use crate::cluster::apply::FIELD_MANAGER;
@@ -60,8 +60,15 @@ async fn deploy(world: &mut HadrillWorld, replicas: i32, env: &[(&str, &str)]) -
             vars.retain(|v| v.name != *name);
             vars.push(EnvVar { name: (*name).to_string(), value: Some((*value).to_string()), value_from: None });
         }
+        // A patch, not a replace: the Deployment's status changes under us while it rolls out.
+        let containers = d.spec.as_ref().and_then(|s| s.template.spec.as_ref()).map(|s| &s.containers);
+        let patch = serde_json::json!({"spec": {"template": {"spec": {"containers": containers}}}});
         deployments
-            .replace(CONTROLLER, &PostParams::default(), &d)
+            .patch(
+                CONTROLLER,
+                &PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() },
+                &Patch::Merge(&patch),
+            )
             .await
             .context("setting the controller's environment")?;
     }

@@ -102,14 +102,20 @@ async fn kill(world: &mut HadrillWorld, name: &str, side: Side, count: Option<us
     ensure!(n <= pods.len(), "asked to kill {n} pods of the {which} of {name}, it has {}", pods.len());
     let api = world.api::<Pod>()?;
     world.fault(format!("{n} pod(s) of the {which} of {name} killed"));
-    world.fault_pods.clear();
-    for p in pods.iter().take(n) {
-        let pod = p.metadata.name.clone().context("pod without a name")?;
-        api.delete(&pod, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
-            .await
-            .with_context(|| format!("killing pod {pod}"))?;
-        world.fault_pods.push(pod);
-    }
+    let names: Vec<String> =
+        pods.iter().take(n).map(|p| p.metadata.name.clone().context("pod without a name")).collect::<Result<_, _>>()?;
+    // All at once, as a PodChaos pod-kill does: one by one, the Deployment's replacement for the
+    // first could be Ready before the last is killed, and the side would never be all down.
+    let kills = names.iter().map(|pod| {
+        let api = api.clone();
+        async move {
+            api.delete(pod, &DeleteParams { grace_period_seconds: Some(0), ..Default::default() })
+                .await
+                .with_context(|| format!("killing pod {pod}"))
+        }
+    });
+    futures::future::try_join_all(kills).await?;
+    world.fault_pods = names;
     Ok(())
 }
 

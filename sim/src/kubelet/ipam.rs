@@ -2,7 +2,10 @@
 //!
 //! Address plan shared with the scheduler and service-proxy engineers: node *i* (1-based, in
 //! bootstrap order) has InternalIP `127.(10+i).0.1`; its pods get `127.(10+i).x.y` starting at
-//! `127.(10+i).0.2`, lowest free address first (freed addresses are reused). All of 127.0.0.0/8
+//! `127.(10+i).0.2`, handed out in turn like the host-local IPAM plugin: the next free address
+//! after the last one handed out, wrapping at the end. A freed address is therefore not reused
+//! at once, so a Service proxy still holding a dead pod's address (another embedded cluster's,
+//! during its teardown) cannot reach a new pod through it. All of 127.0.0.0/8
 //! reaches the host on Linux, so every pod has its own address and many pods can listen on the
 //! same port — provided containers bind their `POD_IP`, not `0.0.0.0`.
 //!
@@ -15,8 +18,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// Used host numbers per second octet.
-type Pool = Arc<Mutex<BTreeMap<u8, BTreeSet<u16>>>>;
+/// One node range of the process: the host numbers in use and where the next search starts.
+#[derive(Debug, Default)]
+struct Range {
+    taken: BTreeSet<u16>,
+    next: u16,
+}
+
+/// The ranges per second octet.
+type Pool = Arc<Mutex<BTreeMap<u8, Range>>>;
 
 fn process_pool() -> Pool {
     static POOL: OnceLock<Pool> = OnceLock::new();
@@ -56,21 +66,15 @@ impl Ipam {
         Self { octet: second_octet(index), used: BTreeSet::new(), pool }
     }
 
-    /// The lowest address free in the process, or `None` when all 65 533 are taken.
+    /// The next address free in the process after the last one handed out (wrapping), or
+    /// `None` when all 65 533 are taken.
     pub fn allocate(&mut self) -> Option<Ipv4Addr> {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        let taken = pool.entry(self.octet).or_default();
-        let mut candidate = FIRST;
-        for &u in taken.range(FIRST..) {
-            if u != candidate {
-                break;
-            }
-            candidate = candidate.checked_add(1)?;
-        }
-        if candidate > LAST {
-            return None;
-        }
-        taken.insert(candidate);
+        let range = pool.entry(self.octet).or_default();
+        let start = range.next.clamp(FIRST, LAST);
+        let candidate = (start..=LAST).chain(FIRST..start).find(|n| !range.taken.contains(n))?;
+        range.taken.insert(candidate);
+        range.next = if candidate == LAST { FIRST } else { candidate + 1 };
         self.used.insert(candidate);
         Some(self.addr(candidate))
     }
@@ -81,8 +85,8 @@ impl Ipam {
         let n = u16::from_be_bytes([o[2], o[3]]);
         if o[0] == 127 && o[1] == self.octet && self.used.remove(&n) {
             let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(taken) = pool.get_mut(&self.octet) {
-                taken.remove(&n);
+            if let Some(range) = pool.get_mut(&self.octet) {
+                range.taken.remove(&n);
             }
         }
     }
@@ -101,9 +105,9 @@ impl Ipam {
 impl Drop for Ipam {
     fn drop(&mut self) {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(taken) = pool.get_mut(&self.octet) {
+        if let Some(range) = pool.get_mut(&self.octet) {
             for n in &self.used {
-                taken.remove(n);
+                range.taken.remove(n);
             }
         }
     }
@@ -114,7 +118,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn allocates_lowest_free_and_reuses() {
+    fn allocates_in_turn_and_reuses_only_after_wrapping() {
         assert_eq!(node_ip(1), Ipv4Addr::new(127, 11, 0, 1));
         let mut ipam = Ipam::with_pool(2, Pool::default());
         let a = ipam.allocate().unwrap();
@@ -122,13 +126,17 @@ mod tests {
         assert_eq!(a, Ipv4Addr::new(127, 12, 0, 2));
         assert_eq!(b, Ipv4Addr::new(127, 12, 0, 3));
         ipam.release(a);
-        assert_eq!(ipam.allocate().unwrap(), a);
+        // Not reused at once: the next address after the last one handed out.
         assert_eq!(ipam.allocate().unwrap(), Ipv4Addr::new(127, 12, 0, 4));
         for _ in 0..300 {
             ipam.allocate().unwrap();
         }
         assert_eq!(ipam.allocate().unwrap(), Ipv4Addr::new(127, 12, 1, 49));
-        assert_eq!(ipam.in_use(), 304);
+        assert_eq!(ipam.in_use(), 303);
+        // At the end of the range the search wraps, and the freed address comes back.
+        while ipam.allocate().is_some_and(|ip| ip != a) {}
+        assert_eq!(ipam.in_use(), usize::from(LAST - FIRST) + 1, "every address taken, the freed one last");
+        assert_eq!(ipam.allocate(), None);
     }
 
     #[test]
@@ -142,6 +150,8 @@ mod tests {
         two.release(a); // not two's to give back
         assert_eq!(two.allocate().unwrap(), Ipv4Addr::new(127, 11, 0, 4));
         drop(one);
-        assert_eq!(two.allocate().unwrap(), a, "a dropped allocator returns its addresses");
+        let free = |n: u16| !pool.lock().unwrap().get(&11).unwrap().taken.contains(&n);
+        assert!(free(2), "a dropped allocator returns its addresses");
+        assert!(!free(3) && !free(4));
     }
 }
