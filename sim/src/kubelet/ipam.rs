@@ -1,111 +1,51 @@
-//! Pod IP allocation on loopback.
-//!
-//! Address plan shared with the scheduler and service-proxy engineers: node *i* (1-based, in
-//! bootstrap order) has InternalIP `127.(10+i).0.1`; its pods get `127.(10+i).x.y` starting at
-//! `127.(10+i).0.2`, lowest free address first (freed addresses are reused). All of 127.0.0.0/8
-//! reaches the host on Linux, so every pod has its own address and many pods can listen on the
-//! same port — provided containers bind their `POD_IP`, not `0.0.0.0`.
-//!
-//! Addresses are unique within the process: several embedded clusters running at once (tests,
-//! concurrent feature scenarios) draw from one pool per node range, so their pods never share
-//! an address even when their manifests use the same port. An [`Ipam`] returns what it still
-//! holds when dropped.
+//! Pod IP allocation on loopback, from the node's range of the cluster's
+//! [`AddressBlock`](crate::addresses::AddressBlock): lowest free address first, freed
+//! addresses reused. Clusters own disjoint blocks, so no two pods on the machine share an
+//! address even when their manifests use the same port.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex, OnceLock};
-
-/// Used host numbers per second octet.
-type Pool = Arc<Mutex<BTreeMap<u8, BTreeSet<u16>>>>;
-
-fn process_pool() -> Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(Pool::default).clone()
-}
-
-/// The InternalIP of node `index` (1-based).
-pub fn node_ip(index: usize) -> Ipv4Addr {
-    Ipv4Addr::new(127, second_octet(index), 0, 1)
-}
-
-fn second_octet(index: usize) -> u8 {
-    u8::try_from(10 + index.min(245)).unwrap_or(255)
-}
+use std::ops::RangeInclusive;
 
 /// The pod address range of one node.
 #[derive(Debug)]
 pub struct Ipam {
-    octet: u8,
-    /// What this allocator holds.
-    used: BTreeSet<u16>,
-    pool: Pool,
+    first: u32,
+    last: u32,
+    /// Addresses handed out and not yet released.
+    used: BTreeSet<u32>,
 }
 
-/// First host number handed to pods (`x.y` = 0.2).
-const FIRST: u16 = 2;
-/// Last host number handed to pods (`x.y` = 255.254).
-const LAST: u16 = 0xfffe;
-
 impl Ipam {
-    /// The range of node `index` (1-based), drawing from the process-wide pool.
-    pub fn new(index: usize) -> Self {
-        Self::with_pool(index, process_pool())
+    /// Allocates from `range` (a node's [`pod_range`](crate::addresses::AddressBlock::pod_range)).
+    pub fn new(range: RangeInclusive<Ipv4Addr>) -> Self {
+        Self { first: u32::from(*range.start()), last: u32::from(*range.end()), used: BTreeSet::new() }
     }
 
-    fn with_pool(index: usize, pool: Pool) -> Self {
-        Self { octet: second_octet(index), used: BTreeSet::new(), pool }
-    }
-
-    /// The lowest address free in the process, or `None` when all 65 533 are taken.
+    /// The lowest free address, or `None` when the range is exhausted.
     pub fn allocate(&mut self) -> Option<Ipv4Addr> {
-        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        let taken = pool.entry(self.octet).or_default();
-        let mut candidate = FIRST;
-        for &u in taken.range(FIRST..) {
+        let mut candidate = self.first;
+        for &u in self.used.range(self.first..) {
             if u != candidate {
                 break;
             }
             candidate = candidate.checked_add(1)?;
         }
-        if candidate > LAST {
+        if candidate > self.last {
             return None;
         }
-        taken.insert(candidate);
         self.used.insert(candidate);
-        Some(self.addr(candidate))
+        Some(Ipv4Addr::from(candidate))
     }
 
-    /// Returns an address to the pool (addresses this allocator does not hold are ignored).
+    /// Returns an address (addresses this allocator did not hand out are ignored).
     pub fn release(&mut self, ip: Ipv4Addr) {
-        let o = ip.octets();
-        let n = u16::from_be_bytes([o[2], o[3]]);
-        if o[0] == 127 && o[1] == self.octet && self.used.remove(&n) {
-            let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(taken) = pool.get_mut(&self.octet) {
-                taken.remove(&n);
-            }
-        }
+        self.used.remove(&u32::from(ip));
     }
 
-    /// Addresses in use by this allocator.
+    /// Addresses in use.
     pub fn in_use(&self) -> usize {
         self.used.len()
-    }
-
-    fn addr(&self, n: u16) -> Ipv4Addr {
-        let [x, y] = n.to_be_bytes();
-        Ipv4Addr::new(127, self.octet, x, y)
-    }
-}
-
-impl Drop for Ipam {
-    fn drop(&mut self) {
-        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(taken) = pool.get_mut(&self.octet) {
-            for n in &self.used {
-                taken.remove(n);
-            }
-        }
     }
 }
 
@@ -115,33 +55,25 @@ mod tests {
 
     #[test]
     fn allocates_lowest_free_and_reuses() {
-        assert_eq!(node_ip(1), Ipv4Addr::new(127, 11, 0, 1));
-        let mut ipam = Ipam::with_pool(2, Pool::default());
+        let mut ipam = Ipam::new(Ipv4Addr::new(127, 40, 16, 2)..=Ipv4Addr::new(127, 40, 31, 254));
         let a = ipam.allocate().unwrap();
         let b = ipam.allocate().unwrap();
-        assert_eq!(a, Ipv4Addr::new(127, 12, 0, 2));
-        assert_eq!(b, Ipv4Addr::new(127, 12, 0, 3));
+        assert_eq!((a, b), (Ipv4Addr::new(127, 40, 16, 2), Ipv4Addr::new(127, 40, 16, 3)));
         ipam.release(a);
+        ipam.release(Ipv4Addr::new(127, 41, 16, 3)); // not this allocator's
         assert_eq!(ipam.allocate().unwrap(), a);
-        assert_eq!(ipam.allocate().unwrap(), Ipv4Addr::new(127, 12, 0, 4));
+        assert_eq!(ipam.allocate().unwrap(), Ipv4Addr::new(127, 40, 16, 4));
         for _ in 0..300 {
             ipam.allocate().unwrap();
         }
-        assert_eq!(ipam.allocate().unwrap(), Ipv4Addr::new(127, 12, 1, 49));
+        assert_eq!(ipam.allocate().unwrap(), Ipv4Addr::new(127, 40, 17, 49));
         assert_eq!(ipam.in_use(), 304);
     }
 
     #[test]
-    fn allocators_sharing_a_pool_never_hand_out_the_same_address() {
-        let pool = Pool::default();
-        let mut one = Ipam::with_pool(1, pool.clone());
-        let mut two = Ipam::with_pool(1, pool.clone());
-        let a = one.allocate().unwrap();
-        let b = two.allocate().unwrap();
-        assert_eq!((a, b), (Ipv4Addr::new(127, 11, 0, 2), Ipv4Addr::new(127, 11, 0, 3)));
-        two.release(a); // not two's to give back
-        assert_eq!(two.allocate().unwrap(), Ipv4Addr::new(127, 11, 0, 4));
-        drop(one);
-        assert_eq!(two.allocate().unwrap(), a, "a dropped allocator returns its addresses");
+    fn an_exhausted_range_allocates_nothing() {
+        let mut ipam = Ipam::new(Ipv4Addr::new(127, 40, 16, 2)..=Ipv4Addr::new(127, 40, 16, 3));
+        assert!(ipam.allocate().is_some() && ipam.allocate().is_some());
+        assert_eq!(ipam.allocate(), None);
     }
 }

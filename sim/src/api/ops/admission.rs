@@ -1,20 +1,35 @@
 //! Admission on create, as kube-apiserver's built-in plugins and registries do it:
-//! ClusterIP allocation for Services (from 127.96.0.0/16 on the embedded cluster, so that
-//! the service proxy can listen on loopback), DefaultTolerationSeconds for Pods, and
-//! validation of probes.
+//! ClusterIP allocation for Services (on loopback, from the cluster's
+//! [address block](crate::addresses::AddressBlock), so that the service proxy can listen on
+//! them), DefaultTolerationSeconds for Pods, and validation of probes.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
 
 use serde_json::{Value, json};
 
 use super::{Api, ListOptions};
 use crate::api::status::{ApiError, ApiResult, Cause};
 
-/// First ClusterIP handed out (127.96.0.1..9 are left for the cluster's own use).
+/// First ClusterIP of an [`Api`] made without a range (127.96.0.1..9 are left for the
+/// cluster's own use).
 pub const SERVICE_IP_START: Ipv4Addr = Ipv4Addr::new(127, 96, 0, 10);
-/// Last ClusterIP.
+/// Last ClusterIP of an [`Api`] made without a range.
 pub const SERVICE_IP_END: Ipv4Addr = Ipv4Addr::new(127, 96, 255, 254);
+
+/// The ClusterIPs an [`Api`] allocates, and how error messages name them.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceRange {
+    pub(crate) range: RangeInclusive<Ipv4Addr>,
+    pub(crate) cidr: String,
+}
+
+impl Default for ServiceRange {
+    fn default() -> Self {
+        Self { range: SERVICE_IP_START..=SERVICE_IP_END, cidr: "127.96.0.0/16".into() }
+    }
+}
 /// tolerationSeconds added for not-ready / unreachable nodes (kube-apiserver's default).
 pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
 
@@ -37,7 +52,8 @@ impl Api {
         let name = svc["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let in_use = self.cluster_ips_in_use();
         let ip = if requested.is_empty() {
-            let (start, end) = (u32::from(SERVICE_IP_START), u32::from(SERVICE_IP_END));
+            let (start, end) =
+                (u32::from(*self.service_range.range.start()), u32::from(*self.service_range.range.end()));
             (start..=end)
                 .map(Ipv4Addr::from)
                 .find(|ip| !in_use.contains(ip))
@@ -53,7 +69,7 @@ impl Api {
                     format!("Invalid value: \"{requested}\": must be a valid IP address"),
                 )
             })?;
-            if !(SERVICE_IP_START..=SERVICE_IP_END).contains(&ip) {
+            if !self.service_range.range.contains(&ip) {
                 return Err(ApiError::invalid_field(
                     "Service",
                     &name,
@@ -61,7 +77,8 @@ impl Api {
                     "FieldValueInvalid",
                     "spec.clusterIPs[0]",
                     format!(
-                        "Invalid value: \"{requested}\": provided IP is not in the valid range. The range of valid IPs is 127.96.0.0/16"
+                        "Invalid value: \"{requested}\": provided IP is not in the valid range. The range of valid IPs is {}",
+                        self.service_range.cidr
                     ),
                 ));
             }
