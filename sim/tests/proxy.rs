@@ -256,3 +256,42 @@ async fn rbac_governs_pods_proxy_by_verb() {
     assert_eq!(denied.code, 403);
     assert!(denied.message.contains("cannot create resource \"pods/proxy\""), "{}", denied.message);
 }
+
+/// `kubectl get --raw`, the way people read a pod's HTTP API by hand (skipped without kubectl,
+/// unless HADRILL_REQUIRE_KUBECTL=1 as in CI).
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_get_raw_reaches_a_pod() {
+    let found =
+        std::process::Command::new("kubectl").args(["version", "--client"]).output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var("HADRILL_REQUIRE_KUBECTL").is_err(), "kubectl is required but not found");
+        eprintln!("NOTICE: kubectl not found on PATH; skipping");
+        return;
+    }
+    let sim = start().await;
+    let client = client(&sim).await;
+    running_server(&client, "raw", 18716).await;
+    let dir = std::env::temp_dir().join(format!("hadrill-proxy-kubectl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let kubectl = |path: &str| {
+        let out = std::process::Command::new("kubectl")
+            .args(["get", "--raw", path, "--kubeconfig"])
+            .arg(&kubeconfig)
+            .env("HOME", &dir)
+            .output()
+            .expect("kubectl runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = kubectl("/api/v1/namespaces/default/pods/raw:results/proxy/echo?vehicle=7");
+    assert!(ok, "{err}");
+    assert_eq!(out, "GET /echo?vehicle=7\n");
+    let (ok, _, err) = kubectl("/api/v1/namespaces/default/pods/raw:1/proxy/");
+    assert!(!ok && err.contains("ServiceUnavailable") && err.contains("connection refused"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
