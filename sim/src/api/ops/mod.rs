@@ -134,7 +134,8 @@ impl Api {
     /// default 127.96.0.10–127.96.255.254; [`crate::Sim`] passes its
     /// [address block](crate::addresses::AddressBlock)'s.
     pub fn with_service_range(mut self, range: std::ops::RangeInclusive<std::net::Ipv4Addr>, cidr: String) -> Self {
-        self.service_range = admission::ServiceRange { range, cidr };
+        let first = *range.start();
+        self.service_range = admission::ServiceRange { range, cidr, first };
         self
     }
 
