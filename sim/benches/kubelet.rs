@@ -5,6 +5,9 @@
 //!   time until every pod is Ready, memory
 //! - process pods: 50 `hadrill-test-server` pods with HTTP readiness probes; time until every
 //!   pod is Ready, then time for `Sim::stop` to kill and reap them
+//! - `pods/proxy`: GET round trip through the API server (kube-rs, as the harness reads a pod's
+//!   HTTP API) against a direct GET on the pod IP (a new connection each, as the proxy opens);
+//!   then 16 concurrent clients
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -90,6 +93,70 @@ fn pod(name: &str, node: usize, image: &str, port: Option<u16>) -> Pod {
     .expect("pod")
 }
 
+const PROXIED: usize = 500;
+
+fn percentiles(mut v: Vec<Duration>) -> String {
+    v.sort();
+    let at = |p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1e3;
+    format!("p50 {:.3} ms p99 {:.3} ms", at(0.5), at(0.99))
+}
+
+/// `GET /` on a new connection to `addr`, read to the end.
+async fn direct_get(addr: std::net::SocketAddr) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect to the pod");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n").await.expect("write");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read");
+    buf
+}
+
+/// Round trips through `pods/proxy` against direct ones, then concurrent proxied requests.
+async fn pod_proxy(api: &Api<Pod>) {
+    let pod = api.get("p-0").await.expect("pod p-0");
+    let ip = pod.status.and_then(|s| s.pod_ip).expect("pod IP");
+    let addr: std::net::SocketAddr = format!("{ip}:18500").parse().expect("address");
+    let client = api.clone().into_client();
+    let get = |client: kube::Client| async move {
+        let req = http::Request::get("/api/v1/namespaces/default/pods/p-0:18500/proxy/").body(Vec::new()).expect("req");
+        client.request_text(req).await.expect("proxied GET")
+    };
+    let (mut direct, mut proxied) = (Vec::new(), Vec::new());
+    for _ in 0..PROXIED {
+        let t = Instant::now();
+        direct_get(addr).await;
+        direct.push(t.elapsed());
+        let t = Instant::now();
+        get(client.clone()).await;
+        proxied.push(t.elapsed());
+    }
+    println!(
+        "pods/proxy GET x{PROXIED}: direct {} | through the API server {}",
+        percentiles(direct),
+        percentiles(proxied)
+    );
+    let t = Instant::now();
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for _ in 0..PROXIED / 16 {
+                    get(client.clone()).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("client");
+    }
+    let n = PROXIED / 16 * 16;
+    println!(
+        "pods/proxy GET, 16 concurrent clients: {n} in {:.2} s ({:.0} req/s)",
+        t.elapsed().as_secs_f64(),
+        n as f64 / t.elapsed().as_secs_f64()
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let images = ImageMap::new();
@@ -115,6 +182,7 @@ async fn main() {
     let pods = (0..REAL).map(|i| pod(&format!("p-{i}"), i % NODES, "hadrill/test-server", Some(18500))).collect();
     let (_, ready) = create_and_wait(&api, pods).await;
     println!("process pods: {REAL} test servers all Ready after {:.2} s", ready.as_secs_f64());
+    pod_proxy(&api).await;
     let pids = sim.kubelets().live_pids();
     let t0 = Instant::now();
     sim.stop().await;

@@ -19,7 +19,8 @@ use sim::{Sim, SimConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const BACKEND_IP: &str = "127.11.0.1";
+/// The backends listen outside every cluster's address block (127.0.0.0/16 is the host's).
+const BACKEND_IP: &str = "127.0.0.1";
 const ECHO_PORT: u16 = 9376;
 const SINK_PORT: u16 = 9377;
 const MSG: usize = 64;
@@ -131,16 +132,19 @@ async fn throughput(addr: SocketAddr) -> f64 {
     BULK as f64 / 1e6 / t.elapsed().as_secs_f64()
 }
 
-/// Starts an embedded cluster whose Service `bench` (at `ip`) proxies to the two backends.
-async fn cluster(ip: &str, zero_copy: bool) -> Sim {
+/// Starts an embedded cluster whose Service `bench` proxies to the two backends; returns it
+/// and the Service's ClusterIP.
+async fn cluster(zero_copy: bool) -> (Sim, String) {
     let mut config = SimConfig::default();
     config.proxy.zero_copy = zero_copy;
     let sim = Sim::start(config).await.expect("start");
     let client = sim.client().expect("client");
-    let svc: Service = serde_json::from_value(json!({"metadata": {"name": "bench"}, "spec": {"clusterIP": ip, "ports": [
+    let svc: Service = serde_json::from_value(json!({"metadata": {"name": "bench"}, "spec": {"ports": [
         {"name": "echo", "port": 80, "targetPort": ECHO_PORT}, {"name": "sink", "port": 81, "targetPort": SINK_PORT}]}}))
     .expect("service");
-    Api::<Service>::default_namespaced(client.clone()).create(&PostParams::default(), &svc).await.expect("svc");
+    let svc =
+        Api::<Service>::default_namespaced(client.clone()).create(&PostParams::default(), &svc).await.expect("svc");
+    let ip = svc.spec.and_then(|s| s.cluster_ip).expect("a ClusterIP is allocated");
     let slice: EndpointSlice = serde_json::from_value(json!({
         "metadata": {"name": "bench-1", "labels": {"kubernetes.io/service-name": "bench"}},
         "addressType": "IPv4",
@@ -160,7 +164,7 @@ async fn cluster(ip: &str, zero_copy: bool) -> Sim {
         if zero_copy { "splice" } else { "buffer copy" },
         t0.elapsed().as_secs_f64() * 1e3
     );
-    sim
+    (sim, ip)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -175,11 +179,11 @@ async fn main() {
     echo_server().await;
     sink_server().await;
     // Two clusters in one process: the default (splice) proxy and the buffer-copy one.
-    let splice_sim = cluster("127.96.0.10", true).await;
-    let copy_sim = cluster("127.96.0.11", false).await;
+    let (splice_sim, splice_ip) = cluster(true).await;
+    let (copy_sim, copy_ip) = cluster(false).await;
     let at = |ip: &str, port: u16| -> SocketAddr { format!("{ip}:{port}").parse().expect("addr") };
     let (direct_echo, direct_sink) = (at(BACKEND_IP, ECHO_PORT), at(BACKEND_IP, SINK_PORT));
-    let proxied_echo = at("127.96.0.10", 80);
+    let proxied_echo = at(&splice_ip, 80);
 
     for (what, direct, proxied) in [
         (
@@ -213,8 +217,8 @@ async fn main() {
     let (mut direct, mut spliced, mut copied) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..5 {
         direct.push(throughput(direct_sink).await);
-        spliced.push(throughput(at("127.96.0.10", 81)).await);
-        copied.push(throughput(at("127.96.0.11", 81)).await);
+        spliced.push(throughput(at(&splice_ip, 81)).await);
+        copied.push(throughput(at(&copy_ip, 81)).await);
     }
     let (d, s, c) = (median(direct), median(spliced), median(copied));
     println!(

@@ -10,6 +10,7 @@
 //! killed, containers failed, packets dropped with iptables, Service traffic delayed, nodes
 //! cut off, CPU and memory stressed), with the status Chaos Mesh writes.
 
+pub mod addresses;
 pub mod api;
 pub mod chaos;
 pub mod controllers;
@@ -103,6 +104,8 @@ pub struct Sim {
     started: Duration,
     kubelets: kubelet::Kubelets,
     chaos: Option<chaos::Chaos>,
+    /// Held for the cluster's lifetime: dropping it lets another cluster claim the block.
+    addresses: addresses::AddressBlock,
 }
 
 impl Sim {
@@ -110,7 +113,10 @@ impl Sim {
     /// the server answers.
     pub async fn start(config: SimConfig) -> anyhow::Result<Sim> {
         let t0 = Instant::now();
-        let api = Arc::new(Api::new(config.watch_history));
+        let addresses = addresses::AddressBlock::claim(config.nodes).context("claiming loopback addresses")?;
+        let api = Arc::new(
+            Api::new(config.watch_history).with_service_range(addresses.service_range(), addresses.service_cidr()),
+        );
         let mut tasks = api::controllers_spawn(&api, config.workload_controllers);
         let nodes = bootstrap(&api, &config).context("registering the initial namespaces and nodes")?;
         tasks.extend(controllers::spawn_scheduling(&api, &config.scheduler, &config.node_lifecycle));
@@ -130,7 +136,8 @@ impl Sim {
             ..config.kubelet.clone()
         };
         let agents: &[String] = if config.kubelet.enabled { &nodes } else { &[] };
-        let kubelets = kubelet::Kubelets::start(&api, kubelet_config, agents).context("starting the kubelets")?;
+        let kubelets =
+            kubelet::Kubelets::start(&api, kubelet_config, agents, &addresses).context("starting the kubelets")?;
         let chaos = if config.chaos.enabled {
             Some(
                 chaos::Chaos::start(&api, &config.chaos, kubelets.nodes().to_vec(), config.proxy.faults.clone())
@@ -161,7 +168,7 @@ impl Sim {
                 tracing::error!(error = %e, "embedded API server stopped");
             }
         }));
-        Ok(Sim { addr, name: config.name, state, tasks, started: t0.elapsed(), kubelets, chaos })
+        Ok(Sim { addr, name: config.name, state, tasks, started: t0.elapsed(), kubelets, chaos, addresses })
     }
 
     /// Address of the API server.
@@ -172,6 +179,11 @@ impl Sim {
     /// `http://127.0.0.1:PORT`.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The cluster's loopback addresses: node InternalIPs, pod ranges, the ClusterIP range.
+    pub fn addresses(&self) -> &addresses::AddressBlock {
+        &self.addresses
     }
 
     /// Time [`Sim::start`] took until the server was ready.

@@ -2,8 +2,7 @@
 //! `hadrill-test-server` binary as real processes, endpoints and the Service proxy, and node
 //! lifecycle, all at once, as a user of `hadrill sim up` sees them.
 //!
-//! Tests run in parallel in one process and every cluster hands out the same pod IPs, so each
-//! test's pods listen on a port of their own.
+//! Every cluster has its own pod addresses, so tests running in parallel may use the same ports.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;

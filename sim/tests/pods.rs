@@ -2,9 +2,8 @@
 //! restarts with crash-loop back-off, logs, graceful deletion, heartbeats, virtual pods, and
 //! no orphaned processes.
 //!
-//! Pods are created with `spec.nodeName` set (no scheduler needed). Tests run in parallel in
-//! one process and every cluster hands out the same pod IPs, so each test's pods listen on a
-//! port of their own.
+//! Pods are created with `spec.nodeName` set (no scheduler needed). Every cluster has its own
+//! pod addresses, so tests running in parallel may use the same ports.
 
 mod support;
 
@@ -184,13 +183,12 @@ async fn server_pods_run_become_ready_and_answer_on_their_ips() {
     create(&api, server_pod("web-1", NODE1, 18080)).await;
     create(&api, server_pod("web-2", NODE2, 18080)).await;
     let mut ips = Vec::new();
-    for (name, node_octet) in [("web-0", 11), ("web-1", 11), ("web-2", 12)] {
+    for (name, node) in [("web-0", 1), ("web-1", 1), ("web-2", 2)] {
         let p = wait_pod(&api, name, "Ready", ready).await;
         let s = p.status.as_ref().expect("status");
         assert_eq!(s.phase.as_deref(), Some("Running"));
-        assert_eq!(s.host_ip.as_deref(), Some(format!("127.{node_octet}.0.1").as_str()));
+        assert_eq!(s.host_ip.as_deref(), Some(sim.addresses().node_ip(node).to_string().as_str()));
         let ip = pod_ip(&p);
-        assert!(ip.starts_with(&format!("127.{node_octet}.0.")), "{ip}");
         assert_eq!(s.pod_ips.as_ref().map(|v| v[0].ip.clone()), Some(ip.clone()));
         assert!(s.start_time.is_some());
         assert_eq!(s.observed_generation, p.metadata.generation);
@@ -207,9 +205,12 @@ async fn server_pods_run_become_ready_and_answer_on_their_ips() {
         assert_eq!((resp.status, resp.body.trim()), (200, name));
         ips.push(ip);
     }
-    // Each node hands out its own range (other clusters of this process draw from it too).
-    assert!(ips[0].starts_with("127.11.") && ips[1].starts_with("127.11.") && ips[0] != ips[1], "{ips:?}");
-    assert!(ips[2].starts_with("127.12."), "{ips:?}");
+    // Each node hands out addresses from its own range of the cluster's block.
+    let on = |node: usize, ip: &str| {
+        sim.addresses().pod_range(node).contains(&ip.parse::<std::net::Ipv4Addr>().expect("IPv4"))
+    };
+    assert!(on(1, &ips[0]) && on(1, &ips[1]) && ips[0] != ips[1], "{ips:?}");
+    assert!(on(2, &ips[2]), "{ips:?}");
     let events = events_for(&sim, "web-0").await;
     for reason in ["Pulled", "Created", "Started"] {
         let e = events.iter().find(|e| e.reason.as_deref() == Some(reason)).unwrap_or_else(|| panic!("{reason}"));
@@ -560,7 +561,8 @@ async fn node_heartbeats_renew_the_lease_and_can_be_stopped() {
     assert_eq!(info.operating_system, "linux");
     let addrs: Vec<(String, String)> =
         status.addresses.unwrap_or_default().into_iter().map(|a| (a.type_, a.address)).collect();
-    assert!(addrs.contains(&("InternalIP".into(), "127.12.0.1".into())), "{addrs:?}");
+    let internal_ip = sim.addresses().node_ip(2).to_string();
+    assert!(addrs.contains(&("InternalIP".into(), internal_ip)), "{addrs:?}");
     assert!(addrs.contains(&("Hostname".into(), NODE2.into())), "{addrs:?}");
     assert_eq!(status.capacity.as_ref().and_then(|c| c.get("cpu")).map(|q| q.0.as_str()), Some("4"));
     assert_eq!(status.allocatable.as_ref().and_then(|c| c.get("pods")).map(|q| q.0.as_str()), Some("110"));
@@ -628,7 +630,11 @@ async fn missing_image_file_waits_with_a_reason_and_unmapped_images_are_virtual(
     for i in [0, 50, 99] {
         let p = wait_pod(&api, &format!("v-{i}"), "Ready", ready).await;
         assert!(running(&p));
-        assert!(pod_ip(&p).starts_with("127.11."));
+        assert!(
+            sim.addresses().pod_range(1).contains(&pod_ip(&p).parse::<std::net::Ipv4Addr>().expect("IPv4")),
+            "{}",
+            pod_ip(&p)
+        );
     }
     let all = api.list(&ListParams::default()).await.expect("list");
     let ready_count = all.items.iter().filter(|p| ready(p)).count();

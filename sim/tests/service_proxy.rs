@@ -2,8 +2,8 @@
 //! EndpointSlice changes for new connections within 100 ms, falls back to core/v1 Endpoints,
 //! and refuses connections when a Service port has no ready endpoint.
 //!
-//! Each test uses its own ClusterIPs and backend addresses (tests of one binary run in
-//! parallel, and listeners are real sockets on loopback).
+//! Backends listen on addresses of the test's own cluster (its address block: node *i*'s pod
+//! range), so tests running in parallel, in this process or another, never share a socket.
 
 mod network_support;
 
@@ -117,6 +117,17 @@ fn ep(ip: &str, ready: bool) -> Value {
     json!({"addresses": [ip], "conditions": {"ready": ready}})
 }
 
+/// A backend address on node `node` of the cluster (the first of its pod range: these
+/// clusters run no kubelet, so no pod takes it).
+fn backend_ip(sim: &sim::Sim, node: usize) -> String {
+    sim.addresses().pod_range(node).start().to_string()
+}
+
+/// A ClusterIP of the cluster's range for a Service that asks for one.
+fn cluster_ip(sim: &sim::Sim) -> String {
+    std::net::Ipv4Addr::from(u32::from(*sim.addresses().service_range().start()) + 100).to_string()
+}
+
 fn http_port() -> Value {
     json!([{"name": "http", "port": BACKEND_PORT, "protocol": "TCP"}])
 }
@@ -125,19 +136,16 @@ fn http_port() -> Value {
 async fn round_robin_over_ready_endpoints_only() {
     let sim = start(3, |_| {}).await;
     let client = sim.client().unwrap();
-    let _a = backend("127.11.0.21", "a").await;
-    let _b = backend("127.12.0.21", "b").await;
-    let _c = backend("127.13.0.21", "c").await;
-    service(&client, "web", "127.96.1.21", json!([{"name": "http", "port": 8080, "targetPort": BACKEND_PORT}])).await;
+    let (ips, svc_ip) = ([backend_ip(&sim, 1), backend_ip(&sim, 2), backend_ip(&sim, 3)], cluster_ip(&sim));
+    let [ip1, ip2, ip3] = ips.each_ref().map(String::as_str);
+    let _a = backend(ip1, "a").await;
+    let _b = backend(ip2, "b").await;
+    let _c = backend(ip3, "c").await;
+    service(&client, "web", &svc_ip, json!([{"name": "http", "port": 8080, "targetPort": BACKEND_PORT}])).await;
     let slices: Api<EndpointSlice> = Api::default_namespaced(client.clone());
-    let body = slice_body(
-        "web-1",
-        "web",
-        http_port(),
-        json!([ep("127.11.0.21", true), ep("127.12.0.21", true), ep("127.13.0.21", false)]),
-    );
+    let body = slice_body("web-1", "web", http_port(), json!([ep(ip1, true), ep(ip2, true), ep(ip3, false)]));
     slices.create(&PostParams::default(), &body).await.unwrap();
-    let addr: SocketAddr = "127.96.1.21:8080".parse().unwrap();
+    let addr: SocketAddr = format!("{svc_ip}:8080").parse().unwrap();
     until_greeted_by(addr, "a").await;
     let mut seen = Vec::new();
     for _ in 0..8 {
@@ -159,20 +167,22 @@ async fn round_robin_over_ready_endpoints_only() {
 async fn a_slice_change_moves_new_connections_within_100ms() {
     let sim = start(3, |_| {}).await;
     let client = sim.client().unwrap();
-    let _a = backend("127.11.0.22", "a").await;
-    let _b = backend("127.12.0.22", "b").await;
-    service(&client, "api", "127.96.1.22", json!([{"name": "http", "port": 8080, "targetPort": BACKEND_PORT}])).await;
+    let (ips, svc_ip) = ([backend_ip(&sim, 1), backend_ip(&sim, 2)], cluster_ip(&sim));
+    let [ip1, ip2] = ips.each_ref().map(String::as_str);
+    let _a = backend(ip1, "a").await;
+    let _b = backend(ip2, "b").await;
+    service(&client, "api", &svc_ip, json!([{"name": "http", "port": 8080, "targetPort": BACKEND_PORT}])).await;
     let slices: Api<EndpointSlice> = Api::default_namespaced(client.clone());
     slices
-        .create(&PostParams::default(), &slice_body("api-1", "api", http_port(), json!([ep("127.11.0.22", true)])))
+        .create(&PostParams::default(), &slice_body("api-1", "api", http_port(), json!([ep(ip1, true)])))
         .await
         .unwrap();
-    let addr: SocketAddr = "127.96.1.22:8080".parse().unwrap();
+    let addr: SocketAddr = format!("{svc_ip}:8080").parse().unwrap();
     until_greeted_by(addr, "a").await;
     let (_, mut established) = greeting(addr).await.unwrap();
 
     let mut worst = Duration::ZERO;
-    for (to, from_ip, to_ip) in [("b", "127.11.0.22", "127.12.0.22"), ("a", "127.12.0.22", "127.11.0.22")] {
+    for (to, from_ip, to_ip) in [("b", ip1, ip2), ("a", ip2, ip1)] {
         let patch = json!({"endpoints": [ep(from_ip, false), ep(to_ip, true)]});
         let t0 = Instant::now();
         slices.patch("api-1", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
@@ -193,16 +203,18 @@ async fn a_slice_change_moves_new_connections_within_100ms() {
 async fn no_ready_endpoint_means_refused_and_endpoints_are_the_fallback() {
     let sim = start(3, |_| {}).await;
     let client = sim.client().unwrap();
-    let _a = backend("127.11.0.23", "a").await;
-    let _b = backend("127.12.0.23", "b").await;
-    let addr: SocketAddr = "127.96.1.23:8080".parse().unwrap();
-    service(&client, "db", "127.96.1.23", json!([{"name": "http", "port": 8080, "targetPort": BACKEND_PORT}])).await;
+    let (ips, svc_ip) = ([backend_ip(&sim, 1), backend_ip(&sim, 2)], cluster_ip(&sim));
+    let [ip1, ip2] = ips.each_ref().map(String::as_str);
+    let _a = backend(ip1, "a").await;
+    let _b = backend(ip2, "b").await;
+    let addr: SocketAddr = format!("{svc_ip}:8080").parse().unwrap();
+    service(&client, "db", &svc_ip, json!([{"name": "http", "port": 8080, "targetPort": BACKEND_PORT}])).await;
     until_refused(addr).await;
 
     // Without EndpointSlices, core/v1 Endpoints are used (ready addresses only).
     let endpoints: Api<Endpoints> = Api::default_namespaced(client.clone());
     let body: Endpoints = serde_json::from_value(json!({"metadata": {"name": "db"}, "subsets": [{
-        "addresses": [{"ip": "127.12.0.23"}], "notReadyAddresses": [{"ip": "127.11.0.23"}],
+        "addresses": [{"ip": ip2}], "notReadyAddresses": [{"ip": ip1}],
         "ports": [{"name": "http", "port": BACKEND_PORT, "protocol": "TCP"}]}]}))
     .unwrap();
     endpoints.create(&PostParams::default(), &body).await.unwrap();
@@ -211,11 +223,11 @@ async fn no_ready_endpoint_means_refused_and_endpoints_are_the_fallback() {
     // Once a slice exists it wins over Endpoints; not-ready endpoints only: refused.
     let slices: Api<EndpointSlice> = Api::default_namespaced(client.clone());
     slices
-        .create(&PostParams::default(), &slice_body("db-1", "db", http_port(), json!([ep("127.11.0.23", false)])))
+        .create(&PostParams::default(), &slice_body("db-1", "db", http_port(), json!([ep(ip1, false)])))
         .await
         .unwrap();
     until_refused(addr).await;
-    let patch = json!({"endpoints": [ep("127.11.0.23", true)]});
+    let patch = json!({"endpoints": [ep(ip1, true)]});
     slices.patch("db-1", &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
     until_greeted_by(addr, "a").await;
     for _ in 0..4 {
@@ -232,15 +244,17 @@ async fn no_ready_endpoint_means_refused_and_endpoints_are_the_fallback() {
 async fn port_changes_and_deletion_close_and_reopen_listeners() {
     let sim = start(3, |_| {}).await;
     let client = sim.client().unwrap();
-    let _a = backend("127.11.0.24", "a").await;
-    service(&client, "cache", "127.96.1.24", json!([{"name": "http", "port": 8080, "targetPort": BACKEND_PORT}])).await;
+    let (ip1, svc_ip) = (backend_ip(&sim, 1), cluster_ip(&sim));
+    let ip1 = ip1.as_str();
+    let _a = backend(ip1, "a").await;
+    service(&client, "cache", &svc_ip, json!([{"name": "http", "port": 8080, "targetPort": BACKEND_PORT}])).await;
     let slices: Api<EndpointSlice> = Api::default_namespaced(client.clone());
     slices
-        .create(&PostParams::default(), &slice_body("cache-1", "cache", http_port(), json!([ep("127.11.0.24", true)])))
+        .create(&PostParams::default(), &slice_body("cache-1", "cache", http_port(), json!([ep(ip1, true)])))
         .await
         .unwrap();
-    let old: SocketAddr = "127.96.1.24:8080".parse().unwrap();
-    let new: SocketAddr = "127.96.1.24:8081".parse().unwrap();
+    let old: SocketAddr = format!("{svc_ip}:8080").parse().unwrap();
+    let new: SocketAddr = format!("{svc_ip}:8081").parse().unwrap();
     until_greeted_by(old, "a").await;
     let services: Api<Service> = Api::default_namespaced(client.clone());
     let patch =

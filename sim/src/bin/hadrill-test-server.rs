@@ -5,6 +5,8 @@
 //! - `GET /healthz`: 200 `ok`
 //! - `GET /readyz`: 200, or 503 after `POST /ready/off` (200 again after `POST /ready/on`)
 //! - `GET /`: the pod name (`$POD_NAME`)
+//! - `ANY /echo...`: 200 with the method, path and query on the first line, then the body;
+//!   header `x-echo-header` repeats the request's `x-echo` header
 //! - `POST /crash`: exits with status 1
 //! - `POST /hang`: from then on, no request is answered
 //!
@@ -17,8 +19,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
 #[derive(Default)]
@@ -55,10 +58,21 @@ fn options() -> Result<Options, String> {
     Ok(Options { port: port.transpose()?.unwrap_or(8080), ignore_sigterm, drain })
 }
 
-async fn handle(State(flags): State<Arc<Flags>>, method: Method, uri: Uri) -> Response {
+async fn handle(
+    State(flags): State<Arc<Flags>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     println!("{method} {uri}");
     if flags.hung.load(Ordering::SeqCst) {
         std::future::pending::<()>().await;
+    }
+    if uri.path().starts_with("/echo") {
+        let text = format!("{method} {uri}\n{}", String::from_utf8_lossy(&body));
+        let echoed = headers.get("x-echo").cloned().unwrap_or(HeaderValue::from_static(""));
+        return (StatusCode::OK, [("x-echo-header", echoed)], text).into_response();
     }
     match (&method, uri.path()) {
         (&Method::GET, "/healthz") => (StatusCode::OK, "ok\n").into_response(),

@@ -8,8 +8,9 @@
 //! is not mapped is virtual: Running and Ready at once, no process.
 //!
 //! **Networking contract for container programs**: every pod gets its own loopback address
-//! (`127.(10+i).x.y` on node *i*, see [`ipam`]) in `POD_IP`; programs must listen on
-//! `$POD_IP`, not `0.0.0.0`, because many pods on one host share port numbers.
+//! (from node *i*'s range of the cluster's [`AddressBlock`], see [`ipam`]) in `POD_IP`;
+//! programs must listen on `$POD_IP`, not `0.0.0.0`, because many pods on one host share port
+//! numbers.
 
 pub mod config;
 pub mod env;
@@ -36,6 +37,7 @@ use tokio::sync::watch;
 pub use config::{KubeconfigHook, KubeletConfig};
 pub use images::{ImageEntry, ImageMap};
 
+use crate::addresses::AddressBlock;
 use crate::api::http::LogSource;
 use crate::api::ops::{Api, Subresource, WriteCtx};
 use crate::api::status::ApiResult;
@@ -141,8 +143,14 @@ impl std::fmt::Debug for Kubelets {
 }
 
 impl Kubelets {
-    /// Starts one kubelet per node name (node *i* of `nodes` gets address index *i*+1).
-    pub fn start(api: &Arc<Api>, mut config: KubeletConfig, nodes: &[String]) -> anyhow::Result<Self> {
+    /// Starts one kubelet per node name; node *i* of `nodes` gets the addresses of node index
+    /// *i*+1 of `addresses`.
+    pub fn start(
+        api: &Arc<Api>,
+        mut config: KubeletConfig,
+        nodes: &[String],
+        addresses: &AddressBlock,
+    ) -> anyhow::Result<Self> {
         // Containers reach an API server listening on all interfaces through loopback.
         if let Some(addr) = config.api_server.as_mut()
             && addr.ip().is_unspecified()
@@ -168,10 +176,10 @@ impl Kubelets {
                 api: api.clone(),
                 config: config.clone(),
                 node: name.clone(),
-                host_ip: ipam::node_ip(i + 1),
+                host_ip: addresses.node_ip(i + 1),
                 runtime: runtime.clone(),
                 logs: logs.clone(),
-                ipam: Mutex::new(Ipam::new(i + 1)),
+                ipam: Mutex::new(Ipam::new(addresses.pod_range(i + 1))),
                 events: Recorder::new(api.clone(), name),
                 run_dir: run_dir.clone(),
                 heartbeat: watch::channel(true).0,

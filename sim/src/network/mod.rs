@@ -1,6 +1,7 @@
 //! The service proxy of the embedded cluster (kube-proxy's job): for every Service with a
 //! ClusterIP (not headless, not ExternalName) and every TCP port with ready endpoints, a TCP
-//! listener on `clusterIP:port` (ClusterIPs are on loopback, 127.96.0.0/16) that relays each new
+//! listener on `clusterIP:port` (ClusterIPs are on loopback, in the cluster's
+//! [address block](crate::addresses::AddressBlock)) that relays each new
 //! connection to the next ready endpoint, round-robin (or the client's endpoint under
 //! `sessionAffinity: ClientIP`).
 //!
@@ -33,8 +34,8 @@ pub struct ProxyConfig {
     /// Relay with `splice(2)` through pipes, without copying payload through user space
     /// (Linux; default true). Off, or elsewhere, bytes are copied through 64 KiB buffers.
     pub zero_copy: bool,
-    /// How often a listener that could not be bound (address in use, e.g. by another embedded
-    /// cluster in the same process) is tried again: 1 s.
+    /// How often a listener that could not be bound (address in use, e.g. by a process left
+    /// over from an earlier cluster) is tried again: 1 s.
     pub bind_retry: Duration,
     /// Faults to apply to relayed connections (NetworkChaos delay); shared with the chaos
     /// engine, which [`crate::Sim::start`] hands the same table.

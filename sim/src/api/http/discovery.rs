@@ -151,10 +151,15 @@ fn subresources(t: &ResourceType) -> Vec<Sub> {
             "binding" => subs.push(sub("binding", "Binding", None, vec!["create"])),
             "eviction" => subs.push(sub("eviction", "Eviction", Some(("policy", "v1")), vec!["create"])),
             "finalize" => subs.push(sub("finalize", "Namespace", None, vec!["update"])),
+            "proxy" => subs.push(sub("proxy", &format!("{}ProxyOptions", t.kind), None, proxy_verbs())),
             _ => {}
         }
     }
     subs
+}
+
+fn proxy_verbs() -> Vec<&'static str> {
+    vec!["create", "delete", "get", "patch", "update"]
 }
 
 /// The aggregated discovery document for the core group (`core = true`) or all named groups.

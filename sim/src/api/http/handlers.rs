@@ -34,6 +34,11 @@ pub async fn dispatch(
     let Some(target) = request::parse_path(&path) else {
         return ApiError::no_route(&path).into_response();
     };
+    if super::proxy::is_proxy(&target) {
+        return super::proxy::serve(&state, &user, &method, &target, &uri, &headers, body)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
     match handle(&state, &user, &method, &target, &query, &headers, &body).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),

@@ -5,6 +5,7 @@ mod authn;
 mod discovery;
 mod handlers;
 mod openapi;
+mod proxy;
 mod request;
 mod table;
 mod watch;

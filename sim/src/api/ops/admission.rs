@@ -1,30 +1,51 @@
 //! Admission on create, as kube-apiserver's built-in plugins and registries do it:
-//! ClusterIP allocation for Services (from 127.96.0.0/16 on the embedded cluster, so that
-//! the service proxy can listen on loopback), DefaultTolerationSeconds for Pods, and
-//! validation of probes.
+//! ClusterIP allocation for Services (on loopback, from the cluster's
+//! [address block](crate::addresses::AddressBlock), so that the service proxy can listen on
+//! them), DefaultTolerationSeconds for Pods, and validation of probes.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
 
 use serde_json::{Value, json};
 
 use super::{Api, ListOptions};
 use crate::api::status::{ApiError, ApiResult, Cause};
 
-/// First ClusterIP handed out (127.96.0.1..9 are left for the cluster's own use).
+/// First ClusterIP of an [`Api`] made without a range (127.96.0.1..9 are left for the
+/// cluster's own use).
 pub const SERVICE_IP_START: Ipv4Addr = Ipv4Addr::new(127, 96, 0, 10);
-/// Last ClusterIP.
+/// Last ClusterIP of an [`Api`] made without a range.
 pub const SERVICE_IP_END: Ipv4Addr = Ipv4Addr::new(127, 96, 255, 254);
+
+/// The ClusterIPs an [`Api`] allocates, how error messages name them, and where the search
+/// for a free one starts.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceRange {
+    pub(crate) range: RangeInclusive<Ipv4Addr>,
+    pub(crate) cidr: String,
+    pub(crate) first: Ipv4Addr,
+}
+
+impl Default for ServiceRange {
+    /// The shared 127.96.0.0/16, searched from a block of this API server's own.
+    fn default() -> Self {
+        Self { range: SERVICE_IP_START..=SERVICE_IP_END, cidr: "127.96.0.0/16".into(), first: service_ip_block() }
+    }
+}
+
 /// tolerationSeconds added for not-ready / unreachable nodes (kube-apiserver's default).
 pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
 
 /// ClusterIPs per block: each embedded cluster starts its search in a block of its own.
 const SERVICE_IP_BLOCK: u32 = 2048;
 
-/// The first ClusterIP of a new API server's block. ClusterIPs are loopback addresses its
-/// Service proxies listen on, so two embedded clusters (in one process: concurrent scenarios;
-/// or two processes) handing out the same address would serve each other's Services. Blocks
-/// are taken in turn within the process, starting from one derived from the process id.
+/// The first ClusterIP of a new API server's block, for an [`Api`] made without a range of its
+/// own ([`Api::with_service_range`]; [`crate::Sim`] gives each cluster one). ClusterIPs are
+/// loopback addresses its Service proxies listen on, so two embedded clusters (in one process:
+/// concurrent scenarios; or two processes) handing out the same address would serve each
+/// other's Services. Blocks are taken in turn within the process, starting from one derived
+/// from the process id.
 pub fn service_ip_block() -> Ipv4Addr {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let blocks = (u32::from(SERVICE_IP_END) - u32::from(SERVICE_IP_START)) / SERVICE_IP_BLOCK;
@@ -52,8 +73,9 @@ impl Api {
         let name = svc["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let in_use = self.cluster_ips_in_use();
         let ip = if requested.is_empty() {
+            let range = &self.service_range.range;
             let (start, end, first) =
-                (u32::from(SERVICE_IP_START), u32::from(SERVICE_IP_END), u32::from(self.service_ip_first));
+                (u32::from(*range.start()), u32::from(*range.end()), u32::from(self.service_range.first));
             (first..=end)
                 .chain(start..first)
                 .map(Ipv4Addr::from)
@@ -70,7 +92,7 @@ impl Api {
                     format!("Invalid value: \"{requested}\": must be a valid IP address"),
                 )
             })?;
-            if !(SERVICE_IP_START..=SERVICE_IP_END).contains(&ip) {
+            if !self.service_range.range.contains(&ip) {
                 return Err(ApiError::invalid_field(
                     "Service",
                     &name,
@@ -78,7 +100,8 @@ impl Api {
                     "FieldValueInvalid",
                     "spec.clusterIPs[0]",
                     format!(
-                        "Invalid value: \"{requested}\": provided IP is not in the valid range. The range of valid IPs is 127.96.0.0/16"
+                        "Invalid value: \"{requested}\": provided IP is not in the valid range. The range of valid IPs is {}",
+                        self.service_range.cidr
                     ),
                 ));
             }

@@ -100,8 +100,8 @@ pub struct Api {
     pub tokens: crate::api::auth::Tokens,
     /// Held while a Service is created (ClusterIP allocation).
     service_ips: std::sync::Mutex<()>,
-    /// Where this API server's ClusterIP search starts ([`admission::service_ip_block`]).
-    service_ip_first: std::net::Ipv4Addr,
+    /// Where ClusterIPs come from.
+    service_range: admission::ServiceRange,
 }
 
 impl Api {
@@ -126,8 +126,17 @@ impl Api {
             store: Store::with_hook(history, hook),
             tokens: Default::default(),
             service_ips: Default::default(),
-            service_ip_first: admission::service_ip_block(),
+            service_range: admission::ServiceRange::default(),
         }
+    }
+
+    /// Allocates ClusterIPs from `range` (written `cidr` in error messages) instead of the
+    /// default 127.96.0.10–127.96.255.254; [`crate::Sim`] passes its
+    /// [address block](crate::addresses::AddressBlock)'s.
+    pub fn with_service_range(mut self, range: std::ops::RangeInclusive<std::net::Ipv4Addr>, cidr: String) -> Self {
+        let first = *range.start();
+        self.service_range = admission::ServiceRange { range, cidr, first };
+        self
     }
 
     /// Looks up a served type or answers 404 like kube-apiserver.
