@@ -98,7 +98,9 @@ pub fn deployment(name: &str, side: Side, replicas: i32, otlp_endpoint: Option<&
                         "args": ["serve", "--name", name, "--role", side.as_str(), "--listen", format!(":{PORT}"), "--drain", "300ms"],
                         "env": env,
                         "ports": [{"name": "http", "containerPort": PORT}],
-                        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 1, "failureThreshold": 2},
+                        // A service warms up before it takes traffic: a replacement pod is not
+                        // Ready at once, so killing every pod is an outage, as on a real cluster.
+                        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "initialDelaySeconds": 2, "periodSeconds": 1, "failureThreshold": 2},
                         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2, "failureThreshold": 3},
                     }],
                 },
