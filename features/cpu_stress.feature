@@ -4,7 +4,7 @@ Feature: A busy primary is not a dead primary
   outage: the controller must leave the Service on the primary.
 
   Scenario: The primary is CPU-stressed
-    Given an embedded cluster with 3 nodes
+    Given a cluster with 3 nodes
     And the failover controller runs with 2 replicas
     And an HA service "dispatch" with a primary and a standby deployment of 2 replicas
     When the primary of "dispatch" is CPU-stressed by 1 worker at 50% for 20 s
