@@ -84,11 +84,14 @@ fn kind_without_its_tools_stops_before_anything_with_the_install_commands() {
     assert!(!scratch.reports().exists(), "nothing was written: {err}");
 }
 
+/// Arguments, environment, and what the error must say.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 #[test]
 fn bad_choices_are_refused_with_what_is_accepted() {
     let scratch = Scratch::new("choices");
     let path = Path::new("/usr/bin:/bin");
-    let cases: &[(&[&str], &[(&str, &str)], &str)] = &[
+    let cases: &[Case] = &[
         (&["run", "--cluster", "kinde"], &[], "--cluster \"kinde\": not a cluster provider; expected sim, kind"),
         (&["run"], &[(provider::CLUSTER_ENV, "docker")], "HADRILL_CLUSTER=\"docker\": not a cluster provider"),
         (&["run", "--context", "kind-hadrill"], &[], "--context applies to --cluster existing only"),
