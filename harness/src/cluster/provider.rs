@@ -365,7 +365,7 @@ enum Owned {
     Kind { cluster: Box<KindCluster>, existed: bool, keep: bool },
     /// A k3s container.
     #[cfg(feature = "k3s")]
-    K3s(super::k3s::K3sCluster),
+    K3s(Box<super::k3s::K3sCluster>),
 }
 
 /// The run-wide cluster, from [`RunCluster::setup`] to [`RunCluster::teardown`]. Dropped
@@ -427,7 +427,7 @@ impl RunCluster {
                     .await
                     .ok_or_else(|| anyhow!("interrupted (Ctrl-C) while setting up k3s"))??;
                 let client = cluster.client();
-                (Owned::K3s(cluster), client, "k3s cluster".to_string())
+                (Owned::K3s(Box::new(cluster)), client, "k3s cluster".to_string())
             }
         };
         let version = client
@@ -492,7 +492,7 @@ impl RunCluster {
                 exit_on_second_interrupt((*cluster).down()).await
             }
             #[cfg(feature = "k3s")]
-            Owned::K3s(cluster) => exit_on_second_interrupt(cluster.down()).await,
+            Owned::K3s(cluster) => exit_on_second_interrupt((*cluster).down()).await,
         }
     }
 }
