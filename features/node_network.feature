@@ -9,8 +9,10 @@ Feature: A primary whose node loses its network fails over in seconds thanks to 
     Given a cluster with 3 nodes
     And the failover controller runs with 2 replicas
     And an HA service "dispatch" with a primary and a standby deployment of 1 replica
+    And 10 vehicles send heartbeats to "dispatch" every 200 ms
     When the node hosting the primary of "dispatch" loses its network for 90 s
     Then "dispatch" fails over to the standby within 10 s
+    And no vehicle loses its link for more than 5 s
 
   Scenario: Without black-box probing, failover only after the node-monitor grace period
     Given a cluster with 3 nodes

@@ -90,6 +90,12 @@ pub struct HadrillWorld {
     pub marks: Vec<Mark>,
     /// The vehicles' link gaps, when vehicles ran.
     pub link_gaps: Vec<LinkGap>,
+    /// Where the pods of the scenario's HA services send their spans.
+    pub traces: Option<crate::traces::sink::Sink>,
+    /// The vehicles sending heartbeats, when a step started them.
+    pub fleet: Option<crate::traffic::fleet::Fleet>,
+    /// The trace continuity report, once a step checked the traces (kept for the bundle).
+    pub trace_report: Option<String>,
 }
 
 impl fmt::Debug for HadrillWorld {
@@ -126,6 +132,9 @@ impl HadrillWorld {
             marks: Vec::new(),
             link_gaps: Vec::new(),
             recorder: None,
+            traces: None,
+            fleet: None,
+            trace_report: None,
         }
     }
 
@@ -141,6 +150,14 @@ impl HadrillWorld {
                 many.join(", ")
             ),
         }
+    }
+
+    /// Seconds from the scenario's start to the wall-clock time `unix_ms` (the vehicles'
+    /// clock: the same machine's, or a cluster node's).
+    pub fn offset_of_unix_ms(&self, unix_ms: u64) -> f64 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        let since_start = self.started.elapsed().as_secs_f64();
+        since_start - (now.as_secs_f64() - unix_ms as f64 / 1000.0)
     }
 
     /// Seconds from the scenario's start to `at`.

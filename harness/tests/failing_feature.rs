@@ -23,7 +23,14 @@ fn a_failing_feature_reports_its_failure_figures_and_bundle() {
     assert!(junit.contains("web failed over after"), "the measured time is in the failure message: {junit}");
 
     let metrics: serde_json::Value = serde_json::from_str(&read(&reports.join("metrics.json"))).unwrap();
-    let scenario = &metrics["scenarios"][0];
+    let scenarios = metrics["scenarios"].as_array().expect("scenarios");
+    let named = |prefix: &str| {
+        scenarios
+            .iter()
+            .find(|s| s["scenario"].as_str().is_some_and(|n| n.starts_with(prefix)))
+            .unwrap_or_else(|| panic!("no scenario {prefix:?} in {scenarios:?}"))
+    };
+    let scenario = named("A switch two seconds");
     assert_eq!(scenario["passed"], false);
     let figures = scenario["figures"].as_array().expect("figures");
     let figure = figures.iter().find(|f| f["name"] == "web: fault to switch").expect("the late switch is measured");
@@ -49,6 +56,21 @@ fn a_failing_feature_reports_its_failure_figures_and_bundle() {
     assert!(readme.contains("web: fault to switch: ") && readme.contains("(deadline 1 s)"), "{readme}");
     assert!(read(&dir.join("services.yaml")).contains("side: standby"));
     assert!(dir.join("chaos.yaml").is_file() && dir.join("timeline.json").is_file());
+
+    // Vehicles cut off for two seconds against a one-second limit: the failure names the link,
+    // the longest gap is measured, the gaps are on the timeline, the bundle has the vehicles'
+    // results and the trace diagnosis.
+    let vehicles = named("Vehicles cut off");
+    assert_eq!(vehicles["passed"], false);
+    let failure = vehicles["failure"].as_str().expect("a failure message");
+    assert!(failure.contains("link for"), "{failure}");
+    assert!(!vehicles["link_gaps"].as_array().expect("link gaps").is_empty(), "{vehicles}");
+    let dir = reports.join(vehicles["bundle"].as_str().expect("a bundle"));
+    let results: serde_json::Value = serde_json::from_str(&read(&dir.join("vehicles.json"))).unwrap();
+    assert_eq!(results["vehicles"].as_array().map(Vec::len), Some(4), "{results}");
+    assert!(results["errors"].as_u64().unwrap() > 0, "heartbeats failed while cut off: {results}");
+    let diagnosis = read(&dir.join("trace-diagnosis.txt"));
+    assert!(diagnosis.contains("vehicle v-0 trace "), "{diagnosis}");
 
     std::fs::remove_dir_all(&reports).unwrap();
 }

@@ -1,5 +1,9 @@
 //! An HA service as the failover controller expects it: a primary and a standby Deployment of
 //! the same program, and a Service annotated with both that selects the primary.
+//!
+//! The program is the sample service (`hadrill-sample serve`): it answers the vehicles'
+//! heartbeats, says which side served them, and exports its spans when given an OTLP endpoint,
+//! so one pair serves both the failover features and the traffic and trace features.
 
 use std::collections::BTreeMap;
 
@@ -8,8 +12,8 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use serde_json::json;
 
-/// Image the pair runs (the project's test server: `/readyz`, `/healthz`, port 8080).
-pub const IMAGE: &str = "hadrill/test-server:dev";
+/// Image the pair runs (`hadrill-sample`: `/readyz`, `/healthz`, heartbeats, port 8080).
+pub const IMAGE: &str = "hadrill/sample:dev";
 /// Name of the pods' one container.
 pub const CONTAINER: &str = "server";
 /// Port the pods serve on.
@@ -49,10 +53,16 @@ pub fn selector(name: &str, side: Side) -> String {
     labels(name, side).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
-/// The Deployment of one side: `replicas` test servers with real readiness and liveness
-/// probes, spread over nodes where possible.
-pub fn deployment(name: &str, side: Side, replicas: i32) -> anyhow::Result<Deployment> {
+/// The Deployment of one side: `replicas` sample services with real readiness and liveness
+/// probes, never on a node of the other side, spread over nodes where possible. With
+/// `otlp_endpoint`, the pods export their spans there.
+pub fn deployment(name: &str, side: Side, replicas: i32, otlp_endpoint: Option<&str>) -> anyhow::Result<Deployment> {
     let labels = labels(name, side);
+    let mut env = identity_env();
+    env.push(json!({"name": "OTEL_BSP_SCHEDULE_DELAY", "value": "200"}));
+    if let Some(e) = otlp_endpoint {
+        env.push(json!({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": e}));
+    }
     let other = match side {
         Side::Primary => Side::Standby,
         Side::Standby => Side::Primary,
@@ -84,6 +94,9 @@ pub fn deployment(name: &str, side: Side, replicas: i32) -> anyhow::Result<Deplo
                     "containers": [{
                         "name": CONTAINER,
                         "image": IMAGE,
+                        // A short drain: a scaled-down side stops taking heartbeats quickly.
+                        "args": ["serve", "--name", name, "--role", side.as_str(), "--listen", format!(":{PORT}"), "--drain", "300ms"],
+                        "env": env,
                         "ports": [{"name": "http", "containerPort": PORT}],
                         "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 1, "failureThreshold": 2},
                         "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2, "failureThreshold": 3},
@@ -93,6 +106,15 @@ pub fn deployment(name: &str, side: Side, replicas: i32) -> anyhow::Result<Deplo
         },
     }))
     .with_context(|| format!("building deployment {}", workload(name, side)))
+}
+
+/// `POD_NAME` and `POD_IP` from the downward API: the sample programs listen on `$POD_IP`
+/// and name their pod in spans (the embedded kubelet sets both anyway; a real one does not).
+pub fn identity_env() -> Vec<serde_json::Value> {
+    vec![
+        json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
+        json!({"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}),
+    ]
 }
 
 /// The Service `name`, selecting the primary, annotated for the failover controller.
@@ -123,7 +145,11 @@ mod tests {
         assert_eq!(selected_side("dispatch", &svc), Some(Side::Primary));
         let ann = svc.metadata.annotations.expect("annotations");
         assert_eq!(ann["failover.hadrill.io/standby"], "deployment/dispatch-standby");
-        let d = deployment("dispatch", Side::Standby, 2).expect("deployment");
+        let d = deployment("dispatch", Side::Standby, 2, Some("http://127.0.0.1:4318")).expect("deployment");
+        let json = serde_json::to_value(&d).expect("json");
+        let container = &json["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["args"][4], "standby", "{container}");
+        assert!(container["env"].to_string().contains("http://127.0.0.1:4318"), "{container}");
         let template_labels = d.spec.expect("spec").template.metadata.expect("meta").labels.expect("labels");
         assert_eq!(template_labels, labels("dispatch", Side::Standby));
         assert_eq!(selector("dispatch", Side::Standby), "app=dispatch,side=standby");

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod chaos_mesh;
 pub mod container_images;
 pub mod embedded;
+pub mod endpoint;
 pub mod existing;
 pub mod ha_pair;
 pub mod images;

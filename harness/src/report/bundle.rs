@@ -117,6 +117,8 @@ pub async fn collect(world: &HadrillWorld, dir: &Path, about: About<'_>) -> anyh
         text,
     )?;
 
+    traffic(world, &mut bundle).await?;
+
     let history = match &world.recorder {
         Some(rec) if rec.lines().is_empty() => "(the recorder saw nothing)\n".to_string(),
         Some(rec) => rec.lines().join("\n") + "\n",
@@ -157,6 +159,39 @@ pub async fn collect(world: &HadrillWorld, dir: &Path, about: About<'_>) -> anyh
     }
     bundle.readme(world, about)?;
     Ok(dir.to_path_buf())
+}
+
+/// The vehicles' results and the trace diagnosis, when vehicles ran.
+async fn traffic(world: &HadrillWorld, bundle: &mut Bundle) -> anyhow::Result<()> {
+    let Some(fleet) = &world.fleet else { return Ok(()) };
+    if let Some(results) = bundle.part("vehicles' results", fleet.results()).await {
+        let text = serde_json::to_string_pretty(&results).context("serialising the vehicles' results")?;
+        bundle.write(
+            "vehicles.json",
+            "the vehicles' results: per vehicle heartbeats, failures, longest link gap, who served them",
+            text,
+        )?;
+    }
+    let diagnosis = match (&world.trace_report, &world.traces) {
+        (Some(report), _) => Some(report.clone()),
+        (None, Some(sink)) => {
+            let lookback = world.started.elapsed() + std::time::Duration::from_secs(60);
+            let spans = bundle.part("spans", sink.spans_now(crate::traffic::VEHICLES, lookback)).await;
+            spans.map(|spans| {
+                let report = crate::traces::checker::check(&spans, Default::default());
+                format!("(checked when the scenario failed, vehicles still running: structure only)\n{report}")
+            })
+        }
+        (None, None) => None,
+    };
+    if let Some(text) = diagnosis {
+        bundle.write(
+            "trace-diagnosis.txt",
+            "the trace continuity check: per vehicle session, who served it, its largest gap, every broken chain",
+            text,
+        )?;
+    }
+    Ok(())
 }
 
 /// The bundle being written: its files (for the README) and what could not be collected.

@@ -186,6 +186,24 @@ pub const CATALOG: &[StepDoc] = &[
         module: "ha_service",
     },
     StepDoc {
+        keyword: "Given",
+        example: "20 vehicles send heartbeats to \"dispatch\" every 200 ms",
+        description: "Starts a vehicles pod calling the Service, one session trace per vehicle (W3C and sw8 alternating); waits until every vehicle is served.",
+        module: "vehicles",
+    },
+    StepDoc {
+        keyword: "Then",
+        example: "no vehicle loses its link for more than 3 s",
+        description: "Follows the vehicles until all are served again after the last fault or switch; every vehicle's longest link gap must be within the limit.",
+        module: "vehicles",
+    },
+    StepDoc {
+        keyword: "Then",
+        example: "every vehicle's session trace is continuous",
+        description: "Stops the vehicles and checks their spans: no orphan or broken chain, one trace per session, across the failover when there was one.",
+        module: "vehicles",
+    },
+    StepDoc {
         keyword: "When",
         example: "a random fault from \"primary-pod-kill, primary-pod-failure\" is injected with seed 42",
         description: "A fault drill: a seeded random pick among the scenarios (seed and pick printed and on the timeline), injected.",

@@ -18,15 +18,27 @@ use crate::world::MarkKind;
 
 /// `Given an HA service "dispatch" with a primary and a standby deployment of 2 replicas`
 ///
-/// Creates both Deployments and the annotated Service and waits until both sides are
-/// available; with a controller running, also until it has adopted the Service.
+/// Creates both Deployments (the sample service, exporting spans to the scenario's trace
+/// sink), waits until both sides are available, then creates the annotated Service (so the
+/// controller never sees a side still starting); with a controller running, also waits until
+/// it has adopted the Service.
 #[given(expr = "an HA service {string} with a primary and a standby deployment of {int} replica(s)")]
 async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> anyhow::Result<()> {
+    if world.traces.is_none() {
+        world.traces = Some(match world.sim {
+            Some(_) => crate::traces::sink::Sink::embedded().await?,
+            None => crate::traces::sink::Sink::jaeger(world.client()?),
+        });
+    }
+    let otlp = world.traces.as_ref().map(|t| t.otlp_endpoint());
     let deployments = world.api::<Deployment>()?;
     for side in [Side::Primary, Side::Standby] {
-        deployments.create(&PostParams::default(), &ha_pair::deployment(&name, side, replicas)?).await?;
+        let d = ha_pair::deployment(&name, side, replicas, otlp.as_deref())?;
+        deployments
+            .create(&PostParams::default(), &d)
+            .await
+            .with_context(|| format!("creating deployment {}", ha_pair::workload(&name, side)))?;
     }
-    world.api::<Service>()?.create(&PostParams::default(), &ha_pair::service(&name)?).await?;
     for side in [Side::Primary, Side::Standby] {
         let what = format!("{} {replicas} available replica(s)", ha_pair::workload(&name, side));
         until(&deployments, &ha_pair::workload(&name, side), &what, move |d: &Deployment| {
@@ -34,6 +46,11 @@ async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> an
         })
         .await?;
     }
+    world
+        .api::<Service>()?
+        .create(&PostParams::default(), &ha_pair::service(&name)?)
+        .await
+        .with_context(|| format!("creating service {name}"))?;
     world.ha_services.push(name.clone());
     if controller_present(world).await? {
         let services = world.api::<Service>()?;

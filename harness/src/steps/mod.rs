@@ -5,6 +5,8 @@
 //! - [`faults`]: faults from the scenario library (Chaos Mesh objects), and their removal.
 //! - [`ha_service`]: an HA service (primary, standby, Service), faults on it, failover deadlines.
 //! - [`recovery`]: what the controller reports (detection, cause, alerts) and the 1-5-10 deadlines.
+//! - [`vehicles`]: vehicles sending heartbeats through an HA service, their link gaps, and the
+//!   continuity of their session traces.
 
 pub mod catalog;
 pub mod cluster;
@@ -12,3 +14,4 @@ pub mod controller;
 pub mod faults;
 pub mod ha_service;
 pub mod recovery;
+pub mod vehicles;

@@ -22,13 +22,14 @@ use hadrill_sample::telemetry::attr;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::cluster::endpoint::Endpoint;
+
 use super::{Interner, Span, SpanId, SpanKind, TraceId};
 
 /// A Jaeger query endpoint.
 #[derive(Debug, Clone)]
 pub struct Jaeger {
-    base: String,
-    http: reqwest::Client,
+    endpoint: Endpoint,
 }
 
 #[derive(Deserialize)]
@@ -164,23 +165,19 @@ pub fn parse_traces(body: &[u8], interner: &mut Interner) -> anyhow::Result<Vec<
 impl Jaeger {
     /// A client of the query API at `base` (e.g. a port-forward of the `jaeger-query` Service).
     pub fn new(base: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .context("building the Jaeger HTTP client")?;
-        Ok(Jaeger { base: base.trim_end_matches('/').to_string(), http })
+        Ok(Jaeger { endpoint: Endpoint::direct(base)? })
+    }
+
+    /// A client of the query API at `endpoint` (e.g. the `jaeger-query` Service through the API
+    /// server's proxy: [`Endpoint::service`]).
+    pub fn at(endpoint: Endpoint) -> Self {
+        Jaeger { endpoint }
     }
 
     async fn get(&self, path: &str, query: &[(&str, String)]) -> anyhow::Result<Vec<Span>> {
-        let url = format!("{}{path}", self.base);
-        let resp = self.http.get(&url).query(query).send().await.with_context(|| format!("GET {url}"))?;
-        let status = resp.status();
-        let body = resp.bytes().await.with_context(|| format!("reading GET {url}"))?;
-        if !status.is_success() {
-            bail!("GET {url}: HTTP {status}: {}", String::from_utf8_lossy(&body));
-        }
-        parse_traces(&body, &mut Interner::default()).with_context(|| format!("GET {url}"))
+        let what = format!("GET {path} ({})", self.endpoint.describe());
+        let body = self.endpoint.get(path, query).await?.success(&what)?;
+        parse_traces(&body, &mut Interner::default()).with_context(|| what)
     }
 
     /// The spans of one trace.

@@ -15,6 +15,7 @@
 pub mod checker;
 pub mod jaeger;
 pub mod receiver;
+pub mod sink;
 
 use std::collections::HashMap;
 use std::fmt;

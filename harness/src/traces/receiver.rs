@@ -226,6 +226,13 @@ impl Receiver {
     }
 }
 
+impl Drop for Receiver {
+    /// A receiver dropped without [`Receiver::stop`] (a scenario's world) stops listening too.
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
 #[derive(Clone, Copy, PartialEq)]
 enum Encoding {
     Protobuf,

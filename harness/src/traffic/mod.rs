@@ -17,6 +17,7 @@
 //! `dispatch-primary` / `dispatch-standby`, labels `app`/`side`, a Service annotated for the
 //! failover controller and selecting the primary), so the controller can switch it.
 
+pub mod fleet;
 pub mod vehicles;
 
 use std::time::Duration;
@@ -84,8 +85,8 @@ fn ms(d: Duration) -> String {
 
 impl SampleApp {
     fn env(&self) -> Vec<Value> {
-        let mut env =
-            vec![json!({"name": "OTEL_BSP_SCHEDULE_DELAY", "value": self.export_delay.as_millis().to_string()})];
+        let mut env = ha_pair::identity_env();
+        env.push(json!({"name": "OTEL_BSP_SCHEDULE_DELAY", "value": self.export_delay.as_millis().to_string()}));
         if let Some(e) = &self.otlp_endpoint {
             env.push(json!({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": e}));
         }
@@ -167,10 +168,17 @@ impl SampleApp {
             )?);
         }
         out.push(self.deployment(PLANNER, json!({"app": PLANNER}), 1, self.serve_args(PLANNER, None, None), PORT)?);
+        out.push(self.vehicles_deployment(DISPATCH)?);
+        Ok(out)
+    }
+
+    /// The vehicles Deployment (one pod): [`SampleApp::vehicles`] vehicles sending heartbeats
+    /// to the Service `target`, results API on [`RESULTS_PORT`].
+    pub fn vehicles_deployment(&self, target: &str) -> anyhow::Result<Deployment> {
         let vehicles_args = vec![
             "vehicles".to_string(),
             "--target".into(),
-            DISPATCH.into(),
+            target.into(),
             "--count".into(),
             self.vehicles.to_string(),
             "--interval".into(),
@@ -182,8 +190,7 @@ impl SampleApp {
             "--listen".into(),
             format!(":{RESULTS_PORT}"),
         ];
-        out.push(self.deployment(VEHICLES, json!({"app": VEHICLES}), 1, vehicles_args, RESULTS_PORT)?);
-        Ok(out)
+        self.deployment(VEHICLES, json!({"app": VEHICLES}), 1, vehicles_args, RESULTS_PORT)
     }
 
     /// Creates the Services, then the Deployments, in `ns`.

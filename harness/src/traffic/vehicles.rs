@@ -17,6 +17,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+
+use crate::cluster::endpoint::{Answer, Endpoint};
 pub use hadrill_sample::vehicles::results::{
     Gap, Heartbeat, Latency, Outcome, Results, ServedRun, SpanCounters, VehicleResult,
 };
@@ -25,48 +27,40 @@ use serde::de::DeserializeOwned;
 /// The results API of one vehicles pod.
 #[derive(Debug, Clone)]
 pub struct VehiclesClient {
-    base: String,
-    http: reqwest::Client,
+    endpoint: Endpoint,
 }
 
 impl VehiclesClient {
-    /// A client of the API at `base` (`http://POD_IP:8081`).
+    /// A client of the API at `base` (`http://POD_IP:8081`), reachable from this process.
     pub fn new(base: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .context("building the vehicles results client")?;
-        Ok(VehiclesClient { base: base.trim_end_matches('/').to_string(), http })
+        Ok(VehiclesClient { endpoint: Endpoint::direct(base)? })
     }
 
-    async fn call<T: DeserializeOwned>(&self, req: reqwest::RequestBuilder, what: &str) -> anyhow::Result<T> {
-        let resp = req.send().await.with_context(|| format!("{what} ({})", self.base))?;
-        let status = resp.status();
-        let body = resp.bytes().await.with_context(|| format!("reading {what} ({})", self.base))?;
-        if !status.is_success() {
-            bail!("{what} ({}): HTTP {status}: {}", self.base, String::from_utf8_lossy(&body).trim());
-        }
-        serde_json::from_slice(&body).with_context(|| format!("{what} ({}): unexpected answer", self.base))
+    /// A client of the API at `endpoint` (e.g. the pod through the API server's proxy).
+    pub fn at(endpoint: Endpoint) -> Self {
+        VehiclesClient { endpoint }
+    }
+
+    async fn call<T: DeserializeOwned>(&self, answer: anyhow::Result<Answer>, what: &str) -> anyhow::Result<T> {
+        let body = answer?.success(what)?;
+        serde_json::from_slice(&body)
+            .with_context(|| format!("{what} ({}): unexpected answer", self.endpoint.describe()))
     }
 
     /// The results so far.
     pub async fn results(&self) -> anyhow::Result<Results> {
-        self.call(self.http.get(format!("{}/results", self.base)), "GET /results").await
+        self.call(self.endpoint.get("/results", &[]).await, "GET /results").await
     }
 
     /// The recorded heartbeats, of one vehicle or all.
     pub async fn heartbeats(&self, vehicle: Option<&str>) -> anyhow::Result<Vec<Heartbeat>> {
-        let mut req = self.http.get(format!("{}/heartbeats", self.base));
-        if let Some(v) = vehicle {
-            req = req.query(&[("vehicle", v)]);
-        }
-        self.call(req, "GET /heartbeats").await
+        let query: Vec<(&str, String)> = vehicle.map(|v| ("vehicle", v.to_string())).into_iter().collect();
+        self.call(self.endpoint.get("/heartbeats", &query).await, "GET /heartbeats").await
     }
 
     /// Stops the vehicles (heartbeats in flight finish, spans are flushed); the final results.
     pub async fn stop(&self) -> anyhow::Result<Results> {
-        self.call(self.http.post(format!("{}/stop", self.base)), "POST /stop").await
+        self.call(self.endpoint.post("/stop").await, "POST /stop").await
     }
 
     /// Polls the results (every 100 ms) until `cond` holds, at most `limit`.

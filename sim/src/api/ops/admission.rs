@@ -18,6 +18,21 @@ pub const SERVICE_IP_END: Ipv4Addr = Ipv4Addr::new(127, 96, 255, 254);
 /// tolerationSeconds added for not-ready / unreachable nodes (kube-apiserver's default).
 pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
 
+/// ClusterIPs per block: each embedded cluster starts its search in a block of its own.
+const SERVICE_IP_BLOCK: u32 = 2048;
+
+/// The first ClusterIP of a new API server's block. ClusterIPs are loopback addresses its
+/// Service proxies listen on, so two embedded clusters (in one process: concurrent scenarios;
+/// or two processes) handing out the same address would serve each other's Services. Blocks
+/// are taken in turn within the process, starting from one derived from the process id.
+pub fn service_ip_block() -> Ipv4Addr {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let blocks = (u32::from(SERVICE_IP_END) - u32::from(SERVICE_IP_START)) / SERVICE_IP_BLOCK;
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let block = (std::process::id().wrapping_mul(7).wrapping_add(n)) % blocks;
+    Ipv4Addr::from(u32::from(SERVICE_IP_START) + block * SERVICE_IP_BLOCK)
+}
+
 impl Api {
     /// Allocates a free ClusterIP, or checks a requested one is in range and free.
     pub(crate) fn allocate_cluster_ip(&self, svc: &mut Value) -> ApiResult<()> {
@@ -37,8 +52,10 @@ impl Api {
         let name = svc["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let in_use = self.cluster_ips_in_use();
         let ip = if requested.is_empty() {
-            let (start, end) = (u32::from(SERVICE_IP_START), u32::from(SERVICE_IP_END));
-            (start..=end)
+            let (start, end, first) =
+                (u32::from(SERVICE_IP_START), u32::from(SERVICE_IP_END), u32::from(self.service_ip_first));
+            (first..=end)
+                .chain(start..first)
                 .map(Ipv4Addr::from)
                 .find(|ip| !in_use.contains(ip))
                 .ok_or_else(|| ApiError::internal("failed to allocate a serviceIP: range is full"))?
@@ -209,5 +226,26 @@ mod tests {
         assert_eq!(t[0]["tolerationSeconds"], 5);
         assert_eq!(t[1]["key"], "node.kubernetes.io/not-ready");
         assert_eq!(t[1]["tolerationSeconds"], 300);
+    }
+}
+
+#[cfg(test)]
+mod block_tests {
+    use super::*;
+
+    #[test]
+    fn api_servers_in_one_process_hand_out_clusterips_from_different_blocks() {
+        let a = Api::new(10);
+        let b = Api::new(10);
+        let ip = |api: &Api| {
+            let mut svc = json!({"metadata": {"name": "dispatch"}, "spec": {"ports": [{"port": 80}]}});
+            api.allocate_cluster_ip(&mut svc).expect("allocated");
+            svc["spec"]["clusterIP"].as_str().expect("an IP").parse::<Ipv4Addr>().expect("IPv4")
+        };
+        let (ia, ib) = (ip(&a), ip(&b));
+        assert_ne!(ia, ib, "the same first Service in two clusters gets different ClusterIPs");
+        for i in [ia, ib] {
+            assert!((SERVICE_IP_START..=SERVICE_IP_END).contains(&i), "{i}");
+        }
     }
 }

@@ -100,6 +100,8 @@ pub struct Api {
     pub tokens: crate::api::auth::Tokens,
     /// Held while a Service is created (ClusterIP allocation).
     service_ips: std::sync::Mutex<()>,
+    /// Where this API server's ClusterIP search starts ([`admission::service_ip_block`]).
+    service_ip_first: std::net::Ipv4Addr,
 }
 
 impl Api {
@@ -124,6 +126,7 @@ impl Api {
             store: Store::with_hook(history, hook),
             tokens: Default::default(),
             service_ips: Default::default(),
+            service_ip_first: admission::service_ip_block(),
         }
     }
 
