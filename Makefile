@@ -27,10 +27,10 @@ HINT_helm = curl -fsSL https://raw.githubusercontent.com/helm/helm/main/scripts/
 HINT_kubectl = curl -LO https://dl.k8s.io/release/v1.35.8/bin/linux/amd64/kubectl && sudo install -m 0755 kubectl /usr/local/bin/kubectl   (other systems: https://kubernetes.io/docs/tasks/tools/)
 
 .PHONY: help build test demo features bench lint fmt sim-up clean \
-	cluster-up cluster-down cluster-logs chaos-mesh images deploy features-kind chaos-nightly
+	cluster-up cluster-down cluster-logs chaos-mesh images deploy features-kind features-kind-managed chaos-nightly
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
 
 build: ## Build every crate and test target (and the k3s provider, behind its cargo feature)
 	$(CARGO) build --workspace --all-targets
@@ -106,10 +106,18 @@ deploy: require-kubectl ## Deploy deploy/overlays/kind and wait for the controll
 	$(KUBECTL) apply --server-side --field-manager=hadrill-deploy -k deploy/overlays/kind
 	$(KUBECTL) -n hadrill-system rollout status deployment/hadrill-controller --timeout 3m
 
-features-kind: ## Run the feature suite on the kind cluster (FEATURE_TAGS selects scenarios)
-	HADRILL_CLUSTER=existing KUBECONFIG=$(KIND_KUBECONFIG) HADRILL_CONTEXT=kind-$(CLUSTER) \
-		HADRILL_ALLOW_CONTEXTS=kind-$(CLUSTER) \
-		$(HADRILL) run $(if $(FEATURE_TAGS),--tags '$(FEATURE_TAGS)')
+# The cluster `make cluster-up` made, as the `existing` provider: hadrill only ever uses a
+# context it is told to use and allowed to break.
+features-kind: ## Run the feature suite on the kind cluster of `make cluster-up` (FEATURE_TAGS selects scenarios)
+	$(HADRILL) run $(if $(FEATURE_TAGS),--tags '$(FEATURE_TAGS)') --cluster existing \
+		--kubeconfig $(KIND_KUBECONFIG) --context kind-$(CLUSTER) --allow-context kind-$(CLUSTER)
+
+# The harness's own `kind` provider does what cluster-up, chaos-mesh, images and deploy do
+# (same files, same commands), runs the scenarios, and deletes the cluster it created, also
+# on failure or Ctrl-C (KEEP=1 keeps it). It always uses the cluster name `hadrill`.
+features-kind-managed: ## Let hadrill create the kind cluster, run @nightly (or FEATURE_TAGS) on it, delete it
+	$(HADRILL) run --tags '$(or $(FEATURE_TAGS),@nightly)' --cluster kind --kind-config $(KIND_CONFIG) \
+		$(if $(KEEP),--keep-cluster)
 
 chaos-nightly: ## Everything end to end on kind with @nightly; reports kept, cluster deleted even on failure
 	@status=0; \

@@ -4,7 +4,7 @@ Feature: With both sides down, the controller alerts and leaves the Service alon
   in `kubectl describe service`.
 
   Scenario: Standby down, then primary down
-    Given an embedded cluster with 3 nodes
+    Given a cluster with 3 nodes
     And the failover controller runs with 2 replicas
     And an HA service "dispatch" with a primary and a standby deployment of 2 replicas
     When the standby of "dispatch" is scaled to 0

@@ -5,7 +5,7 @@ Feature: Faults injected as Chaos Mesh objects make the primary fail over
   within the business deadline. Every fault is removed when the scenario ends.
 
   Background:
-    Given an embedded cluster with 3 nodes
+    Given a cluster with 3 nodes
     And the failover controller runs with 2 replicas
     And an HA service "dispatch" with a primary and a standby deployment of 1 replica
 

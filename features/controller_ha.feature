@@ -3,7 +3,7 @@ Feature: The failover controller itself is highly available
   primary fails, the follower takes the Lease once it expires and completes the failover.
 
   Scenario: The leader is killed as the primary fails
-    Given an embedded cluster with 3 nodes
+    Given a cluster with 3 nodes
     And the failover controller runs with 2 replicas
     And an HA service "dispatch" with a primary and a standby deployment of 1 replica
     When the controller's leader is killed

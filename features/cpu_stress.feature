@@ -5,7 +5,7 @@ Feature: A busy primary is not a dead primary
   link.
 
   Scenario: The primary is CPU-stressed
-    Given an embedded cluster with 3 nodes
+    Given a cluster with 3 nodes
     And the failover controller runs with 2 replicas
     And an HA service "dispatch" with a primary and a standby deployment of 2 replicas
     And 10 vehicles send heartbeats to "dispatch" every 200 ms

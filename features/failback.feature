@@ -3,7 +3,7 @@ Feature: After the primary recovers, the Service fails back to it
   has been healthy for the configured period, and not before.
 
   Scenario: Automatic failback once the primary is healthy again
-    Given an embedded cluster with 3 nodes
+    Given a cluster with 3 nodes
     And the failover controller runs with 2 replicas
     And an HA service "dispatch" with a primary and a standby deployment of 2 replicas
     And "dispatch" fails back automatically after 5 s

@@ -5,7 +5,7 @@ Feature: A primary that loses every pod fails over to its hot standby
   Service at the standby quickly; when only some are, it must not switch.
 
   Background:
-    Given an embedded cluster with 3 nodes
+    Given a cluster with 3 nodes
     And the failover controller runs with 2 replicas
     And an HA service "dispatch" with a primary and a standby deployment of 2 replicas
 

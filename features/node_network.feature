@@ -6,7 +6,7 @@ Feature: A primary whose node loses its network fails over in seconds thanks to 
   that gap is why black-box probing is on by default.
 
   Scenario: With black-box probing, failover within seconds
-    Given an embedded cluster with 3 nodes
+    Given a cluster with 3 nodes
     And the failover controller runs with 2 replicas
     And an HA service "dispatch" with a primary and a standby deployment of 1 replica
     And 10 vehicles send heartbeats to "dispatch" every 200 ms
@@ -15,7 +15,7 @@ Feature: A primary whose node loses its network fails over in seconds thanks to 
     And no vehicle loses its link for more than 10 s
 
   Scenario: Without black-box probing, failover only after the node-monitor grace period
-    Given an embedded cluster with 3 nodes
+    Given a cluster with 3 nodes
     And the failover controller runs with 2 replicas and black-box probing off
     And an HA service "dispatch" with a primary and a standby deployment of 1 replica
     When the node hosting the primary of "dispatch" loses its network for 90 s

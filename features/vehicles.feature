@@ -5,7 +5,7 @@ Feature: Vehicles keep their cloud link and their session traces through a failo
   one trace, served first by the primary, then by the standby, with no break in between.
 
   Background:
-    Given an embedded cluster with 3 nodes
+    Given a cluster with 3 nodes
     And the failover controller runs with 2 replicas
     And an HA service "dispatch" with a primary and a standby deployment of 2 replicas
     And 20 vehicles send heartbeats to "dispatch" every 200 ms

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use hadrill::cluster::provider::ClusterFlags;
 use hadrill::report::{self, RunOptions, check};
 use hadrill::steps::catalog::CATALOG;
 
@@ -13,6 +14,51 @@ pub struct RunArgs {
     /// Tag expression selecting scenarios, e.g. `@smoke` or `@nightly and not @serial`.
     #[arg(long)]
     tags: Option<String>,
+    #[command(flatten)]
+    cluster: ClusterArgs,
+}
+
+/// Which cluster the scenarios run on. Absent flags fall back to the environment variables
+/// named in their help; checked before anything runs.
+#[derive(Debug, clap::Args)]
+struct ClusterArgs {
+    /// Cluster provider: sim (an embedded cluster per scenario, the default), kind (created
+    /// from --kind-config, deleted at the end), existing (a kubeconfig context named by
+    /// --context and allowed by --allow-context), k3s (builds with --features k3s only).
+    /// Default: $HADRILL_CLUSTER, else sim.
+    #[arg(long, value_name = "PROVIDER")]
+    cluster: Option<String>,
+    /// existing: the kubeconfig context to use (default: $HADRILL_CONTEXT; never the current
+    /// context implicitly).
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+    /// existing: a context chaos may be run against (repeatable or comma-separated; added to
+    /// $HADRILL_ALLOW_CONTEXTS).
+    #[arg(long = "allow-context", value_name = "NAME")]
+    allow_context: Vec<String>,
+    /// existing: the kubeconfig to read (default: $KUBECONFIG, then ~/.kube/config); kind: where
+    /// to write the cluster's kubeconfig (default: reports/kind-hadrill.kubeconfig).
+    #[arg(long, value_name = "PATH")]
+    kubeconfig: Option<PathBuf>,
+    /// kind: the cluster config (default: kind-configs/multi-node.yaml).
+    #[arg(long, value_name = "PATH")]
+    kind_config: Option<PathBuf>,
+    /// kind: leave a cluster the run created running at the end (also $HADRILL_KEEP_CLUSTER=1).
+    #[arg(long)]
+    keep_cluster: bool,
+}
+
+impl From<ClusterArgs> for ClusterFlags {
+    fn from(a: ClusterArgs) -> Self {
+        ClusterFlags {
+            cluster: a.cluster,
+            context: a.context,
+            allow_contexts: a.allow_context,
+            kubeconfig: a.kubeconfig,
+            kind_config: a.kind_config,
+            keep: a.keep_cluster,
+        }
+    }
 }
 
 /// Arguments of `hadrill check`.
@@ -24,8 +70,9 @@ pub struct CheckArgs {
 
 /// Runs the feature suite (same runner as `cargo test --test features`).
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let passed =
-        report::run_features(RunOptions { features: args.features, tags: args.tags, cucumber_cli: false }).await?;
+    let options =
+        RunOptions { features: args.features, tags: args.tags, cucumber_cli: false, cluster: args.cluster.into() };
+    let passed = report::run_features(options).await?;
     anyhow::ensure!(passed, "the feature suite failed");
     Ok(())
 }

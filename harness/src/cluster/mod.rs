@@ -1,4 +1,4 @@
-//! Clusters: starting one and applying manifests to it.
+//! Clusters: starting one (the provider a run uses: [`provider`]) and applying manifests to it.
 
 pub mod apply;
 pub mod chaos_mesh;
@@ -12,4 +12,5 @@ pub mod images;
 pub mod k3s;
 pub mod kind;
 pub mod kustomize;
+pub mod provider;
 pub mod tools;

@@ -17,6 +17,7 @@ use anyhow::Context;
 use cucumber::{World as _, WriterExt as _, writer};
 
 use crate::HadrillWorld;
+use crate::cluster::provider::{ClusterFlags, RunCluster};
 
 /// Where reports go.
 pub fn reports_dir() -> PathBuf {
@@ -35,6 +36,9 @@ pub struct RunOptions {
     /// Also read cucumber's own command-line options from the process arguments
     /// (`cargo test --test features -- --tags @smoke`).
     pub cucumber_cli: bool,
+    /// The cluster provider and its options (`--cluster` ...); absent ones come from the
+    /// environment (`HADRILL_CLUSTER` ...), the default is `sim`.
+    pub cluster: ClusterFlags,
 }
 
 /// The repository's `features/` directory.
@@ -45,6 +49,9 @@ pub fn default_features_dir() -> PathBuf {
 /// Checks and runs the features and writes the reports; returns whether all passed.
 pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     sim::install_crypto_provider();
+    // A bad provider choice, a refused context or a missing tool stops the run before anything.
+    let choice = opts.cluster.resolve()?;
+    choice.preflight()?;
     let roots = if opts.features.is_empty() { vec![default_features_dir()] } else { opts.features.clone() };
     let mut files = Vec::new();
     for root in &roots {
@@ -69,6 +76,18 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     if let Some(op) = &tags {
         let selected = count_tagged(&files, op);
         anyhow::ensure!(selected > 0, "no scenario matches --tags {:?}", opts.tags.as_deref().unwrap_or_default());
+    }
+    // The run-wide cluster (nothing for sim); torn down below, or by its drop on an error.
+    let cluster = RunCluster::setup(&choice).await?;
+    if let Some(shared) = cluster.shared() {
+        match std::env::var("HADRILL_CONCURRENCY") {
+            Ok(n) => println!("running {n} scenario(s) at once on the {} (HADRILL_CONCURRENCY)", shared.label),
+            Err(_) => println!(
+                "running scenarios one at a time on the {}: they share its controller in hadrill-system \
+                 (HADRILL_CONCURRENCY=N overrides)",
+                shared.label
+            ),
+        }
     }
     let dir = reports_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -116,7 +135,9 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     };
     // One run over the deepest directory holding every selected file; the filter keeps only
     // the selected files.
-    let result = cucumber.filter_run(root, filter).await;
+    let Some(result) = cluster.run(cucumber.filter_run(root, filter)).await else {
+        return Err(cluster.interrupted().await);
+    };
     let passed = !cucumber::writer::Stats::execution_has_failed(&result);
     let wall = started.elapsed().as_secs_f64();
     let records = metrics::take();
@@ -137,13 +158,17 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
             println!("  failure bundle of {:?}: {}", r.scenario, dir.join(b).display());
         }
     }
+    cluster.teardown().await?;
     Ok(passed)
 }
 
-/// Scenarios run at once (`HADRILL_CONCURRENCY`, default 3): each has a cluster of its own with
-/// real processes, so more only makes them wait for the CPU. `@serial` scenarios run alone.
+/// Scenarios run at once (`HADRILL_CONCURRENCY`): by default 3 on embedded clusters (each has
+/// a cluster of its own with real processes, so more only makes them wait for the CPU), and 1
+/// on a run-wide real cluster, where scenarios share the controller in hadrill-system.
+/// `@serial` scenarios run alone.
 fn concurrency() -> usize {
-    std::env::var("HADRILL_CONCURRENCY").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(3)
+    let default = if crate::cluster::provider::current().is_some() { 1 } else { 3 };
+    std::env::var("HADRILL_CONCURRENCY").ok().and_then(|v| v.parse().ok()).filter(|n| *n > 0).unwrap_or(default)
 }
 
 /// The deepest directory containing every path.

@@ -19,8 +19,14 @@ pub struct StepDoc {
 pub const CATALOG: &[StepDoc] = &[
     StepDoc {
         keyword: "Given",
+        example: "a cluster with 3 nodes",
+        description: "The run's cluster (--cluster): on sim an embedded cluster of its own; on kind/existing a check for N Ready schedulable nodes and a namespace of its own, removed when the scenario ends.",
+        module: "cluster",
+    },
+    StepDoc {
+        keyword: "Given",
         example: "an embedded cluster with 3 nodes",
-        description: "Starts an embedded cluster for this scenario (a Kubernetes API server in the test process).",
+        description: "Starts an embedded cluster for this scenario (a Kubernetes API server in the test process), whatever the run's provider.",
         module: "cluster",
     },
     StepDoc {

@@ -16,7 +16,30 @@ pub(crate) fn repo_path(rel: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
 }
 
+/// `Given a cluster with 3 nodes`
+///
+/// The run's cluster (`--cluster`): on `sim`, an embedded cluster of its own, as
+/// `an embedded cluster with N nodes`; on a real cluster, which must have at least N Ready
+/// schedulable nodes, a namespace of its own that is removed when the scenario ends.
+#[given(expr = "a cluster with {int} node(s)")]
+async fn cluster(world: &mut HadrillWorld, nodes: usize) -> anyhow::Result<()> {
+    let Some(shared) = crate::cluster::provider::current() else {
+        return embedded_cluster(world, nodes).await;
+    };
+    let setup = crate::cluster::provider::scenario_on(&shared, nodes).await?;
+    world.run_id = setup.run_id;
+    world.namespace = setup.namespace;
+    // The faults steps use this run too, so their objects share its ledger and cleanup.
+    world.chaos_run = Some(setup.run);
+    world.recorder = Some(crate::probes::recorder::Recorder::start(shared.client.clone(), &world.namespace));
+    world.client = Some(shared.client);
+    Ok(())
+}
+
 /// `Given an embedded cluster with 3 nodes`
+///
+/// Always the embedded cluster, whatever the run's provider (features about the embedded
+/// cluster itself).
 #[given(expr = "an embedded cluster with {int} node(s)")]
 async fn embedded_cluster(world: &mut HadrillWorld, nodes: usize) -> anyhow::Result<()> {
     let sim = crate::cluster::embedded::start(nodes).await?;
