@@ -561,7 +561,8 @@ async fn hadrill_clean_removes_labelled_leftovers_and_replays_ledgers_only() {
     let kubeconfig = f.dir.join("kubeconfig");
     f.sim.write_kubeconfig(&kubeconfig).unwrap();
     let namespaces: Api<Namespace> = Api::all(f.client.clone());
-    for (ns, labels) in [("keep", json!({})), ("old", json!({RUN_LABEL: "old-run"}))] {
+    let shared = json!({RUN_LABEL: "old-run", hadrill::chaos::ledger::SHARED_LABEL: "true"});
+    for (ns, labels) in [("keep", json!({})), ("old", json!({RUN_LABEL: "old-run"})), ("hadrill-system", shared)] {
         let n: Namespace = serde_json::from_value(json!({"metadata": {"name": ns, "labels": labels}})).unwrap();
         namespaces.create(&PostParams::default(), &n).await.unwrap();
     }
@@ -617,6 +618,8 @@ async fn hadrill_clean_removes_labelled_leftovers_and_replays_ledgers_only() {
     assert!(!ledger_dir.join("old-run.jsonl").exists(), "the emptied ledger is removed");
     let old_ns = namespaces.get_opt("old").await.unwrap();
     assert!(old_ns.is_none_or(|n| n.metadata.deletion_timestamp.is_some()));
+    let system = namespaces.get("hadrill-system").await.unwrap();
+    assert!(system.metadata.deletion_timestamp.is_none(), "a shared namespace (the controller's) is never swept");
 
     // --all-runs takes the other run's leftovers; the unlabelled object stays.
     let out = hadrill(&["clean", "--kubeconfig", kc, "--all-runs", "--ledger-dir", ld]);

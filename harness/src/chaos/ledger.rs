@@ -24,6 +24,9 @@ use super::ChaosKind;
 pub const DEFAULT_DIR: &str = "reports/.ledger";
 /// Label put on every object a run creates, valued with the run id.
 pub const RUN_LABEL: &str = "hadrill.io/run";
+/// Label of a namespace a run may inject faults into but must not delete (the controller's
+/// `hadrill-system`, shared by every run on a real cluster).
+pub const SHARED_LABEL: &str = "hadrill.io/shared";
 /// Label naming the scenario a chaos object was rendered from.
 pub const SCENARIO_LABEL: &str = "hadrill.io/scenario";
 /// The annotation that makes Chaos Mesh drop its finalizer without recovering.
@@ -525,8 +528,10 @@ pub async fn sweep_labelled(
         }
     }
     if namespaces {
+        // A shared namespace (the controller's) is in a run's fault scope but not the run's to delete.
+        let owned = ListParams::default().labels(&format!("{selector},!{SHARED_LABEL}"));
         let api: Api<DynamicObject> = Api::all_with(client.clone(), &ObjectRef::namespace("").api_resource());
-        let list = api.list(&params).await.with_context(|| format!("listing namespaces labelled {selector}"))?;
+        let list = api.list(&owned).await.with_context(|| format!("listing namespaces labelled {selector}"))?;
         found.extend(list.items.into_iter().map(|o| (ObjectRef::namespace(""), o)));
     }
     for (template, obj) in found {

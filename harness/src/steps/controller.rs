@@ -43,7 +43,10 @@ async fn deploy(world: &mut HadrillWorld, replicas: i32, env: &[(&str, &str)]) -
     crate::cluster::kustomize::apply(&client, &super::cluster::repo_path("deploy/controller"), CONTROLLER_NS).await?;
     // The run owns the controller's namespace too, so faults on the controller are in scope.
     if !world.run_id.is_empty() {
-        let label = serde_json::json!({"metadata": {"labels": {crate::cluster::embedded::RUN_LABEL: world.run_id}}});
+        let label = serde_json::json!({"metadata": {"labels": {
+            crate::cluster::embedded::RUN_LABEL: world.run_id,
+            crate::chaos::ledger::SHARED_LABEL: "true",
+        }}});
         Api::<Namespace>::all(client.clone())
             .patch(CONTROLLER_NS, &PatchParams::default(), &Patch::Merge(&label))
             .await
