@@ -182,7 +182,7 @@ impl HadrillWorld {
     /// The scenario's client, or an error telling the author which step is missing.
     pub fn client(&self) -> anyhow::Result<kube::Client> {
         self.client.clone().ok_or_else(|| {
-            anyhow::anyhow!("no cluster yet: start the scenario with `Given an embedded cluster with N nodes`")
+            anyhow::anyhow!("no cluster yet: start the scenario with `Given a cluster with N nodes`")
         })
     }
 

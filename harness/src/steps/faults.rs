@@ -41,7 +41,7 @@ fn chaos_run(world: &mut HadrillWorld) -> anyhow::Result<&Run> {
     if world.chaos_run.is_none() {
         ensure!(
             !world.run_id.is_empty(),
-            "no run yet: start the scenario with `Given an embedded cluster with N nodes`"
+            "no run yet: start the scenario with `Given a cluster with N nodes`"
         );
         let run = Run::new(world.client()?, &ledger_dir(), Some(&world.run_id))?;
         world.chaos_run = Some(run);
