@@ -14,8 +14,8 @@ use std::io::IsTerminal as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::filter::{EnvFilter, Targets};
-use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::filter::{EnvFilter, FilterExt as _, LevelFilter, Targets};
+use tracing_subscriber::fmt::format::{DefaultFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::{Layer, SubscriberExt as _};
 use tracing_subscriber::registry::{LookupSpan, Registry};
@@ -69,12 +69,15 @@ where
 {
     let only_lines = Targets::new().with_target(TARGET, Level::INFO).with_target(CUCUMBER_SPANS, Level::ERROR);
     let from_env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    tracing_subscriber::registry().with(collect.with_filter(only_lines)).with(
-        tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_filter(from_env),
-    )
+    // The lines are on stdout already, with their scenario; `RUST_LOG=info` must not repeat them.
+    let not_lines = Targets::new().with_default(LevelFilter::TRACE).with_target(TARGET, LevelFilter::OFF);
+    let stderr = tracing_subscriber::fmt::layer()
+        // `scenario{__cucumber_scenario_id=3}:step` is noise to a reader: `scenario:step`.
+        .fmt_fields(cucumber::tracing::SkipScenarioIdSpan(DefaultFields::new()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_filter(from_env.and(not_lines));
+    tracing_subscriber::registry().with(collect.with_filter(only_lines)).with(stderr)
 }
 
 /// Formats a line as itself, indented under its step: no timestamp, level or target.
