@@ -47,7 +47,8 @@ pub fn line(text: impl fmt::Display) {
 
 /// Called before a feature run: whether this run may install cucumber's tracing collector
 /// (the process has no global subscriber yet). On `true` the caller must install it, with
-/// [`Plain`] and [`subscriber`]; lines are then collected until [`end`].
+/// [`Plain`] and [`subscriber`]; lines are then collected until [`end`]. Feature runs in one
+/// process are meant to follow each other: the flag is process-wide.
 pub(super) fn begin() -> bool {
     let nobody_else = tracing::dispatcher::get_default(|d| d.is::<tracing::subscriber::NoSubscriber>());
     let ours = nobody_else && !INSTALLED.swap(true, Ordering::AcqRel);
