@@ -7,14 +7,18 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     sim::install_crypto_provider();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = cli::Cli::parse();
+    // The feature runner installs its own subscriber (figures into the scenario logs, the rest to
+    // stderr); a process can have only one.
+    if !args.runs_features() {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match cli::run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

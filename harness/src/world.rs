@@ -181,9 +181,9 @@ impl HadrillWorld {
 
     /// The scenario's client, or an error telling the author which step is missing.
     pub fn client(&self) -> anyhow::Result<kube::Client> {
-        self.client.clone().ok_or_else(|| {
-            anyhow::anyhow!("no cluster yet: start the scenario with `Given a cluster with N nodes`")
-        })
+        self.client
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("no cluster yet: start the scenario with `Given a cluster with N nodes`"))
     }
 
     /// A namespaced API in the scenario's namespace.
@@ -195,13 +195,17 @@ impl HadrillWorld {
         Ok(kube::Api::namespaced(self.client()?, &self.namespace))
     }
 
-    /// Records and prints a figure.
+    /// Records a figure and prints it into the scenario's log (console, features.log, JUnit).
     pub fn figure(&mut self, name: impl Into<String>, seconds: f64, deadline: Option<f64>) {
         let figure = Figure { name: name.into(), seconds, deadline };
-        match figure.deadline {
-            Some(d) => println!("    ⏱ {}: {:.3} s (deadline {d} s)", figure.name, figure.seconds),
-            None => println!("    ⏱ {}: {:.3} s", figure.name, figure.seconds),
-        }
+        let deadline = figure.deadline.map(|d| format!(" (deadline {d} s)")).unwrap_or_default();
+        crate::report::scenario_log::line(format_args!("⏱ {}: {:.3} s{deadline}", figure.name, figure.seconds));
         self.figures.push(figure);
+    }
+
+    /// Records a one-line fact worth keeping with the scenario (a drill's seed, a chaos object's
+    /// name): printed under the step and kept in the reports like a figure.
+    pub fn note(&self, text: impl fmt::Display) {
+        crate::report::scenario_log::line(text);
     }
 }

@@ -49,6 +49,13 @@ enum SimCommand {
     Up(sim_up::Args),
 }
 
+impl Cli {
+    /// Whether the command runs the feature suite (whose runner sets up `tracing` itself).
+    pub fn runs_features(&self) -> bool {
+        matches!(self.command, Command::Run(_))
+    }
+}
+
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {

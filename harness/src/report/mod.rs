@@ -2,12 +2,14 @@
 //! writer) and `reports/features.log` (the same human-readable transcript as the console,
 //! without colours), `reports/metrics.json` and `reports/history.jsonl` ([`metrics`]),
 //! `reports/index.html` ([`html`]) and a failure bundle per failed scenario ([`bundle`]).
+//! Figures and notes go into each scenario's own log ([`scenario_log`]), hence into all three.
 //! Before anything runs, every step is checked to resolve ([`check`]).
 
 pub mod bundle;
 pub mod check;
 pub mod html;
 pub mod metrics;
+pub mod scenario_log;
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -113,6 +115,16 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
         .after(move |feature, rule, scenario, finished, world| {
             metrics::after_scenario(bundles.clone(), feature, rule, scenario, finished, world)
         });
+    // Figures reach each testcase's JUnit system-out only as cucumber scenario logs.
+    let cucumber = if scenario_log::begin() {
+        cucumber.configure_and_init_tracing(
+            tracing_subscriber::fmt::format::DefaultFields::new(),
+            scenario_log::Plain,
+            scenario_log::subscriber,
+        )
+    } else {
+        cucumber
+    };
     // Without an explicit CLI, cucumber would parse the process arguments (hadrill's own).
     let cucumber =
         if opts.cucumber_cli { cucumber.with_default_cli() } else { cucumber.with_cli(cucumber::cli::Opts::default()) };
@@ -135,7 +147,9 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     };
     // One run over the deepest directory holding every selected file; the filter keeps only
     // the selected files.
-    let Some(result) = cluster.run(cucumber.filter_run(root, filter)).await else {
+    let outcome = cluster.run(cucumber.filter_run(root, filter)).await;
+    scenario_log::end();
+    let Some(result) = outcome else {
         return Err(cluster.interrupted().await);
     };
     let passed = !cucumber::writer::Stats::execution_has_failed(&result);

@@ -39,10 +39,7 @@ fn instant_of(at: SystemTime) -> Instant {
 /// The run (ledger + cleanup) of this scenario, created on first use.
 fn chaos_run(world: &mut HadrillWorld) -> anyhow::Result<&Run> {
     if world.chaos_run.is_none() {
-        ensure!(
-            !world.run_id.is_empty(),
-            "no run yet: start the scenario with `Given a cluster with N nodes`"
-        );
+        ensure!(!world.run_id.is_empty(), "no run yet: start the scenario with `Given a cluster with N nodes`");
         let run = Run::new(world.client()?, &ledger_dir(), Some(&world.run_id))?;
         world.chaos_run = Some(run);
     }
@@ -162,7 +159,7 @@ async fn random_fault(world: &mut HadrillWorld, list: String, seed: u64) -> anyh
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let pick = names[rng.random_range(0..names.len())].clone();
-    println!("    drill: seed {seed} picked {pick}");
+    world.note(format!("drill: seed {seed} picked {pick}"));
     world.mark(Instant::now(), MarkKind::Note, format!("drill seed {seed}: {pick}"));
     inject(world, &pick, Vec::new()).await
 }

@@ -180,7 +180,7 @@ async fn reports_cause(world: &mut HadrillWorld) -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("no Event on {name} names all of {pods:?}"))?;
-    println!("    controller: {}", reason(&event));
+    world.note(format!("controller: {}", reason(&event)));
     world.figure(format!("{name}: cause reported"), at, None);
     Ok(())
 }
@@ -192,7 +192,7 @@ async fn warns_both_down(world: &mut HadrillWorld, name: String) -> anyhow::Resu
         e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("BothUnhealthy")
     })
     .await?;
-    println!("    controller: {}", reason(&event));
+    world.note(format!("controller: {}", reason(&event)));
     world.figure(format!("{name}: both-down warning"), at, None);
     Ok(())
 }

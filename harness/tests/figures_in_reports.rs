@@ -1,0 +1,68 @@
+//! Figures of passing scenarios reach `reports/junit.xml` (each testcase's `<system-out>`) and
+//! `reports/features.log`, each in its own scenario; a second run in the same process works.
+
+use std::path::{Path, PathBuf};
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The `<testcase>` element whose name starts with `Scenario: {name}`.
+fn testcase<'a>(junit: &'a str, name: &str) -> &'a str {
+    let start = junit.find(&format!("<testcase name=\"Scenario: {name}")).unwrap_or_else(|| panic!("{name}: {junit}"));
+    let len = junit[start..].find("</testcase>").unwrap_or_else(|| panic!("{name} has no end: {junit}"));
+    &junit[start..start + len]
+}
+
+/// The text of the testcase's `<system-out>`.
+fn system_out(case: &str) -> &str {
+    let start = case.find("<system-out>").unwrap_or_else(|| panic!("no system-out: {case}")) + "<system-out>".len();
+    let len = case[start..].find("</system-out>").unwrap_or_else(|| panic!("unterminated system-out: {case}"));
+    &case[start..start + len]
+}
+
+#[test]
+fn figures_of_passing_scenarios_are_in_their_junit_system_out() {
+    let reports = std::env::temp_dir().join(format!("hadrill-figures-{}", uuid::Uuid::new_v4().simple()));
+    // SAFETY: the only test of this binary, and no other thread runs yet.
+    unsafe { std::env::set_var("HADRILL_REPORTS", &reports) };
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/figures");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let opts = hadrill::report::RunOptions { features: vec![fixture], ..Default::default() };
+    assert!(rt.block_on(hadrill::report::run_features(opts.clone())).unwrap(), "the fixture passes");
+
+    let junit = read(&reports.join("junit.xml"));
+    let alpha = testcase(&junit, "Alpha stays on its primary");
+    let beta = testcase(&junit, "Beta stays on its primary");
+    assert!(!alpha.contains("<failure") && !beta.contains("<failure"), "{junit}");
+    let (alpha, beta) = (system_out(alpha), system_out(beta));
+    assert!(alpha.contains("⏱ alpha: stayed on the primary: 1.000 s"), "{alpha}");
+    assert!(beta.contains("⏱ beta: stayed on the primary: 2.000 s"), "{beta}");
+    assert!(
+        !alpha.contains("beta:") && !beta.contains("alpha:"),
+        "a figure only in its own scenario:\n{alpha}\n{beta}"
+    );
+    assert_eq!(alpha.matches("⏱").count(), 1, "once, not twice: {alpha}");
+    // Nothing but the figures reaches the scenario logs (the cluster logs a lot at info).
+    assert!(!alpha.contains("INFO") && !alpha.contains("sim::"), "{alpha}");
+
+    let log = read(&reports.join("features.log"));
+    assert_eq!(log.matches("⏱ alpha: stayed on the primary: 1.000 s").count(), 1, "{log}");
+
+    // A second run in this process cannot install the tracing collector again (one global
+    // subscriber per process): it still runs, passes and keeps its figures in metrics.json.
+    assert!(rt.block_on(hadrill::report::run_features(opts)).unwrap(), "the second run passes too");
+    let metrics: serde_json::Value = serde_json::from_str(&read(&reports.join("metrics.json"))).unwrap();
+    let names: Vec<&str> = metrics["scenarios"]
+        .as_array()
+        .expect("scenarios")
+        .iter()
+        .flat_map(|s| s["figures"].as_array().expect("figures").iter().filter_map(|f| f["name"].as_str()))
+        .collect();
+    assert!(
+        names.contains(&"alpha: stayed on the primary") && names.contains(&"beta: stayed on the primary"),
+        "{names:?}"
+    );
+
+    std::fs::remove_dir_all(&reports).unwrap();
+}
