@@ -254,9 +254,9 @@ async fn traces_continuous(world: &mut HadrillWorld) -> anyhow::Result<()> {
         ),
     });
     if lost > 0 {
-        println!(
-            "    ℹ {lost} broken chains end at pods the fault killed before they exported their spans (not counted)"
-        );
+        world.note(format!(
+            "ℹ {lost} broken chains end at pods the fault killed before they exported their spans (not counted)"
+        ));
     }
     if let Some((session, gap)) = report.largest_gap() {
         world.figure(format!("largest gap in a session trace ({})", session.vehicle), gap.duration.as_secs_f64(), None);
