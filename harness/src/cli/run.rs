@@ -93,14 +93,18 @@ pub fn check(args: CheckArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints the step library.
+/// Prints the step library, grouped by module (in the order modules first appear).
 pub fn steps() {
-    let mut module = "";
+    let mut modules: Vec<&str> = Vec::new();
     for d in CATALOG {
-        if d.module != module {
-            module = d.module;
-            println!("\n# {module} (harness/src/steps/{module}.rs)");
+        if !modules.contains(&d.module) {
+            modules.push(d.module);
         }
-        println!("  {} {}\n      {}", d.keyword, d.example, d.description);
+    }
+    for module in modules {
+        println!("\n# {module} (harness/src/steps/{module}.rs)");
+        for d in CATALOG.iter().filter(|d| d.module == module) {
+            println!("  {} {}\n      {}", d.keyword, d.example, d.description);
+        }
     }
 }

@@ -210,3 +210,19 @@ pub const CATALOG: &[StepDoc] = &[
         module: "faults",
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::CATALOG;
+
+    #[test]
+    fn the_readme_lists_every_step() {
+        let readme = include_str!("../../../README.md");
+        let missing: Vec<String> = CATALOG
+            .iter()
+            .map(|d| format!("`{} {}`", d.keyword, d.example.replace('|', "\\|")))
+            .filter(|row| !readme.contains(row.as_str()))
+            .collect();
+        assert!(missing.is_empty(), "README.md's step library lacks {missing:?}");
+    }
+}
