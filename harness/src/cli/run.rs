@@ -70,8 +70,7 @@ pub struct CheckArgs {
 
 /// Runs the feature suite (same runner as `cargo test --test features`).
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let options =
-        RunOptions { features: args.features, tags: args.tags, cucumber_cli: false, cluster: args.cluster.into() };
+    let options = RunOptions { features: args.features, tags: args.tags, cluster: args.cluster.into() };
     let passed = report::run_features(options).await?;
     anyhow::ensure!(passed, "the feature suite failed");
     Ok(())

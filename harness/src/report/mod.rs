@@ -35,9 +35,6 @@ pub struct RunOptions {
     pub features: Vec<PathBuf>,
     /// Tag expression, e.g. `@smoke and not @serial`.
     pub tags: Option<String>,
-    /// Also read cucumber's own command-line options from the process arguments
-    /// (`cargo test --test features -- --tags @smoke`).
-    pub cucumber_cli: bool,
     /// The cluster provider and its options (`--cluster` ...); absent ones come from the
     /// environment (`HADRILL_CLUSTER` ...), the default is `sim`.
     pub cluster: ClusterFlags,
@@ -125,9 +122,9 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     } else {
         cucumber
     };
-    // Without an explicit CLI, cucumber would parse the process arguments (hadrill's own).
-    let cucumber =
-        if opts.cucumber_cli { cucumber.with_default_cli() } else { cucumber.with_cli(cucumber::cli::Opts::default()) };
+    // Default options: without them cucumber would parse the process arguments (hadrill's own,
+    // or cargo test's); paths and tags come in through `opts`.
+    let cucumber = cucumber.with_default_cli();
     let filter = move |feature: &cucumber::gherkin::Feature,
                        rule: Option<&cucumber::gherkin::Rule>,
                        scenario: &cucumber::gherkin::Scenario| {
