@@ -50,7 +50,10 @@ async fn first_event(
     let mut stream = std::pin::pin!(stream);
     let search = async {
         while let Some(event) = stream.try_next().await.context("watching events")? {
-            let about = event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name);
+            let about = event.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                // The controller's adoption of the Service (written at set-up, possibly a few
+                // milliseconds before the fault) says nothing about the fault.
+                && event.reason.as_deref() != Some("Configured");
             // Events carry microseconds; allow for the clocks read on both sides of the fault.
             let Some(offset) = event_offset(&event, fault_wall) else { continue };
             if about && offset > -0.05 && accept(&event) {
