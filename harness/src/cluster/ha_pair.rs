@@ -6,6 +6,7 @@
 //! so one pair serves both the failover features and the traffic and trace features.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::Context;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -58,11 +59,7 @@ pub fn selector(name: &str, side: Side) -> String {
 /// `otlp_endpoint`, the pods export their spans there.
 pub fn deployment(name: &str, side: Side, replicas: i32, otlp_endpoint: Option<&str>) -> anyhow::Result<Deployment> {
     let labels = labels(name, side);
-    let mut env = identity_env();
-    env.push(json!({"name": "OTEL_BSP_SCHEDULE_DELAY", "value": "200"}));
-    if let Some(e) = otlp_endpoint {
-        env.push(json!({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": e}));
-    }
+    let env = sample_env(otlp_endpoint, Duration::from_millis(200));
     let other = match side {
         Side::Primary => Side::Standby,
         Side::Standby => Side::Primary,
@@ -110,13 +107,20 @@ pub fn deployment(name: &str, side: Side, replicas: i32, otlp_endpoint: Option<&
     .with_context(|| format!("building deployment {}", workload(name, side)))
 }
 
-/// `POD_NAME` and `POD_IP` from the downward API: the sample programs listen on `$POD_IP`
-/// and name their pod in spans (the embedded kubelet sets both anyway; a real one does not).
-pub fn identity_env() -> Vec<serde_json::Value> {
-    vec![
+/// The environment of a sample program (`hadrill-sample`): `POD_NAME` and `POD_IP` from the
+/// downward API (it listens on `$POD_IP` and names its pod in spans; the embedded kubelet sets
+/// both anyway, a real one does not), its span export interval, and with `otlp_endpoint` where
+/// it exports spans.
+pub fn sample_env(otlp_endpoint: Option<&str>, export_delay: Duration) -> Vec<serde_json::Value> {
+    let mut env = vec![
         json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
         json!({"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}),
-    ]
+        json!({"name": "OTEL_BSP_SCHEDULE_DELAY", "value": export_delay.as_millis().to_string()}),
+    ];
+    if let Some(e) = otlp_endpoint {
+        env.push(json!({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": e}));
+    }
+    env
 }
 
 /// The Service `name`, selecting the primary, annotated for the failover controller.

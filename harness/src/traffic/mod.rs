@@ -30,8 +30,8 @@ use serde_json::{Value, json};
 
 use crate::cluster::ha_pair::{self, Side};
 
-/// Image of the sample programs (`hadrill-sample`).
-pub const IMAGE: &str = "hadrill/sample:dev";
+/// Image of the sample programs (`hadrill-sample`): the HA pair's image.
+pub const IMAGE: &str = ha_pair::IMAGE;
 /// Port every service of the chain serves on.
 pub const PORT: u16 = 8080;
 /// Port of the vehicles' results API.
@@ -84,15 +84,6 @@ fn ms(d: Duration) -> String {
 }
 
 impl SampleApp {
-    fn env(&self) -> Vec<Value> {
-        let mut env = ha_pair::identity_env();
-        env.push(json!({"name": "OTEL_BSP_SCHEDULE_DELAY", "value": self.export_delay.as_millis().to_string()}));
-        if let Some(e) = &self.otlp_endpoint {
-            env.push(json!({"name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": e}));
-        }
-        env
-    }
-
     fn deployment(
         &self,
         name: &str,
@@ -114,7 +105,7 @@ impl SampleApp {
                             "name": "app",
                             "image": IMAGE,
                             "args": args,
-                            "env": self.env(),
+                            "env": ha_pair::sample_env(self.otlp_endpoint.as_deref(), self.export_delay),
                             "ports": [{"name": "http", "containerPort": port}],
                             "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 1, "failureThreshold": 1},
                             "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 2, "failureThreshold": 3},
