@@ -556,6 +556,14 @@ mod tests {
         })
         .await
         .unwrap();
+        // The recorder watches in the background: wait until it has seen the Service (its
+        // first list can come after a fast crash loop).
+        let seen = async {
+            while !world.recorder.as_ref().is_some_and(|r| r.lines().iter().any(|l| l.contains("service web:"))) {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), seen).await.expect("the recorder sees the Service");
         world.fault("the crasher crashed");
         world.figure("web: fault to switch", 2.5, Some(1.0));
 
