@@ -1,9 +1,20 @@
 //! The cucumber World: what one scenario holds while it runs.
 
 use std::fmt;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::chaos::lifecycle::{Injection, Run};
+
+/// The wall-clock time of `at`, an instant of this process (for comparing with times other
+/// processes wrote: Events, the vehicles' records).
+pub fn wall_clock(at: Instant) -> SystemTime {
+    SystemTime::now() - at.elapsed()
+}
+
+/// `t` in milliseconds since the Unix epoch (the vehicles' time unit).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}
 
 /// A figure measured during a scenario (printed, and kept for the reports).
 #[derive(Debug, Clone, PartialEq)]
@@ -155,9 +166,8 @@ impl HadrillWorld {
     /// Seconds from the scenario's start to the wall-clock time `unix_ms` (the vehicles'
     /// clock: the same machine's, or a cluster node's).
     pub fn offset_of_unix_ms(&self, unix_ms: u64) -> f64 {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        let since_start = self.started.elapsed().as_secs_f64();
-        since_start - (now.as_secs_f64() - unix_ms as f64 / 1000.0)
+        let start = wall_clock(self.started).duration_since(UNIX_EPOCH).unwrap_or_default();
+        unix_ms as f64 / 1000.0 - start.as_secs_f64()
     }
 
     /// Seconds from the scenario's start to `at`.

@@ -2,7 +2,7 @@
 //! Events it writes on the Service (detection, the cause it names) and the Service's endpoints
 //! (traffic served again). Every time is measured from the fault, by watch.
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail, ensure};
 use cucumber::then;
@@ -14,11 +14,6 @@ use kube::runtime::{WatchStreamExt, watcher};
 use crate::HadrillWorld;
 use crate::cluster::ha_pair::{self, Side};
 use crate::world::MarkKind;
-
-/// The wall-clock time of an instant in the past (Events carry wall-clock times).
-fn wall_of(at: Instant) -> SystemTime {
-    SystemTime::now() - at.elapsed()
-}
 
 /// Seconds from `from` to an Event's time (eventTime, else the deprecated fields' times).
 fn event_offset(event: &Event, from: SystemTime) -> Option<f64> {
@@ -44,7 +39,7 @@ async fn first_event(
     accept: impl Fn(&Event) -> bool,
 ) -> anyhow::Result<(f64, Event)> {
     let fault = world.fault_at.context("no fault was injected before this step")?;
-    let fault_wall = wall_of(fault);
+    let fault_wall = crate::world::wall_clock(fault);
     let events = world.api::<Event>()?;
     let stream = watcher(events, watcher::Config::default()).applied_objects();
     let mut stream = std::pin::pin!(stream);

@@ -2,7 +2,7 @@
 //! sample `vehicles` program in a pod of the scenario's namespace), the link gaps they saw,
 //! and the continuity of their session traces across a failover.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail, ensure};
 use cucumber::{given, then};
@@ -19,20 +19,17 @@ use crate::traces::checker::{Expect, Finding, Report, check};
 use crate::traffic::fleet::Fleet;
 use crate::traffic::vehicles::{Results, VehiclesClient};
 use crate::traffic::{RESULTS_PORT, SampleApp, VEHICLES};
-use crate::world::{LinkGap, MarkKind};
+use crate::world::{LinkGap, MarkKind, unix_ms, wall_clock};
 
+/// The error of a vehicle step in a scenario without vehicles.
+const NO_FLEET: &str = "no vehicles: add `Given 20 vehicles send heartbeats to \"NAME\" every 200 ms`";
 /// Successful heartbeats every vehicle must have before the scenario goes on (traffic flows).
 const WARM_UP: u64 = 3;
 /// Consecutive successful heartbeats after the last disruption that count as "recovered".
 const RECOVERED_AFTER: u64 = 3;
 
 fn unix_ms_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
-}
-
-/// The wall-clock time (Unix ms) of `at`.
-fn unix_ms_of(at: Instant) -> u64 {
-    unix_ms_now().saturating_sub(at.elapsed().as_millis() as u64)
+    unix_ms(SystemTime::now())
 }
 
 /// `Given 20 vehicles send heartbeats to "dispatch" every 200 ms`
@@ -94,7 +91,7 @@ async fn vehicles_send(world: &mut HadrillWorld, count: usize, target: String, e
 
 /// The last disruption (Unix ms): the later of the last fault and the last switch.
 fn last_disruption_ms(world: &HadrillWorld) -> Option<u64> {
-    let start = unix_ms_of(world.started);
+    let start = unix_ms(wall_clock(world.started));
     world
         .marks
         .iter()
@@ -130,8 +127,7 @@ fn link_state(r: &Results, since_ms: u64, interval_ms: u64, now: u64) -> Vec<(St
 /// gaps go on the report's timeline.
 #[then(expr = "no vehicle loses its link for more than {int} s")]
 async fn no_link_loss(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<()> {
-    let fleet =
-        world.fleet.clone().context("no vehicles: add `Given 20 vehicles send heartbeats to \"NAME\" every 200 ms`")?;
+    let fleet = world.fleet.clone().context(NO_FLEET)?;
     let limit_ms = seconds * 1000;
     let interval_ms = fleet.interval.as_millis() as u64;
     let since = last_disruption_ms(world).unwrap_or_else(unix_ms_now);
@@ -233,10 +229,7 @@ fn record_gaps(world: &mut HadrillWorld, r: &Results, recovered: bool) {
 /// standby, every session served by the primary and then the standby in the same trace.
 #[then(expr = "every vehicle's session trace is continuous")]
 async fn traces_continuous(world: &mut HadrillWorld) -> anyhow::Result<()> {
-    let fleet = world
-        .fleet
-        .as_mut()
-        .context("no vehicles: add `Given 20 vehicles send heartbeats to \"NAME\" every 200 ms`")?;
+    let fleet = world.fleet.as_mut().context(NO_FLEET)?;
     let results = fleet.stop().await.context("stopping the vehicles")?;
     let (target, count) = (fleet.target.clone(), fleet.count);
     ensure!(results.spans.dropped == 0, "the vehicles dropped {} spans (export queue full)", results.spans.dropped);
