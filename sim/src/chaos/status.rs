@@ -186,30 +186,15 @@ pub fn write(
     uid: &str,
     status: &Value,
 ) -> ApiResult<Option<Arc<Value>>> {
-    let ctx = WriteCtx::controller(MANAGER);
-    for _ in 0..16 {
-        let cur = match api.get(rt, ns, name) {
-            Ok(c) => c,
-            Err(e) if e.code == 404 => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        if cur["metadata"]["uid"] != uid {
-            return Ok(None);
-        }
+    update_same(api, rt, ns, name, uid, |cur| {
         // Rewrite conditions that did not change in substance: skip the write.
         if cur["status"] == *status {
-            return Ok(Some(cur));
+            return None;
         }
-        let mut next = (*cur).clone();
+        let mut next = cur.clone();
         next["status"] = status.clone();
-        match api.update(rt, ns, name, next, Subresource::Main, &ctx) {
-            Ok(w) => return Ok(Some(w.object)),
-            Err(e) if e.code == 409 => continue,
-            Err(e) if e.code == 404 => return Ok(None),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(None)
+        Some(next)
+    })
 }
 
 /// Adds (`add`) or removes the records finalizer; answers the stored object (None if gone).
@@ -221,6 +206,34 @@ pub fn set_finalizer(
     uid: &str,
     add: bool,
 ) -> ApiResult<Option<Arc<Value>>> {
+    update_same(api, rt, ns, name, uid, |cur| {
+        let mut list: Vec<Value> = cur["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
+        let has = list.iter().any(|f| f == FINALIZER);
+        if has == add {
+            return None;
+        }
+        if add {
+            list.push(json!(FINALIZER));
+        } else {
+            list.retain(|f| f != FINALIZER);
+        }
+        let mut next = cur.clone();
+        next["metadata"]["finalizers"] = json!(list);
+        Some(next)
+    })
+}
+
+/// Read-modify-write of the object `uid` by full-object update, retried on conflict (at most
+/// 16 times). `edit` gives the new object, or `None` when the current one is already right.
+/// Answers the stored object; `None` when it is gone or its uid changed.
+fn update_same(
+    api: &Api,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    uid: &str,
+    edit: impl Fn(&Value) -> Option<Value>,
+) -> ApiResult<Option<Arc<Value>>> {
     let ctx = WriteCtx::controller(MANAGER);
     for _ in 0..16 {
         let cur = match api.get(rt, ns, name) {
@@ -231,18 +244,7 @@ pub fn set_finalizer(
         if cur["metadata"]["uid"] != uid {
             return Ok(None);
         }
-        let mut list: Vec<Value> = cur["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
-        let has = list.iter().any(|f| f == FINALIZER);
-        if has == add {
-            return Ok(Some(cur));
-        }
-        if add {
-            list.push(json!(FINALIZER));
-        } else {
-            list.retain(|f| f != FINALIZER);
-        }
-        let mut next = (*cur).clone();
-        next["metadata"]["finalizers"] = json!(list);
+        let Some(next) = edit(&cur) else { return Ok(Some(cur)) };
         match api.update(rt, ns, name, next, Subresource::Main, &ctx) {
             Ok(w) => return Ok(Some(w.object)),
             Err(e) if e.code == 409 => continue,
