@@ -9,7 +9,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 
 use crate::support::cluster::{Cluster, NODE_GRACE, PROBE_PERIOD, PROBE_THRESHOLD, black_box_detection};
-use crate::support::faults::lose_network;
+use crate::support::faults::{Frozen, lose_network};
 use crate::support::pair::{NS, PORT, Pair, Side, condition};
 use crate::support::wait::event;
 use crate::support::{layout, ms};
@@ -29,6 +29,36 @@ async fn node_ready(cluster: &Cluster, node: &str) -> String {
     conds.into_iter().find(|c| c.type_ == "Ready").map(|c| c.status).unwrap_or_default()
 }
 
+/// A pair whose primary's node lost its network, once the Service has switched to the standby.
+struct Cut {
+    cluster: Cluster,
+    pair: Pair,
+    node: String,
+    /// The Service log's mark at the cut.
+    from: usize,
+    /// When the network was cut.
+    t0: Instant,
+    /// From the cut to the switch.
+    took: Duration,
+    /// Keeps the node cut off until the test ends.
+    _frozen: Frozen,
+}
+
+/// Starts a controller with `args` and a pair `name`, cuts the network of the primary's node
+/// and waits for the switch to the standby.
+async fn cut_primary_node(args: &[&str], name: &str) -> Cut {
+    let cluster = Cluster::start(args).await;
+    let pair = Pair::create(&cluster, layout(&cluster, name, false)).await;
+    let primary = pair.pods(Side::Primary).await;
+    let node = pair.spec.primary_node.clone();
+    let from = pair.log.mark();
+    let t0 = Instant::now();
+    let frozen = lose_network(&cluster.sim, &node, &primary);
+    let (_, seen) = pair.log.wait(from, "the switch to the standby", |s| pair.on(s, Side::Standby)).await;
+    let took = seen.at - t0;
+    Cut { cluster, pair, node, from, t0, took, _frozen: frozen }
+}
+
 fn failed_over(e: &Event) -> bool {
     e.reason.as_deref() == Some("FailedOver")
 }
@@ -45,16 +75,7 @@ fn counted(metrics: &str, detector: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_node_network_loss_switches_within_the_black_box_budget() {
     assert!(black_box_budget() < NODE_GRACE, "the budget must end before the node monitor could notice");
-    let cluster = Cluster::start(&[]).await;
-    let pair = Pair::create(&cluster, layout(&cluster, "netloss", false)).await;
-    let primary = pair.pods(Side::Primary).await;
-    let node = pair.spec.primary_node.clone();
-
-    let from = pair.log.mark();
-    let t0 = Instant::now();
-    let _cut = lose_network(&cluster.sim, &node, &primary);
-    let (_, seen) = pair.log.wait(from, "the switch to the standby", |s| pair.on(s, Side::Standby)).await;
-    let took = seen.at - t0;
+    let Cut { cluster, pair: _pair, node, took, _frozen, .. } = cut_primary_node(&[], "netloss").await;
     // Switched while the node still looked Ready: the controller's own probes found it.
     assert_eq!(node_ready(&cluster, &node).await, "True", "the node monitor had not noticed yet");
     assert!(took < black_box_budget(), "switched {took:?} after the cut, budget {:?}", black_box_budget());
@@ -76,16 +97,8 @@ async fn primary_node_network_loss_switches_within_the_black_box_budget() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn primary_node_network_loss_without_the_black_box_switches_after_the_grace_period() {
-    let cluster = Cluster::start(&["--black-box=false"]).await;
-    let pair = Pair::create(&cluster, layout(&cluster, "netloss-wb", false)).await;
-    let primary = pair.pods(Side::Primary).await;
-    let node = pair.spec.primary_node.clone();
-
-    let from = pair.log.mark();
-    let t0 = Instant::now();
-    let _cut = lose_network(&cluster.sim, &node, &primary);
-    let (_, seen) = pair.log.wait(from, "the switch to the standby", |s| pair.on(s, Side::Standby)).await;
-    let took = seen.at - t0;
+    let Cut { cluster, pair, node, from, t0, took, _frozen } =
+        cut_primary_node(&["--black-box=false"], "netloss-wb").await;
     // The last heartbeat may predate the cut by one renewal interval (200 ms).
     let earliest = NODE_GRACE - Duration::from_millis(500);
     assert!(took >= earliest, "switched {took:?} after the cut, before the node monitor grace {NODE_GRACE:?}");
