@@ -4,6 +4,7 @@
 //! virtual (no process), placed on nodes by name.
 
 mod chaos_support;
+mod support;
 
 use chaos_support::*;
 use k8s_openapi::api::core::v1::Pod;

@@ -6,6 +6,7 @@
 //! unless `HADRILL_REQUIRE_IPTABLES=1` (CI) makes that a failure.
 
 mod chaos_support;
+mod support;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -211,7 +212,7 @@ async fn without_iptables_loss_fails_with_a_clear_message() {
     config.chaos.iptables = false;
     config.chaos.retry = Duration::from_millis(200);
     let images = sim::kubelet::ImageMap::new();
-    images.insert("hadrill/test-server", sim::kubelet::ImageEntry::new(SERVER));
+    images.insert("hadrill/test-server", sim::kubelet::ImageEntry::new(support::SERVER));
     config.kubelet = sim::kubelet::KubeletConfig { images, ..sim::kubelet::KubeletConfig::fast() };
     let sim = sim::Sim::start(config).await.unwrap();
     let client = sim.client().unwrap();

@@ -2,6 +2,7 @@
 //! action's effect measured, its recovery, its status, and nothing left behind.
 
 mod chaos_support;
+mod support;
 
 use std::time::Duration;
 

@@ -2,6 +2,7 @@
 //! are read from /proc, stopped at the end of the duration, nothing left behind.
 
 mod chaos_support;
+mod support;
 
 use std::time::Duration;
 

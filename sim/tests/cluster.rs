@@ -4,6 +4,8 @@
 //!
 //! Every cluster has its own pod addresses, so tests running in parallel may use the same ports.
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -13,27 +15,14 @@ use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{Condition, await_condition};
 use serde_json::{Value, json};
-use sim::controllers::node_lifecycle::NodeLifecycleConfig;
-use sim::kubelet::{ImageEntry, ImageMap, KubeletConfig};
-use sim::{Sim, SimConfig};
+use sim::Sim;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const SERVER: &str = env!("CARGO_BIN_EXE_hadrill-test-server");
 /// Upper bound for anything the cluster should do promptly (a safety net, not a sleep).
 const PROMPTLY: Duration = Duration::from_secs(30);
 
 async fn start(nodes: usize) -> Sim {
-    let images = ImageMap::new();
-    images.insert("hadrill/test-server", ImageEntry::new(SERVER));
-    let mut config =
-        SimConfig { nodes, kubelet: KubeletConfig { images, ..KubeletConfig::fast() }, ..Default::default() };
-    config.node_lifecycle = NodeLifecycleConfig {
-        monitor_period: Duration::from_millis(100),
-        grace_period: Duration::from_secs(2),
-        startup_grace_period: Duration::from_secs(2),
-        ..Default::default()
-    };
-    Sim::start(config).await.expect("embedded cluster starts")
+    support::start_with(support::process_config(nodes)).await
 }
 
 /// A pod template of the test server on `port` with an HTTP readiness probe, labelled `labels`.

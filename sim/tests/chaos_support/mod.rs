@@ -11,30 +11,18 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::runtime::wait::{Condition, await_condition};
 use serde_json::{Value, json};
-use sim::controllers::node_lifecycle::NodeLifecycleConfig;
-use sim::kubelet::{ImageEntry, ImageMap, KubeletConfig};
-use sim::{Sim, SimConfig};
+use sim::Sim;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-pub const SERVER: &str = env!("CARGO_BIN_EXE_hadrill-test-server");
 /// Upper bound for anything that should happen promptly (a safety net, not a sleep).
 pub const PROMPTLY: Duration = Duration::from_secs(30);
 /// Seed of every test cluster, so a failing pick replays.
 pub const SEED: u64 = 20_260_807;
 
-/// A cluster with `nodes` nodes running `hadrill/test-server` images as processes, fast
-/// kubelet timings and a 2 s node-monitor grace.
+/// [`crate::support::process_config`], seeded (so a failing pick replays) and with quick chaos
+/// retries.
 pub async fn start(nodes: usize) -> Sim {
-    let images = ImageMap::new();
-    images.insert("hadrill/test-server", ImageEntry::new(SERVER));
-    let mut config =
-        SimConfig { nodes, kubelet: KubeletConfig { images, ..KubeletConfig::fast() }, ..Default::default() };
-    config.node_lifecycle = NodeLifecycleConfig {
-        monitor_period: Duration::from_millis(100),
-        grace_period: Duration::from_secs(2),
-        startup_grace_period: Duration::from_secs(2),
-        ..Default::default()
-    };
+    let mut config = crate::support::process_config(nodes);
     config.chaos.seed = Some(SEED);
     config.chaos.retry = Duration::from_millis(200);
     Sim::start(config).await.expect("embedded cluster starts")

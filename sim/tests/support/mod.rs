@@ -1,8 +1,15 @@
 //! Shared helpers for the embedded-cluster integration tests.
 #![allow(dead_code)]
 
+use std::time::Duration;
+
 use serde_json::Value;
+use sim::controllers::node_lifecycle::NodeLifecycleConfig;
+use sim::kubelet::{ImageEntry, ImageMap, KubeletConfig};
 use sim::{Sim, SimConfig};
+
+/// The test server binary, run as the image `hadrill/test-server`.
+pub const SERVER: &str = env!("CARGO_BIN_EXE_hadrill-test-server");
 
 /// Starts an embedded cluster with `nodes` nodes.
 pub async fn start(nodes: usize) -> Sim {
@@ -15,6 +22,22 @@ pub async fn start_without_kubelets(nodes: usize) -> Sim {
     let mut config = SimConfig { nodes, ..Default::default() };
     config.kubelet.enabled = false;
     start_with(config).await
+}
+
+/// A cluster of `nodes` nodes running `hadrill/test-server` images as processes, with fast
+/// kubelet timings and a 2 s node-monitor grace.
+pub fn process_config(nodes: usize) -> SimConfig {
+    let images = ImageMap::new();
+    images.insert("hadrill/test-server", ImageEntry::new(SERVER));
+    let mut config =
+        SimConfig { nodes, kubelet: KubeletConfig { images, ..KubeletConfig::fast() }, ..Default::default() };
+    config.node_lifecycle = NodeLifecycleConfig {
+        monitor_period: Duration::from_millis(100),
+        grace_period: Duration::from_secs(2),
+        startup_grace_period: Duration::from_secs(2),
+        ..Default::default()
+    };
+    config
 }
 
 /// Starts an embedded cluster with a custom configuration.
