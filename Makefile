@@ -119,8 +119,10 @@ features-kind-managed: ## Let hadrill create the kind cluster, run @nightly (or 
 	$(HADRILL) run --tags '$(or $(FEATURE_TAGS),@nightly)' --cluster kind --kind-config $(KIND_CONFIG) \
 		$(if $(KEEP),--keep-cluster)
 
-chaos-nightly: ## Everything end to end on kind with @nightly; reports kept, cluster deleted even on failure
-	@status=0; \
+# Ctrl-C reaches every process of the terminal's group: the trap keeps this shell alive, after
+# the step in progress has stopped, to save the logs and delete the cluster.
+chaos-nightly: ## Everything end to end on kind with @nightly; reports kept, cluster deleted even on failure or Ctrl-C
+	@status=0; trap 'status=130' INT TERM; \
 	$(MAKE) --no-print-directory cluster-up chaos-mesh images deploy \
 		&& $(MAKE) --no-print-directory features-kind FEATURE_TAGS='@nightly' \
 		|| status=$$?; \

@@ -517,11 +517,18 @@ async fn setup_kind(options: &KindOptions) -> anyhow::Result<(KindCluster, bool)
         anyhow::Ok(cluster)
     };
     match until_interrupted(setup).await {
-        // A cluster `up` finished is deleted by its drop (in `setup`); one interrupted while
-        // `kind create` ran is deleted here.
+        // A cluster `up` got hold of is deleted by its drop (in `setup`); one interrupted while
+        // `kind create` ran is still listed, and deleted here.
         None => {
             if !existed && !options.keep {
-                exit_on_second_interrupt(async { options.delete_command().run().await.map(drop) }).await?;
+                exit_on_second_interrupt(async {
+                    let list = ToolCommand::new(Tool::Kind).args(["get", "clusters"]).run().await?;
+                    if kind::parse_cluster_list(&list).contains(&options.name) {
+                        options.delete_command().run().await?;
+                    }
+                    anyhow::Ok(())
+                })
+                .await?;
             }
             bail!("interrupted (Ctrl-C) while setting up the kind cluster {:?}", options.name)
         }
