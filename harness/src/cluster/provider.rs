@@ -478,6 +478,9 @@ impl RunCluster {
         let runs = registered_runs();
         publish(None);
         remove_empty_ledgers(&runs);
+        if let Some(shared) = &self.shared {
+            unlabel_shared(&shared.client, &runs).await;
+        }
         match std::mem::replace(&mut self.owned, Owned::Nothing) {
             Owned::Nothing => Ok(()),
             Owned::Kind { cluster, existed, keep } => {
@@ -626,6 +629,28 @@ async fn sweep_runs(client: &kube::Client, runs: &[String]) {
         }
     }
     remove_empty_ledgers(runs);
+}
+
+/// Takes the run label off the shared namespaces (the controller's `hadrill-system`) that a
+/// scenario of `runs` labelled into its fault scope: once the run is over, no object says it
+/// belongs to one of its scenarios. Failures are logged: the run's outcome stands.
+async fn unlabel_shared(client: &kube::Client, runs: &[String]) {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Patch, PatchParams};
+    let api: Api<Namespace> = Api::all(client.clone());
+    let shared = ListParams::default().labels(&format!("{},{}", ledger::RUN_LABEL, ledger::SHARED_LABEL));
+    let list = match api.list(&shared).await {
+        Ok(list) => list.items,
+        Err(e) => return tracing::warn!(error = %e, "could not list the shared namespaces to unlabel"),
+    };
+    let unlabel = serde_json::json!({"metadata": {"labels": {ledger::RUN_LABEL: null, ledger::SHARED_LABEL: null}}});
+    for ns in list {
+        let ours = ns.metadata.labels.as_ref().and_then(|l| l.get(ledger::RUN_LABEL)).is_some_and(|r| runs.contains(r));
+        let Some(name) = ns.metadata.name.filter(|_| ours) else { continue };
+        if let Err(e) = api.patch(&name, &PatchParams::default(), &Patch::Merge(&unlabel)).await {
+            tracing::warn!(namespace = %name, error = %e, "could not take the run label off the shared namespace");
+        }
+    }
 }
 
 /// Deletes the ledger files of `runs` that record nothing any more.

@@ -27,7 +27,7 @@ async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> an
     if world.traces.is_none() {
         world.traces = Some(match world.sim {
             Some(_) => crate::traces::sink::Sink::embedded().await?,
-            None => crate::traces::sink::Sink::jaeger(world.client()?),
+            None => crate::traces::sink::Sink::jaeger(world.client()?).await?,
         });
     }
     let otlp = world.traces.as_ref().map(|t| t.otlp_endpoint());
