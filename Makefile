@@ -36,8 +36,9 @@ build: ## Build every crate and test target (and the k3s provider, behind its ca
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) check -p hadrill --features k3s
 
-test: ## Run every test (the README test command)
+test: ## Run every test (the README test command, then the k3s provider's test behind its cargo feature)
 	$(CARGO) test --workspace
+	$(CARGO) test -p hadrill --features k3s --test k3s_docker_api
 
 demo: features ## The main job: the feature suite on the embedded cluster (the README run command)
 

@@ -9,9 +9,9 @@
 //! `hadrill.io/run`, no `hadrill-*` namespace, no chaos object, an empty ledger.
 
 mod jaeger_standin;
+mod sim_process;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use hadrill::cluster::embedded::RUN_LABEL;
@@ -23,43 +23,10 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Service};
 use kube::api::{Api, DynamicObject, ListParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::wait::await_condition;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use sim_process::sim_up;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().expect("source tree")
-}
-
-/// `hadrill sim up --nodes 3`, once its banner says it is ready; its output keeps being read.
-async fn sim_up(kubeconfig: &Path) -> tokio::process::Child {
-    let mut up = tokio::process::Command::new(env!("CARGO_BIN_EXE_hadrill"))
-        .args(["sim", "up", "--nodes", "3", "--kubeconfig"])
-        .arg(kubeconfig)
-        .current_dir(root())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("hadrill sim up starts");
-    let mut lines = BufReader::new(up.stdout.take().expect("stdout")).lines();
-    let mut banner = Vec::new();
-    // Building missing images on first use can take a while; the banner ends the wait.
-    tokio::time::timeout(Duration::from_secs(600), async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            let done = line.contains("press Ctrl-C");
-            banner.push(line);
-            if done {
-                return;
-            }
-        }
-        panic!("hadrill sim up ended early: {banner:?}");
-    })
-    .await
-    .expect("hadrill sim up prints its banner");
-    let banner = banner.join("\n");
-    for image in ["hadrill/controller", "hadrill/sample"] {
-        assert!(banner.contains(&format!("image {image} runs")), "{banner}");
-    }
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    up
 }
 
 fn object<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
@@ -113,7 +80,10 @@ async fn failover_chaos_and_vehicles_run_on_an_existing_cluster_in_another_proce
     let scratch = std::env::temp_dir().join(format!("hadrill-existing-oop-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&scratch).expect("scratch");
     let kubeconfig = scratch.join("sim.kubeconfig");
-    let mut up = sim_up(&kubeconfig).await;
+    let (mut up, banner) = sim_up(&kubeconfig, 3).await;
+    for image in ["hadrill/controller", "hadrill/sample"] {
+        assert!(banner.contains(&format!("image {image} runs")), "{banner}");
+    }
     let kc = kube::config::Kubeconfig::read_from(&kubeconfig).expect("kubeconfig");
     let context = kc.current_context.clone().expect("a current context");
     let client = hadrill::cluster::kind::client_from(&kubeconfig).await.expect("client");
