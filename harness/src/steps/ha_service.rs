@@ -24,13 +24,13 @@ use crate::world::MarkKind;
 /// it has adopted the Service.
 #[given(expr = "an HA service {string} with a primary and a standby deployment of {int} replica(s)")]
 async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> anyhow::Result<()> {
-    if world.traces.is_none() {
-        world.traces = Some(match world.sim {
+    if world.traffic.traces.is_none() {
+        world.traffic.traces = Some(match world.cluster.sim {
             Some(_) => crate::traces::sink::Sink::embedded().await?,
             None => crate::traces::sink::Sink::jaeger(world.client()?),
         });
     }
-    let otlp = world.traces.as_ref().map(|t| t.otlp_endpoint());
+    let otlp = world.traffic.traces.as_ref().map(|t| t.otlp_endpoint());
     let deployments = world.api::<Deployment>()?;
     for side in [Side::Primary, Side::Standby] {
         let d = ha_pair::deployment(&name, side, replicas, otlp.as_deref())?;
@@ -51,7 +51,7 @@ async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> an
         .create(&PostParams::default(), &ha_pair::service(&name)?)
         .await
         .with_context(|| format!("creating service {name}"))?;
-    world.ha_services.push(name.clone());
+    world.service.names.push(name.clone());
     if controller_present(world).await? {
         let services = world.api::<Service>()?;
         until(&services, &name, "the controller to adopt the Service", |s: &Service| {
@@ -66,8 +66,8 @@ async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> an
 }
 
 async fn controller_present(world: &HadrillWorld) -> anyhow::Result<bool> {
-    let api: kube::Api<Deployment> = kube::Api::namespaced(world.client()?, super::controller::CONTROLLER_NS);
-    Ok(api.get_opt(super::controller::CONTROLLER).await?.is_some())
+    let api: kube::Api<Deployment> = kube::Api::namespaced(world.client()?, crate::cluster::controller::CONTROLLER_NS);
+    Ok(api.get_opt(crate::cluster::controller::CONTROLLER).await?.is_some())
 }
 
 /// The live (not terminating) pods of one side.
@@ -115,7 +115,7 @@ async fn kill(world: &mut HadrillWorld, name: &str, side: Side, count: Option<us
         }
     });
     futures::future::try_join_all(kills).await?;
-    world.fault_pods = names;
+    world.faults.pods = names;
     Ok(())
 }
 
@@ -161,7 +161,7 @@ async fn scaled(world: &mut HadrillWorld, side: String, name: String, replicas: 
 /// Measured from the last fault to the Service selecting the standby's pods, by watch.
 #[then(expr = "{string} fails over to the standby within {int} s")]
 async fn fails_over(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::Result<()> {
-    let start = world.fault_at.context("no fault was injected before this step")?;
+    let start = world.faults.at.context("no fault was injected before this step")?;
     let deadline = Duration::from_secs(seconds);
     // Wait past the deadline (bounded) so a late switch is still measured and reported.
     let limit = deadline * 3 + Duration::from_secs(5);
@@ -251,11 +251,12 @@ async fn failback_auto(world: &mut HadrillWorld, name: String, seconds: u64) -> 
 #[then(expr = "{string} fails back to the primary within {int} s")]
 async fn fails_back(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::Result<()> {
     let switched = world
+        .timeline
         .marks
         .iter()
         .rev()
         .find(|m| m.kind == MarkKind::Switched)
-        .map(|m| world.started + Duration::from_secs_f64(m.at))
+        .map(|m| world.timeline.started + Duration::from_secs_f64(m.at))
         .context("no switch to the standby was observed before this step")?;
     let deadline = Duration::from_secs(seconds);
     let limit = deadline * 2 + Duration::from_secs(5);

@@ -38,7 +38,7 @@ async fn first_event(
     what: &str,
     accept: impl Fn(&Event) -> bool,
 ) -> anyhow::Result<(f64, Event)> {
-    let fault = world.fault_at.context("no fault was injected before this step")?;
+    let fault = world.faults.at.context("no fault was injected before this step")?;
     let fault_wall = crate::world::wall_clock(fault);
     let events = world.api::<Event>()?;
     let stream = watcher(events, watcher::Config::default()).applied_objects();
@@ -65,7 +65,7 @@ async fn first_event(
 
 /// Seconds after the fault until the Service's Endpoints hold a ready address of the standby.
 async fn standby_serving(world: &HadrillWorld, name: &str, limit: Duration) -> anyhow::Result<f64> {
-    let fault = world.fault_at.context("no fault was injected before this step")?;
+    let fault = world.faults.at.context("no fault was injected before this step")?;
     let prefix = format!("{}-", ha_pair::workload(name, Side::Standby));
     let endpoints = world.api::<Endpoints>()?;
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
@@ -127,8 +127,8 @@ async fn one_five_ten(
     let locate = parse_span(&format!("{ln} {lu}"))?;
     let recover = parse_span(&format!("{rn} {ru}"))?;
     let name = world.ha_service()?.to_string();
-    let fault = world.fault_at.context("no fault was injected before this step")?;
-    let pods = world.fault_pods.clone();
+    let fault = world.faults.at.context("no fault was injected before this step")?;
+    let pods = world.faults.pods.clone();
     ensure!(!pods.is_empty(), "the fault recorded no pods, so 'located' cannot be judged");
 
     let (detected, first) = first_event(world, &name, detect, "detection", |_| true).await?;
@@ -169,10 +169,10 @@ fn reason(e: &Event) -> String {
 #[then(expr = "the controller reports the cause naming the dead pods")]
 async fn reports_cause(world: &mut HadrillWorld) -> anyhow::Result<()> {
     let name = world.ha_service()?.to_string();
-    let pods = world.fault_pods.clone();
+    let pods = world.faults.pods.clone();
     ensure!(!pods.is_empty(), "the fault recorded no pods");
     let names = pods.clone();
-    let (at, event) = first_event(world, &name, crate::cluster::embedded::SETTLE, "the cause", move |e| {
+    let (at, event) = first_event(world, &name, crate::probes::wait::SETTLE, "the cause", move |e| {
         let note = e.note.as_deref().unwrap_or_default();
         names.iter().all(|p| note.contains(p.as_str()))
     })
@@ -186,7 +186,7 @@ async fn reports_cause(world: &mut HadrillWorld) -> anyhow::Result<()> {
 /// `Then the controller warns that both sides of "dispatch" are down`
 #[then(expr = "the controller warns that both sides of {string} are down")]
 async fn warns_both_down(world: &mut HadrillWorld, name: String) -> anyhow::Result<()> {
-    let (at, event) = first_event(world, &name, crate::cluster::embedded::SETTLE, "a Warning", |e| {
+    let (at, event) = first_event(world, &name, crate::probes::wait::SETTLE, "a Warning", |e| {
         e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("BothUnhealthy")
     })
     .await?;

@@ -11,9 +11,9 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{ListParams, PostParams};
 
 use crate::HadrillWorld;
-use crate::cluster::embedded::SETTLE;
 use crate::cluster::endpoint::Endpoint;
 use crate::cluster::ha_pair::{self, Side};
+use crate::probes::wait::SETTLE;
 use crate::probes::wait::until;
 use crate::traces::checker::{Expect, Finding, Report, check};
 use crate::traffic::fleet::Fleet;
@@ -41,7 +41,7 @@ fn unix_ms_now() -> u64 {
 async fn vehicles_send(world: &mut HadrillWorld, count: usize, target: String, every_ms: u64) -> anyhow::Result<()> {
     ensure!(count >= 1, "at least 1 vehicle, got {count}");
     ensure!(every_ms >= 10, "heartbeats every {every_ms} ms: the interval must be at least 10 ms");
-    ensure!(world.fleet.is_none(), "vehicles already run in this scenario (one fleet per scenario)");
+    ensure!(world.traffic.fleet.is_none(), "vehicles already run in this scenario (one fleet per scenario)");
     world
         .api::<Service>()?
         .get_opt(&target)
@@ -51,7 +51,7 @@ async fn vehicles_send(world: &mut HadrillWorld, count: usize, target: String, e
             format!("no service {target:?}: add `Given an HA service \"{target}\" with a primary and a standby deployment of N replicas` first")
         })?;
     let app = SampleApp {
-        otlp_endpoint: world.traces.as_ref().map(|t| t.otlp_endpoint()),
+        otlp_endpoint: world.traffic.traces.as_ref().map(|t| t.otlp_endpoint()),
         vehicles: count,
         interval: Duration::from_millis(every_ms),
         // A heartbeat to a pod that vanished hangs until this; well inside any link deadline.
@@ -75,9 +75,9 @@ async fn vehicles_send(world: &mut HadrillWorld, count: usize, target: String, e
         .context("the vehicles deployment is available but has no pod")?;
     let name = pod.metadata.name.clone().context("vehicles pod without a name")?;
     // The embedded cluster's pod addresses are local; elsewhere, through the API server.
-    let endpoint = match (&world.sim, pod.status.and_then(|s| s.pod_ip)) {
+    let endpoint = match (&world.cluster.sim, pod.status.and_then(|s| s.pod_ip)) {
         (Some(_), Some(ip)) => Endpoint::direct(&SampleApp::results_url(&ip))?,
-        _ => Endpoint::pod(world.client()?, &world.namespace, &name, &RESULTS_PORT.to_string()),
+        _ => Endpoint::pod(world.client()?, &world.cluster.namespace, &name, &RESULTS_PORT.to_string()),
     };
     let client = VehiclesClient::at(endpoint);
     let what = format!("every vehicle served {WARM_UP} times");
@@ -85,14 +85,15 @@ async fn vehicles_send(world: &mut HadrillWorld, count: usize, target: String, e
         client.wait_until(&what, SETTLE, |r| r.vehicles.len() == count && r.vehicles.iter().all(|v| v.ok >= WARM_UP));
     crate::probes::progress::waiting("the vehicles' first heartbeats", wait).await?;
     world.mark(Instant::now(), MarkKind::Note, format!("{count} vehicles send heartbeats to {target}"));
-    world.fleet = Some(Fleet { client, target, count, interval: app.interval, pod: name, stopped: None });
+    world.traffic.fleet = Some(Fleet { client, target, count, interval: app.interval, pod: name, stopped: None });
     Ok(())
 }
 
 /// The last disruption (Unix ms): the later of the last fault and the last switch.
 fn last_disruption_ms(world: &HadrillWorld) -> Option<u64> {
-    let start = unix_ms(wall_clock(world.started));
+    let start = unix_ms(wall_clock(world.timeline.started));
     world
+        .timeline
         .marks
         .iter()
         .filter(|m| matches!(m.kind, MarkKind::Fault | MarkKind::Switched))
@@ -127,7 +128,7 @@ fn link_state(r: &Results, since_ms: u64, interval_ms: u64, now: u64) -> Vec<(St
 /// gaps go on the report's timeline.
 #[then(expr = "no vehicle loses its link for more than {int} s")]
 async fn no_link_loss(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<()> {
-    let fleet = world.fleet.clone().context(NO_FLEET)?;
+    let fleet = world.traffic.fleet.clone().context(NO_FLEET)?;
     let limit_ms = seconds * 1000;
     let interval_ms = fleet.interval.as_millis() as u64;
     let since = last_disruption_ms(world).unwrap_or_else(unix_ms_now);
@@ -185,7 +186,7 @@ async fn no_link_loss(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<
 fn record_gaps(world: &mut HadrillWorld, r: &Results, recovered: bool) {
     let now = unix_ms_now();
     let normal = 2 * r.interval_ms + r.timeout_ms;
-    world.link_gaps = r
+    world.timeline.link_gaps = r
         .vehicles
         .iter()
         .filter_map(|v| {
@@ -204,18 +205,19 @@ fn record_gaps(world: &mut HadrillWorld, r: &Results, recovered: bool) {
             })
         })
         .collect();
-    let Some(fault) = world.fault_at.filter(|_| recovered) else { return };
+    let Some(fault) = world.faults.at.filter(|_| recovered) else { return };
     let fault_offset = world.offset(fault);
     let back = world
+        .timeline
         .link_gaps
         .iter()
         .filter(|g| g.to >= fault_offset)
         .map(|g| g.to)
         .fold(None, |a: Option<f64>, t| Some(a.map_or(t, |a| a.max(t))));
     if let Some(back) = back
-        && !world.marks.iter().any(|m| m.kind == MarkKind::Recovered && m.label.starts_with("traffic"))
+        && !world.timeline.marks.iter().any(|m| m.kind == MarkKind::Recovered && m.label.starts_with("traffic"))
     {
-        let at = world.started + Duration::from_secs_f64(back.max(0.0));
+        let at = world.timeline.started + Duration::from_secs_f64(back.max(0.0));
         world.mark(at, MarkKind::Recovered, "traffic recovered: every vehicle served again");
         world.figure("fault to traffic recovered", back - fault_offset, None);
     }
@@ -229,18 +231,18 @@ fn record_gaps(world: &mut HadrillWorld, r: &Results, recovered: bool) {
 /// standby, every session served by the primary and then the standby in the same trace.
 #[then(expr = "every vehicle's session trace is continuous")]
 async fn traces_continuous(world: &mut HadrillWorld) -> anyhow::Result<()> {
-    let fleet = world.fleet.as_mut().context(NO_FLEET)?;
+    let fleet = world.traffic.fleet.as_mut().context(NO_FLEET)?;
     let results = fleet.stop().await.context("stopping the vehicles")?;
     let (target, count) = (fleet.target.clone(), fleet.count);
     ensure!(results.spans.dropped == 0, "the vehicles dropped {} spans (export queue full)", results.spans.dropped);
     let svc = world.api::<Service>()?.get(&target).await.with_context(|| format!("reading service {target}"))?;
     let failover = ha_pair::selected_side(&target, &svc) == Some(Side::Standby);
-    let sink = world.traces.as_ref().context("the scenario has no trace sink (no HA service was set up)")?;
-    let lookback = world.started.elapsed() + Duration::from_secs(60);
+    let sink = world.traffic.traces.as_ref().context("the scenario has no trace sink (no HA service was set up)")?;
+    let lookback = world.timeline.started.elapsed() + Duration::from_secs(60);
     let spans = sink.spans(VEHICLES, lookback, SETTLE).await?;
     let mut report = check(&spans, Expect { failover });
     let lost = lost_with_killed_pods(world, &mut report).await?;
-    world.trace_report = Some(match lost {
+    world.traffic.trace_report = Some(match lost {
         0 => report.to_string(),
         n => format!(
             "{report}  ({n} broken chains not counted: the answering pod was killed before it exported its spans)\n"
@@ -276,7 +278,7 @@ async fn traces_continuous(world: &mut HadrillWorld) -> anyhow::Result<()> {
 /// the heartbeat sent when the exit span started.
 async fn lost_with_killed_pods(world: &HadrillWorld, report: &mut Report) -> anyhow::Result<usize> {
     let has_broken = report.findings.iter().any(|f| matches!(f, Finding::BrokenChain { .. }));
-    let Some(fleet) = world.fleet.as_ref().filter(|_| has_broken && !world.fault_pods.is_empty()) else {
+    let Some(fleet) = world.traffic.fleet.as_ref().filter(|_| has_broken && !world.faults.pods.is_empty()) else {
         return Ok(0);
     };
     let heartbeats = fleet.client.heartbeats(None).await.context("reading the vehicles' heartbeats")?;
@@ -291,7 +293,7 @@ async fn lost_with_killed_pods(world: &HadrillWorld, report: &mut Report) -> any
     let before = report.findings.len();
     report.findings.retain(|f| match f {
         Finding::BrokenChain { vehicle: Some(v), exit, .. } => {
-            !answered_by(v, exit.start_ns).is_some_and(|pod| world.fault_pods.contains(&pod))
+            !answered_by(v, exit.start_ns).is_some_and(|pod| world.faults.pods.contains(&pod))
         }
         _ => true,
     });
