@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use super::params::{Percent, Span};
 use crate::HadrillWorld;
 use crate::chaos::lifecycle::{InjectOptions, Recovery, Run};
 use crate::chaos::model::ChaosStatus as _;
@@ -150,27 +151,27 @@ async fn random_fault(world: &mut HadrillWorld, list: String, seed: u64) -> anyh
 }
 
 /// `When the node hosting the primary of "dispatch" loses its network for 60 s`
-#[when(expr = "the node hosting the primary of {string} loses its network for {int} s")]
-async fn node_loses_network(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::Result<()> {
+#[when(expr = "the node hosting the primary of {string} loses its network for {duration}")]
+async fn node_loses_network(world: &mut HadrillWorld, name: String, span: Span) -> anyhow::Result<()> {
     let node = super::ha_service::node_of_primary(world, &name).await?;
-    let settings = vec![("node".to_string(), node), ("duration".to_string(), format!("{seconds}s"))];
+    let settings = vec![("node".to_string(), node), ("duration".to_string(), span.go_duration())];
     inject(world, "primary-node-network-loss", settings).await
 }
 
 /// `When the primary of "dispatch" is CPU-stressed by 2 workers at 100% for 60 s`
-#[when(expr = "the primary of {string} is CPU-stressed by {int} worker(s) at {int}% for {int} s")]
+#[when(expr = "the primary of {string} is CPU-stressed by {int} worker(s) at {percent} for {duration}")]
 async fn cpu_stressed(
     world: &mut HadrillWorld,
     name: String,
     workers: u32,
-    load: u32,
-    seconds: u64,
+    load: Percent,
+    span: Span,
 ) -> anyhow::Result<()> {
     let settings = vec![
         ("primary".to_string(), label_text(&name, Side::Primary)),
         ("workers".to_string(), workers.to_string()),
-        ("load".to_string(), load.to_string()),
-        ("duration".to_string(), format!("{seconds}s")),
+        ("load".to_string(), load.0.to_string()),
+        ("duration".to_string(), span.go_duration()),
     ];
     inject(world, "primary-cpu-stress", settings).await
 }
@@ -201,12 +202,12 @@ async fn fault_removed(world: &mut HadrillWorld) -> anyhow::Result<()> {
 /// `Then the fault ends by itself within 30 s`
 ///
 /// For faults with a duration: waits for Chaos Mesh's `AllRecovered` and removes the object.
-#[then(expr = "the fault ends by itself within {int} s")]
-async fn fault_ends(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<()> {
+#[then(expr = "the fault ends by itself within {duration}")]
+async fn fault_ends(world: &mut HadrillWorld, within: Span) -> anyhow::Result<()> {
     ensure!(!world.faults.injections.is_empty(), "no fault is in place");
     for injection in std::mem::take(&mut world.faults.injections) {
         let what = injection.object().to_string();
-        let t = injection.recover(Recovery::Duration, Duration::from_secs(seconds)).await?;
+        let t = injection.recover(Recovery::Duration, within.0).await?;
         if let Some(r) = t.recovered {
             world.mark(instant_of(r), MarkKind::FaultRemoved, format!("{what} recovered"));
         }

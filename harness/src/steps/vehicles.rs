@@ -10,6 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{ListParams, PostParams};
 
+use super::params::Span;
 use crate::HadrillWorld;
 use crate::cluster::endpoint::Endpoint;
 use crate::cluster::ha_pair::{self, Side};
@@ -17,6 +18,7 @@ use crate::probes::wait::SETTLE;
 use crate::probes::wait::until;
 use crate::traces::checker::{Expect, Finding, Report, check};
 use crate::traffic::fleet::Fleet;
+use crate::traffic::links::{self, RECOVERED_AFTER, Recovery};
 use crate::traffic::vehicles::{Results, VehiclesClient};
 use crate::traffic::{RESULTS_PORT, SampleApp, VEHICLES};
 use crate::world::{LinkGap, MarkKind, unix_ms, wall_clock};
@@ -25,8 +27,6 @@ use crate::world::{LinkGap, MarkKind, unix_ms, wall_clock};
 const NO_FLEET: &str = "no vehicles: add `Given 20 vehicles send heartbeats to \"NAME\" every 200 ms`";
 /// Successful heartbeats every vehicle must have before the scenario goes on (traffic flows).
 const WARM_UP: u64 = 3;
-/// Consecutive successful heartbeats after the last disruption that count as "recovered".
-const RECOVERED_AFTER: u64 = 3;
 
 fn unix_ms_now() -> u64 {
     unix_ms(SystemTime::now())
@@ -101,58 +101,32 @@ fn last_disruption_ms(world: &HadrillWorld) -> Option<u64> {
         .max()
 }
 
-/// Per vehicle: whether it has been served [`RECOVERED_AFTER`] times in a row since `since_ms`,
-/// and how long it has had no link now (ms, 0 if its last heartbeat was served).
-fn link_state(r: &Results, since_ms: u64, interval_ms: u64, now: u64) -> Vec<(String, bool, u64)> {
-    r.vehicles
-        .iter()
-        .map(|v| {
-            let last = v.served.last();
-            let back = last.is_some_and(|run| {
-                run.last_ms >= since_ms
-                    && run.last_ms.saturating_sub(run.first_ms.max(since_ms)) >= (RECOVERED_AFTER - 1) * interval_ms
-            });
-            // An open gap: nothing served since the last success (beyond the normal interval).
-            let open = last.map_or(now.saturating_sub(since_ms), |run| now.saturating_sub(run.last_ms));
-            let open = if open > 2 * interval_ms + r.timeout_ms { open } else { 0 };
-            (v.id.clone(), back, open)
-        })
-        .collect()
-}
-
 /// `Then no vehicle loses its link for more than 3 s`
 ///
 /// Follows the vehicles' results until every vehicle has been served several times in a row
 /// after the last fault or switch (or a vehicle has had no link for longer than allowed), then
 /// holds every vehicle's longest link gap (between two served heartbeats) to the limit. The
 /// gaps go on the report's timeline.
-#[then(expr = "no vehicle loses its link for more than {int} s")]
-async fn no_link_loss(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<()> {
+#[then(expr = "no vehicle loses its link for more than {duration}")]
+async fn no_link_loss(world: &mut HadrillWorld, limit: Span) -> anyhow::Result<()> {
     let fleet = world.traffic.fleet.clone().context(NO_FLEET)?;
-    let limit_ms = seconds * 1000;
-    let interval_ms = fleet.interval.as_millis() as u64;
+    let limit_ms = limit.0.as_millis() as u64;
     let since = last_disruption_ms(world).unwrap_or_else(unix_ms_now);
-    let give_up = Instant::now() + Duration::from_millis(limit_ms) + SETTLE;
-    let results = loop {
-        let r = fleet.results().await?;
-        let state = link_state(&r, since, interval_ms, unix_ms_now());
-        if let Some((v, _, open)) = state.iter().filter(|(_, _, open)| *open > limit_ms).max_by_key(|s| s.2) {
-            record_gaps(world, &r, false);
-            bail!("vehicle {v} has had no link for {:.1} s (limit {seconds} s)", *open as f64 / 1000.0);
+    let give_up = Instant::now() + limit.0 + SETTLE;
+    let results = match links::follow_recovery(&fleet, since, limit_ms, give_up, unix_ms_now).await? {
+        Recovery::Back(results) => results,
+        Recovery::LinkLost { vehicle, open_ms, results } => {
+            record_gaps(world, &results, false);
+            bail!("vehicle {vehicle} has had no link for {:.1} s (limit {limit})", open_ms as f64 / 1000.0);
         }
-        if state.iter().all(|(_, back, _)| *back) || fleet.stopped.is_some() {
-            break r;
-        }
-        if Instant::now() >= give_up {
-            record_gaps(world, &r, false);
-            let waiting: Vec<&str> = state.iter().filter(|s| !s.1).map(|s| s.0.as_str()).collect();
+        Recovery::NotBack { waiting, results } => {
+            record_gaps(world, &results, false);
             bail!(
                 "vehicles {} were not served {RECOVERED_AFTER} times in a row within {:.0} s of the last fault or switch",
                 waiting.join(", "),
                 (unix_ms_now().saturating_sub(since)) as f64 / 1000.0
             );
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     };
     record_gaps(world, &results, true);
     let (vehicle, gap) = results.longest_gap().context("the vehicles report no gap at all")?;
@@ -160,7 +134,7 @@ async fn no_link_loss(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<
     world.figure(
         format!("{}: longest link gap ({vehicle}, {} heartbeats failed)", fleet.target, gap.failed),
         gap.ms as f64 / 1000.0,
-        Some(seconds as f64),
+        Some(limit.secs()),
     );
     let failed: u64 = results.vehicles.iter().map(|v| v.errors).sum();
     let over: Vec<String> = results
@@ -172,7 +146,7 @@ async fn no_link_loss(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<
         .collect();
     ensure!(
         over.is_empty(),
-        "{} of {} vehicles lost their link for more than {seconds} s: {} ({failed} heartbeats failed in all)",
+        "{} of {} vehicles lost their link for more than {limit}: {} ({failed} heartbeats failed in all)",
         over.len(),
         results.vehicles.len(),
         over.join(", ")
@@ -184,25 +158,12 @@ async fn no_link_loss(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<
 /// open runs to now) and, once `recovered`, marks when traffic was back for all of them after
 /// the last fault.
 fn record_gaps(world: &mut HadrillWorld, r: &Results, recovered: bool) {
-    let now = unix_ms_now();
-    let normal = 2 * r.interval_ms + r.timeout_ms;
-    world.timeline.link_gaps = r
-        .vehicles
-        .iter()
-        .filter_map(|v| {
-            let closed = v.longest_gap.filter(|g| g.failed > 0).map(|g| (g.from_ms, g.to_ms));
-            let open = v.served.last().map(|run| run.last_ms).filter(|last| now.saturating_sub(*last) > normal);
-            let (from, to) = match (closed, open) {
-                (Some((f, t)), Some(last)) if t - f >= now - last => (f, t),
-                (_, Some(last)) => (last, now),
-                (Some(gap), None) => gap,
-                (None, None) => return None,
-            };
-            Some(LinkGap {
-                vehicle: v.id.clone(),
-                from: world.offset_of_unix_ms(from),
-                to: world.offset_of_unix_ms(to),
-            })
+    world.timeline.link_gaps = links::gaps(r, unix_ms_now())
+        .into_iter()
+        .map(|(vehicle, from, to)| LinkGap {
+            vehicle,
+            from: world.offset_of_unix_ms(from),
+            to: world.offset_of_unix_ms(to),
         })
         .collect();
     let Some(fault) = world.faults.at.filter(|_| recovered) else { return };
