@@ -111,3 +111,43 @@ pub fn gaps(r: &Results, now: u64) -> Vec<(String, u64, u64)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Results of vehicles whose served runs are `(first_ms, last_ms)`, interval 200 ms.
+    fn results(runs: &[&[(u64, u64)]]) -> Results {
+        let vehicles: Vec<serde_json::Value> = runs
+            .iter()
+            .enumerate()
+            .map(|(i, runs)| {
+                let served: Vec<serde_json::Value> = runs
+                    .iter()
+                    .map(|(f, l)| serde_json::json!({"side": "primary", "pods": [], "first_ms": f, "last_ms": l, "count": (l - f) / 200 + 1}))
+                    .collect();
+                serde_json::json!({"id": format!("v-{i}"), "trace_id": "00", "format": "w3c", "sent": 0, "ok": 0,
+                    "errors": 0, "timeouts": 0, "longest_gap": null, "latency": {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0},
+                    "served": served})
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({"pod": "vehicles", "target": "dispatch", "running": true,
+            "interval_ms": 200, "timeout_ms": 250, "vehicles": vehicles, "sent": 0, "ok": 0, "errors": 0,
+            "latency": {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0},
+            "spans": {"queued": 0, "dropped": 0, "exported": 0, "failed": 0}}))
+        .expect("results")
+    }
+
+    #[test]
+    fn a_vehicle_is_back_after_consecutive_heartbeats_since_the_disruption() {
+        // Disruption at 10_000. v-0 never lost its link; v-1 came back at 12_000 and has
+        // three heartbeats since; v-2 came back with only two; v-3 has been cut off since 9_800.
+        let r =
+            results(&[&[(0, 10_600)], &[(0, 9_800), (12_000, 12_400)], &[(0, 9_800), (12_000, 12_200)], &[(0, 9_800)]]);
+        let state = link_state(&r, 10_000, 200, 12_500);
+        let back: Vec<bool> = state.iter().map(|s| s.back).collect();
+        assert_eq!(back, [true, true, false, false]);
+        let open: Vec<u64> = state.iter().map(|s| s.open_ms).collect();
+        assert_eq!(open, [1_900, 0, 0, 2_700], "open gaps beyond the normal interval + timeout only");
+    }
+}
