@@ -134,16 +134,7 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
                        scenario: &cucumber::gherkin::Scenario| {
         let in_selection =
             feature.path.as_ref().and_then(|p| p.canonicalize().ok()).is_none_or(|p| selected.contains(&p));
-        let tagged = tags.as_ref().is_none_or(|op| {
-            use cucumber::tag::Ext as _;
-            let all: Vec<&String> = feature
-                .tags
-                .iter()
-                .chain(rule.iter().flat_map(|r| r.tags.iter()))
-                .chain(scenario.tags.iter())
-                .collect();
-            op.eval(all)
-        });
+        let tagged = tags.as_ref().is_none_or(|op| tagged(op, feature, rule, scenario));
         in_selection && tagged
     };
     // One run over the deepest directory holding every selected file; the filter keeps only
@@ -198,7 +189,6 @@ fn common_dir(paths: &[PathBuf]) -> Option<PathBuf> {
 
 /// Scenarios (across rules) whose tags satisfy `op`.
 fn count_tagged(files: &[PathBuf], op: &cucumber::gherkin::tagexpr::TagOperation) -> usize {
-    use cucumber::tag::Ext as _;
     let mut n = 0;
     for f in files {
         let Ok(feature) = cucumber::gherkin::Feature::parse_path(f, cucumber::gherkin::GherkinEnv::default()) else {
@@ -207,14 +197,20 @@ fn count_tagged(files: &[PathBuf], op: &cucumber::gherkin::tagexpr::TagOperation
         let top = feature.scenarios.iter().map(|s| (None, s));
         let ruled = feature.rules.iter().flat_map(|r| r.scenarios.iter().map(move |s| (Some(r), s)));
         for (rule, scenario) in top.chain(ruled) {
-            let all: Vec<&String> = feature
-                .tags
-                .iter()
-                .chain(rule.iter().flat_map(|r| r.tags.iter()))
-                .chain(scenario.tags.iter())
-                .collect();
-            n += usize::from(op.eval(all));
+            n += usize::from(tagged(op, &feature, rule, scenario));
         }
     }
     n
+}
+
+/// Whether the tags of `scenario` (with its feature's and rule's) satisfy `op`.
+fn tagged(
+    op: &cucumber::gherkin::tagexpr::TagOperation,
+    feature: &cucumber::gherkin::Feature,
+    rule: Option<&cucumber::gherkin::Rule>,
+    scenario: &cucumber::gherkin::Scenario,
+) -> bool {
+    use cucumber::tag::Ext as _;
+    let all = feature.tags.iter().chain(rule.iter().flat_map(|r| r.tags.iter())).chain(scenario.tags.iter());
+    op.eval(all)
 }
