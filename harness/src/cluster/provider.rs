@@ -292,8 +292,9 @@ pub struct ScenarioSetup {
     pub run_id: String,
     /// Its namespace `hadrill-RUN`.
     pub namespace: String,
-    /// Its chaos run, whose ledger holds the namespace: dropping the run at the end of the
-    /// scenario removes it (after any fault), and `hadrill clean` does after a crash.
+    /// Its chaos run, whose ledger holds the namespace: finishing the run when the scenario
+    /// ends (the World's teardown) removes it after any fault; dropping the run after a panic
+    /// does too, and `hadrill clean` does after a crash.
     pub run: Run,
 }
 
