@@ -11,10 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use hadrill::cluster::existing::{ALLOW_ENV, CONTEXT_ENV};
 use hadrill::cluster::provider::{CLUSTER_ENV, KEEP_ENV};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
+use kube::runtime::{WatchStreamExt as _, watcher};
 use standins::{StandIns, assert_commands, interrupt};
 
 fn root() -> PathBuf {
@@ -23,8 +26,13 @@ fn root() -> PathBuf {
 
 /// `hadrill run --cluster kind` of tests/fixtures/kind with the stand-ins on PATH.
 fn hadrill(s: &StandIns) -> tokio::process::Command {
+    hadrill_of(s, "kind")
+}
+
+/// `hadrill run --cluster kind` of tests/fixtures/`features` with the stand-ins on PATH.
+fn hadrill_of(s: &StandIns, features: &str) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_hadrill"));
-    let feature = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kind");
+    let feature = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(features);
     cmd.arg("run")
         .arg(feature)
         .args(["--cluster", "kind", "--kind-config"])
@@ -92,7 +100,7 @@ async fn the_kind_provider_runs_its_commands_in_order_and_deletes_what_it_create
     // What `helm --create-namespace` leaves behind: Chaos Mesh's namespace, where the provider
     // sends its webhook probe (the embedded cluster serves Chaos Mesh's CRDs itself).
     let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": "chaos-mesh"}})).expect("ns");
-    Api::<Namespace>::all(client).create(&PostParams::default(), &ns).await.expect("namespace");
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("namespace");
     let api = std::env::temp_dir().join(format!("hadrill-kind-api-{}.kubeconfig", uuid::Uuid::new_v4().simple()));
     sim.write_kubeconfig(&api).expect("kubeconfig");
 
@@ -149,6 +157,32 @@ async fn the_kind_provider_runs_its_commands_in_order_and_deletes_what_it_create
     want.push("kind get clusters".into());
     assert_commands(&s.commands(), &want);
     assert!(s.clusters().is_empty(), "{:?}", s.clusters());
+
+    // SIGINT while a scenario runs: the cluster the run created is deleted, after everything
+    // the set-up ran.
+    let s = StandIns::new("kind-int-run", Some(&api));
+    let deployments: Api<Deployment> = Api::all(client.clone());
+    let config = watcher::Config::default().fields("metadata.name=dispatch-primary");
+    let mut created = std::pin::pin!(watcher(deployments, config).applied_objects());
+    let mut child = hadrill_of(&s, "kind-interrupted").spawn().expect("hadrill starts");
+    // The scenario is under way once it has created the HA service's primary.
+    let ns = tokio::select! {
+        d = created.next() => d.expect("a Deployment").expect("watch").metadata.namespace.expect("namespaced"),
+        status = child.wait() => panic!("hadrill ended before the scenario started: {status:?}\n{:?}", s.commands()),
+        () = tokio::time::sleep(Duration::from_secs(300)) => panic!("the scenario did not start within 300 s"),
+    };
+    interrupt(i64::from(child.id().expect("pid")));
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("hadrill ends after SIGINT")
+        .expect("exit status");
+    assert!(!out.status.success());
+    assert!(text(&out).contains("the run was interrupted (Ctrl-C)"), "{}", text(&out));
+    let mut want = setup_commands(&s, true);
+    want.push(delete_command(&s));
+    assert_commands(&s.commands(), &want);
+    assert!(s.clusters().is_empty(), "{:?}", s.clusters());
+    println!("interrupted in scenario namespace {ns}: the cluster was deleted");
 
     std::fs::remove_file(&api).ok();
     sim.stop().await;
