@@ -92,6 +92,17 @@ fn text(out: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
+/// Sends SIGINT to `child` (a hadrill run) and checks that it ends, failing with `message`.
+async fn interrupted(child: tokio::process::Child, message: &str) {
+    interrupt(i64::from(child.id().expect("pid")));
+    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("hadrill ends after SIGINT")
+        .expect("exit status");
+    assert!(!out.status.success());
+    assert!(text(&out).contains(message), "{}", text(&out));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_kind_provider_runs_its_commands_in_order_and_deletes_what_it_created() {
     sim::install_crypto_provider();
@@ -143,13 +154,7 @@ async fn the_kind_provider_runs_its_commands_in_order_and_deletes_what_it_create
     s.block("helm upgrade");
     let child = hadrill(&s).spawn().expect("hadrill starts");
     tokio::task::block_in_place(|| s.wait_blocked(Duration::from_secs(120)));
-    interrupt(i64::from(child.id().expect("pid")));
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("hadrill ends after SIGINT")
-        .expect("exit status");
-    assert!(!out.status.success());
-    assert!(text(&out).contains("interrupted (Ctrl-C) while setting up the kind cluster"), "{}", text(&out));
+    interrupted(child, "interrupted (Ctrl-C) while setting up the kind cluster").await;
     // The half-set-up cluster is deleted as it is dropped; kind is then asked whether a
     // cluster is left (one interrupted inside `kind create` would be), and none is.
     let mut want = setup_commands(&s, true)[..8].to_vec();
@@ -171,13 +176,7 @@ async fn the_kind_provider_runs_its_commands_in_order_and_deletes_what_it_create
         status = child.wait() => panic!("hadrill ended before the scenario started: {status:?}\n{:?}", s.commands()),
         () = tokio::time::sleep(Duration::from_secs(300)) => panic!("the scenario did not start within 300 s"),
     };
-    interrupt(i64::from(child.id().expect("pid")));
-    let out = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("hadrill ends after SIGINT")
-        .expect("exit status");
-    assert!(!out.status.success());
-    assert!(text(&out).contains("the run was interrupted (Ctrl-C)"), "{}", text(&out));
+    interrupted(child, "the run was interrupted (Ctrl-C)").await;
     let mut want = setup_commands(&s, true);
     want.push(delete_command(&s));
     assert_commands(&s.commands(), &want);
