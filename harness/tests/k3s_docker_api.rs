@@ -155,6 +155,15 @@ fn up_sequence() -> Vec<String> {
     ]
 }
 
+/// The host directory mounted as k3s's conf directory, from a container create body.
+fn conf_dir_of(create: &Value) -> std::path::PathBuf {
+    let mounts = create["HostConfig"]["Mounts"].as_array().into_iter().flatten();
+    let from_mounts = mounts.filter_map(|m| m["Source"].as_str()).next().map(String::from);
+    let from_binds =
+        || create["HostConfig"]["Binds"][0].as_str().and_then(|b| b.split_once(':')).map(|(s, _)| s.to_string());
+    std::path::PathBuf::from(from_mounts.or_else(from_binds).expect("the conf mount"))
+}
+
 /// The removal of the container (forced, with its volumes).
 fn remove() -> String {
     format!("DELETE /containers/{ID} ?force&link&v")
@@ -196,22 +205,14 @@ fn k3s_talks_to_the_docker_api_and_removes_its_container() {
     // The kubeconfig names the API port Docker mapped.
     let kc = std::fs::read_to_string(&options.kubeconfig).expect("kubeconfig written");
     assert!(kc.contains(&format!("https://127.0.0.1:{API_PORT}")), "{kc}");
-    let conf_dir = std::path::PathBuf::from(
-        create["HostConfig"]["Mounts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find_map(|m| m["Source"].as_str().map(String::from))
-            .or_else(|| {
-                create["HostConfig"]["Binds"][0].as_str().and_then(|b| b.split_once(':')).map(|(s, _)| s.to_string())
-            })
-            .expect("the conf mount"),
-    );
+    let conf_dir = conf_dir_of(&create);
+    assert!(conf_dir.join("k3s.yaml").is_file(), "{}", conf_dir.display());
 
     rt.block_on(cluster.down()).expect("down");
     let mut want = up_sequence();
     want.push(remove());
     assert_commands(&calls(&e), &want);
+    assert!(!conf_dir.exists(), "k3s's conf directory (its admin kubeconfig) is removed");
 
     // The CLI part: the images built before the container starts, then imported into it.
     let (r, tar) = (root.display().to_string(), conf_dir.join("images.tar").display().to_string());
@@ -227,6 +228,7 @@ fn k3s_talks_to_the_docker_api_and_removes_its_container() {
     // A failed step (the image import): the container is removed as the cluster is dropped.
     e.lock().expect("lock").calls.clear();
     s.fail("docker cp");
+    e.lock().expect("lock").create = None;
     let err = rt.block_on(K3sCluster::up(&options)).expect_err("the import fails");
     assert!(format!("{err:#}").contains("importing the project images into k3s"), "{err:#}");
     let start = Instant::now();
@@ -238,5 +240,7 @@ fn k3s_talks_to_the_docker_api_and_removes_its_container() {
     let mut want = up_sequence();
     want.push(remove());
     assert_commands(&calls(&e), &want);
+    let create = e.lock().expect("lock").create.clone().expect("a container was created");
+    assert!(!conf_dir_of(&create).exists(), "k3s's conf directory is removed after the failure");
     rt.shutdown_timeout(Duration::from_secs(5));
 }
