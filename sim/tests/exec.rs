@@ -142,7 +142,18 @@ async fn kubectl_exec_runs_commands_in_the_container() {
     assert_ne!(r.code, Some(0), "{r:?}");
     assert!(r.stderr.contains("Internal error occurred") && r.stderr.contains("virtual"), "{r:?}");
 
-    // Pre-upgrade 400 (strategy.go) for an unknown container.
+    // Pre-upgrade 400s (strategy.go): an unknown container, a pod not bound to a node.
+    let pending: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pending"},
+        "spec": {"nodeSelector": {"no": "such-node"}, "containers": [{"name": "c", "image": "hadrill/test-server:dev"}]},
+    }))
+    .expect("pod");
+    let pods: Api<Pod> = Api::default_namespaced(sim.client().expect("client"));
+    pods.create(&PostParams::default(), &pending).await.expect("create pending");
+    let r = k.output(&["exec", "pending", "--", "/bin/echo", "x"], None).await;
+    assert_ne!(r.code, Some(0), "{r:?}");
+    assert!(r.stderr.contains("pod pending does not have a host assigned"), "{r:?}");
+
     let r = k.output(&["exec", "web", "-c", "nope", "--", "/bin/echo", "x"], None).await;
     assert_ne!(r.code, Some(0), "{r:?}");
     assert!(r.stderr.contains("container nope is not valid for pod web"), "{r:?}");
@@ -289,5 +300,33 @@ async fn kube_rs_exec_and_portforward_speak_the_protocol() {
     let getter: Api<Pod> = Api::default_namespaced(sim.service_account_client("default", "getter").expect("client"));
     let err = getter.exec("web", ["/bin/echo", "x"], &AttachParams::default().container("app")).await.err();
     assert!(format!("{err:?}").contains("403"), "{err:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attach_streams_the_main_process_output_until_it_exits() {
+    let (sim, dir) = start_with_pods().await;
+    let pods: Api<Pod> = Api::default_namespaced(sim.client().expect("client"));
+    let ap = AttachParams::default().container("side").stdout(true).stderr(false);
+    let mut attached = pods.attach("web", &ap).await.expect("attach");
+    let mut stdout = attached.stdout().expect("stdout");
+    let pod = pods.get("web").await.expect("web");
+    let ip = pod.status.and_then(|s| s.pod_ip).expect("pod IP");
+    // The test server logs this line, then exits: attach sees it, then its end.
+    let mut s = tokio::net::TcpStream::connect((ip.as_str(), 8081)).await.expect("connect to side");
+    s.write_all(b"POST /crash HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n").await.expect("write");
+    let mut out = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stdout.read_to_string(&mut out))
+        .await
+        .expect("attach ends when the container exits")
+        .expect("read");
+    assert_eq!(out, "POST /crash\ncrashing on request\n", "the request log line, then the crash");
+    let status = attached.take_status().expect("status").await.expect("status");
+    assert_eq!(status.status.as_deref(), Some("Success"), "{status:?}");
+
+    // A virtual container has nothing to attach to.
+    let mut attached = pods.attach("virt", &AttachParams::default().stderr(false)).await.expect("attach virt");
+    let status = attached.take_status().expect("status").await.expect("status");
+    assert_eq!((status.reason.as_deref(), status.code), (Some("InternalError"), Some(500)), "{status:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
