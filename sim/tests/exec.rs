@@ -90,6 +90,12 @@ async fn grant(sim: &Sim, sa: &str, role: &str, rules: serde_json::Value) {
     bindings.create(&PostParams::default(), &obj).await.expect("create the RoleBinding");
 }
 
+/// Runs kubectl, which must fail with `needle` in its error output.
+async fn fails_with(k: &Kubectl, args: &[&str], needle: &str) {
+    let r = k.output(args, None).await;
+    assert!(r.code != Some(0) && r.stderr.contains(needle), "kubectl {args:?}: want {needle:?}, got {r:?}");
+}
+
 /// A local port nothing listens on (the OS picked it; it is released at once).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
@@ -138,9 +144,12 @@ async fn kubectl_exec_runs_commands_in_the_container() {
     assert_eq!((r.code, r.stdout.as_str()), (Some(0), want.as_str()), "{r:?}");
 
     // A virtual container has no process: kube-apiserver's InternalError on the error channel.
-    let r = k.output(&["exec", "virt", "--", "/bin/echo", "x"], None).await;
-    assert_ne!(r.code, Some(0), "{r:?}");
-    assert!(r.stderr.contains("Internal error occurred") && r.stderr.contains("virtual"), "{r:?}");
+    fails_with(
+        &k,
+        &["exec", "virt", "--", "/bin/echo", "x"],
+        "Internal error occurred: error executing command in container: container \"c\" is virtual",
+    )
+    .await;
 
     // Pre-upgrade 400s (strategy.go): an unknown container, a pod not bound to a node.
     let pending: Pod = serde_json::from_value(json!({
@@ -150,13 +159,10 @@ async fn kubectl_exec_runs_commands_in_the_container() {
     .expect("pod");
     let pods: Api<Pod> = Api::default_namespaced(sim.client().expect("client"));
     pods.create(&PostParams::default(), &pending).await.expect("create pending");
-    let r = k.output(&["exec", "pending", "--", "/bin/echo", "x"], None).await;
-    assert_ne!(r.code, Some(0), "{r:?}");
-    assert!(r.stderr.contains("pod pending does not have a host assigned"), "{r:?}");
+    fails_with(&k, &["exec", "pending", "--", "/bin/echo", "x"], "pod pending does not have a host assigned").await;
 
-    let r = k.output(&["exec", "web", "-c", "nope", "--", "/bin/echo", "x"], None).await;
-    assert_ne!(r.code, Some(0), "{r:?}");
-    assert!(r.stderr.contains("container nope is not valid for pod web"), "{r:?}");
+    fails_with(&k, &["exec", "web", "-c", "nope", "--", "/bin/echo", "x"], "container nope is not valid for pod web")
+        .await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{any, get};
+use axum::routing::get;
 use serde_json::Value;
 use tokio::sync::watch as tokio_watch;
 
@@ -107,9 +107,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/openapi/v2", get(discovery::openapi_v2))
         .route("/openapi/v3", get(openapi::index))
         .route("/openapi/v3/{*rest}", get(openapi::document))
-        .route("/api/v1/namespaces/{namespace}/pods/{name}/exec", any(stream::exec))
-        .route("/api/v1/namespaces/{namespace}/pods/{name}/attach", any(stream::attach))
-        .route("/api/v1/namespaces/{namespace}/pods/{name}/portforward", any(stream::portforward))
+        .merge(stream::routes())
         .fallback(handlers::dispatch)
         .layer(axum::middleware::from_fn_with_state(state.clone(), authn::authenticate))
         .with_state(state)

@@ -25,9 +25,11 @@ pub mod spdy;
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use hyper_util::rt::TokioIo;
@@ -110,34 +112,25 @@ impl Kind {
 const REMOTE_COMMAND_PROTOCOLS: &[&str] = &[channels::V5, channels::V4];
 const PORT_FORWARD_PROTOCOLS: &[&str] = &[portforward::SPDY_TUNNEL, channels::V4];
 
-/// `pods/{name}/exec`.
-pub async fn exec(
-    State(state): State<Arc<ServerState>>,
-    axum::Extension(user): axum::Extension<User>,
-    Path((ns, name)): Path<(String, String)>,
-    req: Request,
-) -> Response {
-    connect(state, user, ns, name, Kind::Exec, req).await.unwrap_or_else(IntoResponse::into_response)
-}
-
-/// `pods/{name}/attach`.
-pub async fn attach(
-    State(state): State<Arc<ServerState>>,
-    axum::Extension(user): axum::Extension<User>,
-    Path((ns, name)): Path<(String, String)>,
-    req: Request,
-) -> Response {
-    connect(state, user, ns, name, Kind::Attach, req).await.unwrap_or_else(IntoResponse::into_response)
-}
-
-/// `pods/{name}/portforward`.
-pub async fn portforward(
-    State(state): State<Arc<ServerState>>,
-    axum::Extension(user): axum::Extension<User>,
-    Path((ns, name)): Path<(String, String)>,
-    req: Request,
-) -> Response {
-    connect(state, user, ns, name, Kind::PortForward, req).await.unwrap_or_else(IntoResponse::into_response)
+/// The routes of `pods/{name}/exec`, `attach` and `portforward` (every method: the handler
+/// answers 405 itself, as kube-apiserver words it).
+pub fn routes() -> Router<Arc<ServerState>> {
+    let mut router = Router::new();
+    for kind in [Kind::Exec, Kind::Attach, Kind::PortForward] {
+        let path = format!("/api/v1/namespaces/{{namespace}}/pods/{{name}}/{}", kind.subresource());
+        router = router.route(
+            &path,
+            any(
+                move |State(state): State<Arc<ServerState>>,
+                      axum::Extension(user): axum::Extension<User>,
+                      Path((ns, name)): Path<(String, String)>,
+                      req: Request| async move {
+                    connect(state, user, ns, name, kind, req).await.unwrap_or_else(IntoResponse::into_response)
+                },
+            ),
+        );
+    }
+    router
 }
 
 /// Query parameters; `command` and `ports` repeat.
