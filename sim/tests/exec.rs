@@ -143,6 +143,24 @@ async fn kubectl_exec_runs_commands_in_the_container() {
     let want = format!("hello from web|{pod_ip}|{}\n", dir.display());
     assert_eq!((r.code, r.stdout.as_str()), (Some(0), want.as_str()), "{r:?}");
 
+    // -it needs a terminal on kubectl's side: util-linux `script` lends it one.
+    if std::process::Command::new("script").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        let line =
+            format!("kubectl --kubeconfig {} exec -it web -c app -- /bin/sh -c 'tty; exit 4'", k.kubeconfig.display());
+        let out = tokio::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("HOME", &k.home)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .expect("script runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(4), "{text}");
+        assert!(text.contains("/dev/pts/"), "the command's stdout is a terminal: {text}");
+    } else {
+        eprintln!("NOTICE: util-linux script not found; skipping kubectl exec -it");
+    }
+
     // A virtual container has no process: kube-apiserver's InternalError on the error channel.
     fails_with(
         &k,
