@@ -52,7 +52,14 @@ impl Target {
     async fn connect(&self, port: u16) -> Result<TcpStream, String> {
         let fail = |why: String| format!("error forwarding port {port} to pod {}, uid {}: {why}", self.pod, self.uid);
         let ip = self.ip.ok_or_else(|| fail("the pod has no IP address".into()))?;
-        TcpStream::connect((ip, port)).await.map_err(|e| fail(format!("dial tcp {ip}:{port}: {e}")))
+        TcpStream::connect((ip, port)).await.map_err(|e| {
+            // Worded as Go's net package words it, as the kubelet's message carries it.
+            let why = match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connect: connection refused".to_string(),
+                _ => e.to_string(),
+            };
+            fail(format!("dial tcp {ip}:{port}: {why}"))
+        })
     }
 }
 
