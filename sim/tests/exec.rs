@@ -191,55 +191,59 @@ async fn kubectl_port_forward_reaches_the_pod_on_several_ports() {
     }
     let (sim, dir) = start_with_pods().await;
     let k = kubectl_for(&dir, sim.kubeconfig());
-    let (a, b, closed) = (free_port(), free_port(), free_port());
-    // Pod port 9: nothing listens there.
-    let mut cmd =
-        k.command(&["port-forward", "pod/web", &format!("{a}:8080"), &format!("{b}:8081"), &format!("{closed}:9")]);
-    cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
-    let mut child = cmd.spawn().expect("kubectl port-forward starts");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    // kubectl prints one "Forwarding from" line per address once it listens.
-    let mut listening = 0;
-    while listening < 3 {
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("kubectl port-forward announces its ports within 20 s")
-            .expect("read kubectl output");
-        let Some(line) = line else {
-            let mut err = String::new();
-            let _ = child.stderr.take().expect("stderr").read_to_string(&mut err).await;
-            panic!("kubectl port-forward ended: {err}");
-        };
-        if line.starts_with("Forwarding from 127.0.0.1:") {
-            listening += 1;
-        }
-    }
-    for _ in 0..2 {
-        for port in [a, b] {
-            let resp = http_get(port).await;
-            assert!(resp.starts_with("HTTP/1.1 200") && resp.ends_with("\r\n\r\nweb\n"), "{port}: {resp:?}");
-        }
-    }
-    assert!(child.try_wait().expect("wait").is_none(), "kubectl port-forward keeps running");
-    // A refused connection: the kubelet's error comes back on the error stream, and the
-    // local connection is closed.
-    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", closed)).await.expect("connect");
-    let mut rest = Vec::new();
-    let _ = s.read_to_end(&mut rest).await;
-    assert!(rest.is_empty(), "{rest:?}");
-    let mut errors = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Ok(Some(line)) = errors.next_line().await {
-            if line.contains("error forwarding port 9 to pod web") {
-                return line;
+    for websockets in [true, false] {
+        let (a, b, closed) = (free_port(), free_port(), free_port());
+        // Pod port 9: nothing listens there.
+        let mut cmd =
+            k.command(&["port-forward", "pod/web", &format!("{a}:8080"), &format!("{b}:8081"), &format!("{closed}:9")]);
+        // WebSocket (SPDY tunnelled) first, then kubectl's plain SPDY.
+        cmd.env("KUBECTL_PORT_FORWARD_WEBSOCKETS", websockets.to_string());
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).kill_on_drop(true);
+        let mut child = cmd.spawn().expect("kubectl port-forward starts");
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+        // kubectl prints one "Forwarding from" line per address once it listens.
+        let mut listening = 0;
+        while listening < 3 {
+            let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+                .await
+                .expect("kubectl port-forward announces its ports within 20 s")
+                .expect("read kubectl output");
+            let Some(line) = line else {
+                let mut err = String::new();
+                let _ = child.stderr.take().expect("stderr").read_to_string(&mut err).await;
+                panic!("kubectl port-forward ended: {err}");
+            };
+            if line.starts_with("Forwarding from 127.0.0.1:") {
+                listening += 1;
             }
         }
-        String::new()
-    })
-    .await
-    .expect("kubectl reports the error within 20 s");
-    assert!(line.contains("connection refused"), "{line}");
-    let _ = child.kill().await;
+        for _ in 0..2 {
+            for port in [a, b] {
+                let resp = http_get(port).await;
+                assert!(resp.starts_with("HTTP/1.1 200") && resp.ends_with("\r\n\r\nweb\n"), "{port}: {resp:?}");
+            }
+        }
+        assert!(child.try_wait().expect("wait").is_none(), "kubectl port-forward keeps running");
+        // A refused connection: the kubelet's error comes back on the error stream, and the
+        // local connection is closed.
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", closed)).await.expect("connect");
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest).await;
+        assert!(rest.is_empty(), "{rest:?}");
+        let mut errors = tokio::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Ok(Some(line)) = errors.next_line().await {
+                if line.contains("error forwarding port 9 to pod web") {
+                    return line;
+                }
+            }
+            String::new()
+        })
+        .await
+        .expect("kubectl reports the error within 20 s");
+        assert!(line.contains("connection refused"), "{line}");
+        let _ = child.kill().await;
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

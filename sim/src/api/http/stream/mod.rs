@@ -9,7 +9,8 @@
 //!   [`spdy`]); and `v4.channel.k8s.io` with a channel pair per `ports=` entry, as the kubelet
 //!   serves WebSocket port-forward to clients such as kube-rs.
 //!
-//! Plain SPDY (`Upgrade: SPDY/3.1`, kubectl's fallback) is not served: such a request gets 400.
+//! Plain SPDY (`Upgrade: SPDY/3.1`, kubectl's fallback) is served for port-forward only; an
+//! exec or attach asking for it gets 400.
 //!
 //! Authorization follows kube-apiserver 1.35: `create` on `pods/exec|attach|portforward`, and
 //! for the WebSocket GET also `get` (its request verb) before it, as the
@@ -191,11 +192,28 @@ async fn connect(
     if pod["spec"]["nodeName"].as_str().unwrap_or_default().is_empty() {
         return Err(ApiError::bad_request(format!("pod {name} does not have a host assigned")));
     }
+    if kind == Kind::PortForward && plain_spdy_port_forward(req.headers())? {
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
+        let h = resp.headers_mut();
+        h.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(STREAM_PROTOCOL, HeaderValue::from_static(PLAIN_SPDY_PORT_FORWARD));
+        let mut shutdown = state.shutdown.subscribe();
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else { return };
+            tokio::select! {
+                () = portforward::serve_plain_spdy(TokioIo::new(upgraded), &pod) => {}
+                _ = shutdown.wait_for(|s| *s) => {}
+            }
+        });
+        return Ok(resp);
+    }
     let offered = offered_protocols(req.headers());
     let key = websocket_key(req.headers()).ok_or_else(|| {
+        let served = if kind == Kind::PortForward { "WebSocket or SPDY/3.1" } else { "WebSocket only" };
         ApiError::bad_request(format!(
-            "unable to upgrade connection: the embedded API server serves pods/{} over WebSocket only \
-             (Upgrade: websocket); SPDY is not served",
+            "unable to upgrade connection: the embedded API server serves pods/{} over {served}",
             kind.subresource()
         ))
     })?;
@@ -314,6 +332,37 @@ fn pick_container(pod: &Value, pod_name: &str, requested: Option<&str>) -> ApiRe
             "a container name must be specified for pod {pod_name}, choose one of: [{}]",
             all.join(" ")
         ))),
+    }
+}
+
+/// The header of SPDY stream protocol negotiation.
+const STREAM_PROTOCOL: &str = "x-stream-protocol-version";
+/// The plain SPDY port-forward protocol.
+const PLAIN_SPDY_PORT_FORWARD: &str = "portforward.k8s.io";
+
+/// Whether this is a plain SPDY upgrade for port-forward; 400 when it is SPDY but offers no
+/// protocol served.
+fn plain_spdy_port_forward(headers: &HeaderMap) -> ApiResult<bool> {
+    let spdy = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|u| u.to_ascii_lowercase().starts_with("spdy/3.1"));
+    if !spdy {
+        return Ok(false);
+    }
+    let offered: Vec<&str> = headers
+        .get_all(STREAM_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    if offered.contains(&PLAIN_SPDY_PORT_FORWARD) {
+        Ok(true)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server supports [\"{PLAIN_SPDY_PORT_FORWARD}\"]"
+        )))
     }
 }
 

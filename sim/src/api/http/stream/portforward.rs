@@ -6,6 +6,8 @@
 //!   server replies to each stream, connects, copies data both ways, and on the pod's end of the
 //!   connection closes the data stream, then the error stream — after writing the failure to it,
 //!   if connecting failed (the kubelet's `portforward/httpstream.go`);
+//! - the same as plain SPDY on the upgraded connection (`Upgrade: SPDY/3.1`,
+//!   `X-Stream-Protocol-Version: portforward.k8s.io`), kubectl's fallback;
 //! - as the kubelet serves WebSocket clients (`v4.channel.k8s.io`, kube-rs): one connection per
 //!   `ports=` entry, port *i* on channels 2*i* (data) and 2*i*+1 (error), each channel's first
 //!   message the port number, little-endian (`portforward/websocket.go`).
@@ -15,6 +17,7 @@ use std::net::IpAddr;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
+use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -67,7 +70,7 @@ impl Target {
 pub async fn serve(socket: Socket, pod: &Value, spdy: bool, ports: &[String]) {
     let target = Target::of(pod);
     if spdy {
-        if let Err(e) = spdy_session(socket, target).await {
+        if let Err(e) = spdy_over_websocket(socket, target).await {
             tracing::debug!(error = %e, "port-forward SPDY session ended");
         }
     } else {
@@ -115,8 +118,47 @@ struct Pair {
     data: Option<u32>,
 }
 
-async fn spdy_session(socket: Socket, target: Target) -> Result<(), String> {
-    let (mut sink, mut stream) = socket.split();
+/// The SPDY byte stream inside WebSocket binary messages.
+async fn spdy_over_websocket(socket: Socket, target: Target) -> Result<(), String> {
+    let (sink, stream) = socket.split();
+    let incoming = stream.take_while(|m| futures::future::ready(matches!(m, Ok(m) if !m.is_close()))).filter_map(|m| {
+        futures::future::ready(match m {
+            Ok(Message::Binary(b)) => Some(b),
+            _ => None,
+        })
+    });
+    let outgoing = sink
+        .with(|b: Bytes| futures::future::ready(Ok::<_, tokio_tungstenite::tungstenite::Error>(Message::Binary(b))));
+    spdy_session(Box::pin(incoming), Box::pin(outgoing.sink_map_err(|e| e.to_string())), target).await
+}
+
+/// Plain SPDY on the upgraded connection (`Upgrade: SPDY/3.1`, kubectl's fallback).
+pub async fn serve_plain_spdy(io: TokioIo<hyper::upgrade::Upgraded>, pod: &Value) {
+    let (r, w) = tokio::io::split(io);
+    let incoming = futures::stream::unfold(r, |mut r| async move {
+        let mut buf = vec![0u8; CHUNK];
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Bytes::from(buf), r))
+            }
+        }
+    });
+    let outgoing = futures::sink::unfold(w, |mut w, b: Bytes| async move {
+        w.write_all(&b).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(w)
+    });
+    if let Err(e) = spdy_session(Box::pin(incoming), Box::pin(outgoing), Target::of(pod)).await {
+        tracing::debug!(error = %e, "port-forward SPDY session ended");
+    }
+}
+
+async fn spdy_session(
+    mut incoming: std::pin::Pin<Box<dyn futures::Stream<Item = Bytes> + Send + '_>>,
+    mut sink: std::pin::Pin<Box<dyn futures::Sink<Bytes, Error = String> + Send + '_>>,
+    target: Target,
+) -> Result<(), String> {
     let mut codec = Codec::new();
     let (out_tx, mut out_rx) = mpsc::channel::<Frame>(64);
     let mut pairs: HashMap<String, Pair> = HashMap::new();
@@ -125,8 +167,8 @@ async fn spdy_session(socket: Socket, target: Target) -> Result<(), String> {
     loop {
         let mut replies = Vec::new();
         tokio::select! {
-            msg = stream.next() => match msg {
-                Some(Ok(Message::Binary(b))) => {
+            msg = incoming.next() => match msg {
+                Some(b) => {
                     codec.feed(&b);
                     while let Some(f) = codec.next_frame().map_err(|e| e.to_string())? {
                         match f {
@@ -179,15 +221,14 @@ async fn spdy_session(socket: Socket, target: Target) -> Result<(), String> {
                         }
                     }
                 }
-                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return Ok(()),
-                Some(Ok(_)) => {}
+                None => return Ok(()),
             },
             Some(f) = out_rx.recv() => replies.push(f),
             Some(_) = conns.join_next(), if !conns.is_empty() => {}
         }
         for f in replies {
             let bytes = codec.encode(&f).map_err(|e| e.to_string())?;
-            sink.send(Message::Binary(Bytes::from(bytes))).await.map_err(|e| e.to_string())?;
+            sink.send(Bytes::from(bytes)).await?;
         }
     }
 }
