@@ -143,6 +143,20 @@ async fn kubectl_exec_runs_commands_in_the_container() {
     let want = format!("hello from web|{pod_ip}|{}\n", dir.display());
     assert_eq!((r.code, r.stdout.as_str()), (Some(0), want.as_str()), "{r:?}");
 
+    // The same over plain SPDY (kubectl's fallback, or asked for).
+    let spdy = [("KUBECTL_REMOTE_COMMAND_WEBSOCKETS", "false")];
+    let r = k
+        .output_with_env(
+            &["exec", "web", "-c", "app", "--", "/bin/sh", "-c", "echo x; echo e >&2; exit 3"],
+            None,
+            &spdy,
+        )
+        .await;
+    assert_eq!((r.code, r.stdout.as_str()), (Some(3), "x\n"), "{r:?}");
+    assert!(r.stderr.contains("e\n"), "{r:?}");
+    let r = k.output_with_env(&["exec", "-i", "web", "-c", "app", "--", "/bin/cat"], Some(b"spdy in\n"), &spdy).await;
+    assert_eq!((r.code, r.stdout.as_str()), (Some(0), "spdy in\n"), "{r:?}");
+
     // -it needs a terminal on kubectl's side: util-linux `script` lends it one.
     if std::process::Command::new("script").arg("--version").output().is_ok_and(|o| o.status.success()) {
         let line =
@@ -273,6 +287,23 @@ async fn service_account_without_create_gets_403() {
     grant(&sim, "viewer", "exec", json!([{"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}])).await;
     let r = k.output(&as_viewer, None).await;
     assert_eq!((r.code, r.stdout.as_str()), (Some(0), "x\n"), "{r:?}");
+    // create alone: the WebSocket GET is refused (no get), kubectl falls back to SPDY, whose
+    // POST needs create only, and runs, as on kube-apiserver 1.35.
+    grant(
+        &sim,
+        "creator",
+        "creator",
+        json!([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+        {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]}]),
+    )
+    .await;
+    let r = k
+        .output(
+            &["--as=system:serviceaccount:default:creator", "exec", "web", "-c", "app", "--", "/bin/echo", "y"],
+            None,
+        )
+        .await;
+    assert_eq!((r.code, r.stdout.as_str()), (Some(0), "y\n"), "{r:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

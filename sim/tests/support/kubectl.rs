@@ -56,8 +56,14 @@ impl Kubectl {
 
     /// Runs kubectl with `stdin` as its input (none: no input); its exit code and output.
     pub async fn output(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        self.output_with_env(args, stdin, &[]).await
+    }
+
+    /// [`Kubectl::output`] with extra environment variables.
+    pub async fn output_with_env(&self, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
         use tokio::io::AsyncWriteExt;
         let mut cmd = self.command(args);
+        cmd.envs(env.iter().copied());
         cmd.stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() })
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());

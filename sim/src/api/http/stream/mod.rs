@@ -9,8 +9,9 @@
 //!   [`spdy`]); and `v4.channel.k8s.io` with a channel pair per `ports=` entry, as the kubelet
 //!   serves WebSocket port-forward to clients such as kube-rs.
 //!
-//! Plain SPDY (`Upgrade: SPDY/3.1`, kubectl's fallback) is served for port-forward only; an
-//! exec or attach asking for it gets 400.
+//! Plain SPDY (`Upgrade: SPDY/3.1`, kubectl's fallback) is served too: port-forward as above
+//! on the raw connection, exec and attach with one SPDY stream per standard stream
+//! ([`remote_spdy`]).
 //!
 //! Authorization follows kube-apiserver 1.35: `create` on `pods/exec|attach|portforward`, and
 //! for the WebSocket GET also `get` (its request verb) before it, as the
@@ -22,6 +23,7 @@
 
 mod channels;
 mod portforward;
+mod remote_spdy;
 pub mod spdy;
 
 use std::sync::Arc;
@@ -45,6 +47,32 @@ use crate::api::status::{ApiError, ApiResult};
 
 /// The upgraded connection of a session.
 pub(crate) type Socket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
+/// Bytes from the client, whatever carries them.
+pub(crate) type ByteStream<'a> = std::pin::Pin<Box<dyn futures::Stream<Item = Bytes> + Send + 'a>>;
+/// Bytes to the client.
+pub(crate) type ByteSink<'a> = std::pin::Pin<Box<dyn futures::Sink<Bytes, Error = String> + Send + 'a>>;
+
+/// The raw byte stream of an upgraded connection (plain SPDY).
+pub(crate) fn raw_transport(io: TokioIo<hyper::upgrade::Upgraded>) -> (ByteStream<'static>, ByteSink<'static>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (r, w) = tokio::io::split(io);
+    let incoming = futures::stream::unfold(r, |mut r| async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        match r.read(&mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Bytes::from(buf), r))
+            }
+        }
+    });
+    let outgoing = futures::sink::unfold(w, |mut w, b: Bytes| async move {
+        w.write_all(&b).await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(w)
+    });
+    (Box::pin(incoming), Box::pin(outgoing))
+}
 
 /// Which standard streams a session carries (`stdin|stdout|stderr|tty=true`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -192,86 +220,72 @@ async fn connect(
     if pod["spec"]["nodeName"].as_str().unwrap_or_default().is_empty() {
         return Err(ApiError::bad_request(format!("pod {name} does not have a host assigned")));
     }
-    if kind == Kind::PortForward && plain_spdy_port_forward(req.headers())? {
-        let on_upgrade = hyper::upgrade::on(&mut req);
-        let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
-        let h = resp.headers_mut();
-        h.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
-        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        h.insert(STREAM_PROTOCOL, HeaderValue::from_static(PLAIN_SPDY_PORT_FORWARD));
-        let mut shutdown = state.shutdown.subscribe();
-        tokio::spawn(async move {
-            let Ok(upgraded) = on_upgrade.await else { return };
-            tokio::select! {
-                () = portforward::serve_plain_spdy(TokioIo::new(upgraded), &pod) => {}
-                _ = shutdown.wait_for(|s| *s) => {}
-            }
-        });
-        return Ok(resp);
-    }
-    let offered = offered_protocols(req.headers());
-    let key = websocket_key(req.headers()).ok_or_else(|| {
-        let served = if kind == Kind::PortForward { "WebSocket or SPDY/3.1" } else { "WebSocket only" };
-        ApiError::bad_request(format!(
-            "unable to upgrade connection: the embedded API server serves pods/{} over {served}",
-            kind.subresource()
-        ))
-    })?;
-    let served = if kind == Kind::PortForward { PORT_FORWARD_PROTOCOLS } else { REMOTE_COMMAND_PROTOCOLS };
-    let protocol = offered.iter().find(|p| served.contains(&p.as_str())).cloned();
-    if protocol.is_none() && kind != Kind::PortForward {
-        return Err(ApiError::bad_request(format!(
-            "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server supports {served:?}"
-        )));
-    }
     if kind == Kind::Exec && params.command.is_empty() {
         return Err(ApiError::bad_request("you must specify at least 1 command"));
     }
-    let on_upgrade = hyper::upgrade::on(&mut req);
     let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let h = resp.headers_mut();
-    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
-    h.insert(
-        header::SEC_WEBSOCKET_ACCEPT,
-        HeaderValue::from_str(&accept).map_err(|e| ApiError::internal(format!("accept key: {e}")))?,
-    );
-    if let Some(p) = &protocol {
+    let transport = if let Some(protocol) = plain_spdy(req.headers(), kind)? {
+        h.insert(header::UPGRADE, HeaderValue::from_static("SPDY/3.1"));
+        h.insert(STREAM_PROTOCOL, HeaderValue::from_static(protocol));
+        Transport::PlainSpdy
+    } else {
+        let offered = offered_protocols(req.headers());
+        let key = websocket_key(req.headers()).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "unable to upgrade connection: pods/{} is served over WebSocket or SPDY/3.1",
+                kind.subresource()
+            ))
+        })?;
+        let served = if kind == Kind::PortForward { PORT_FORWARD_PROTOCOLS } else { REMOTE_COMMAND_PROTOCOLS };
+        let protocol = offered.iter().find(|p| served.contains(&p.as_str())).cloned();
+        if protocol.is_none() && kind != Kind::PortForward {
+            return Err(ApiError::bad_request(format!(
+                "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server supports {served:?}"
+            )));
+        }
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
         h.insert(
-            header::SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_str(p).map_err(|e| ApiError::internal(format!("subprotocol: {e}")))?,
+            header::SEC_WEBSOCKET_ACCEPT,
+            HeaderValue::from_str(&accept).map_err(|e| ApiError::internal(format!("accept key: {e}")))?,
         );
-    }
+        if let Some(p) = &protocol {
+            h.insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_str(p).map_err(|e| ApiError::internal(format!("subprotocol: {e}")))?,
+            );
+        }
+        Transport::WebSocket(protocol)
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
     let mut shutdown = state.shutdown.subscribe();
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
-            Ok(u) => u,
+            Ok(u) => TokioIo::new(u),
             Err(e) => {
                 tracing::debug!(error = %e, "pods/{} upgrade failed", kind.subresource());
                 return;
             }
         };
-        let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         let session = async {
-            match kind {
-                Kind::PortForward => {
+            let start = || start_session(&state, kind, &pod, container, &params);
+            match (kind, transport) {
+                (Kind::PortForward, Transport::PlainSpdy) => portforward::serve_plain_spdy(upgraded, &pod).await,
+                (_, Transport::PlainSpdy) => {
+                    let (incoming, sink) = raw_transport(upgraded);
+                    remote_spdy::serve(incoming, sink, params.opts, start().await).await
+                }
+                (Kind::PortForward, Transport::WebSocket(protocol)) => {
+                    let socket = WebSocketStream::from_raw_socket(upgraded, Role::Server, None).await;
                     let spdy = protocol.as_deref() == Some(portforward::SPDY_TUNNEL);
                     portforward::serve(socket, &pod, spdy, &params.ports).await
                 }
-                Kind::Exec | Kind::Attach => {
+                (_, Transport::WebSocket(protocol)) => {
+                    let socket = WebSocketStream::from_raw_socket(upgraded, Role::Server, None).await;
                     let v5 = protocol.as_deref() == Some(channels::V5);
-                    let started = match state.config.streams.clone() {
-                        None => Err(ApiError::internal(format!(
-                            "Internal error occurred: no kubelet serves node {}",
-                            pod["spec"]["nodeName"].as_str().unwrap_or_default()
-                        ))),
-                        Some(s) if kind == Kind::Exec => {
-                            s.exec(pod.clone(), container, params.command.clone(), params.opts).await
-                        }
-                        Some(s) => s.attach(pod.clone(), container, params.opts).await,
-                    };
-                    channels::serve(socket, v5, params.opts, started).await
+                    channels::serve(socket, v5, params.opts, start().await).await
                 }
             }
         };
@@ -281,6 +295,35 @@ async fn connect(
         }
     });
     Ok(resp)
+}
+
+/// How the upgraded connection carries the session.
+enum Transport {
+    /// WebSocket, with the negotiated subprotocol.
+    WebSocket(Option<String>),
+    /// Plain SPDY/3.1.
+    PlainSpdy,
+}
+
+/// Starts the exec or attach on the kubelet side.
+async fn start_session(
+    state: &ServerState,
+    kind: Kind,
+    pod: &Arc<Value>,
+    container: String,
+    params: &Params,
+) -> ApiResult<Session> {
+    let Some(streams) = state.config.streams.clone() else {
+        return Err(ApiError::internal(format!(
+            "Internal error occurred: no kubelet serves node {}",
+            pod["spec"]["nodeName"].as_str().unwrap_or_default()
+        )));
+    };
+    if kind == Kind::Exec {
+        streams.exec(pod.clone(), container, params.command.clone(), params.opts).await
+    } else {
+        streams.attach(pod.clone(), container, params.opts).await
+    }
 }
 
 /// RBAC as kube-apiserver 1.35 applies it to connect requests (see the module doc).
@@ -337,19 +380,19 @@ fn pick_container(pod: &Value, pod_name: &str, requested: Option<&str>) -> ApiRe
 
 /// The header of SPDY stream protocol negotiation.
 const STREAM_PROTOCOL: &str = "x-stream-protocol-version";
-/// The plain SPDY port-forward protocol.
-const PLAIN_SPDY_PORT_FORWARD: &str = "portforward.k8s.io";
 
-/// Whether this is a plain SPDY upgrade for port-forward; 400 when it is SPDY but offers no
-/// protocol served.
-fn plain_spdy_port_forward(headers: &HeaderMap) -> ApiResult<bool> {
+/// For a plain SPDY upgrade, the stream protocol chosen (`portforward.k8s.io`, or
+/// `v4.channel.k8s.io` for exec and attach: kubectl offers v5 to v1); `None` when the request
+/// is not SPDY; 400 when it offers nothing served.
+fn plain_spdy(headers: &HeaderMap, kind: Kind) -> ApiResult<Option<&'static str>> {
     let spdy = headers
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|u| u.to_ascii_lowercase().starts_with("spdy/3.1"));
     if !spdy {
-        return Ok(false);
+        return Ok(None);
     }
+    let served = if kind == Kind::PortForward { "portforward.k8s.io" } else { remote_spdy::PROTOCOL };
     let offered: Vec<&str> = headers
         .get_all(STREAM_PROTOCOL)
         .iter()
@@ -357,11 +400,11 @@ fn plain_spdy_port_forward(headers: &HeaderMap) -> ApiResult<bool> {
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .collect();
-    if offered.contains(&PLAIN_SPDY_PORT_FORWARD) {
-        Ok(true)
+    if offered.contains(&served) {
+        Ok(Some(served))
     } else {
         Err(ApiError::bad_request(format!(
-            "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server supports [\"{PLAIN_SPDY_PORT_FORWARD}\"]"
+            "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server supports [\"{served}\"]"
         )))
     }
 }

@@ -134,29 +134,15 @@ async fn spdy_over_websocket(socket: Socket, target: Target) -> Result<(), Strin
 
 /// Plain SPDY on the upgraded connection (`Upgrade: SPDY/3.1`, kubectl's fallback).
 pub async fn serve_plain_spdy(io: TokioIo<hyper::upgrade::Upgraded>, pod: &Value) {
-    let (r, w) = tokio::io::split(io);
-    let incoming = futures::stream::unfold(r, |mut r| async move {
-        let mut buf = vec![0u8; CHUNK];
-        match r.read(&mut buf).await {
-            Ok(0) | Err(_) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Bytes::from(buf), r))
-            }
-        }
-    });
-    let outgoing = futures::sink::unfold(w, |mut w, b: Bytes| async move {
-        w.write_all(&b).await.map_err(|e| e.to_string())?;
-        Ok::<_, String>(w)
-    });
-    if let Err(e) = spdy_session(Box::pin(incoming), Box::pin(outgoing), Target::of(pod)).await {
+    let (incoming, outgoing) = super::raw_transport(io);
+    if let Err(e) = spdy_session(incoming, outgoing, Target::of(pod)).await {
         tracing::debug!(error = %e, "port-forward SPDY session ended");
     }
 }
 
 async fn spdy_session(
-    mut incoming: std::pin::Pin<Box<dyn futures::Stream<Item = Bytes> + Send + '_>>,
-    mut sink: std::pin::Pin<Box<dyn futures::Sink<Bytes, Error = String> + Send + '_>>,
+    mut incoming: super::ByteStream<'_>,
+    mut sink: super::ByteSink<'_>,
     target: Target,
 ) -> Result<(), String> {
     let mut codec = Codec::new();

@@ -1,7 +1,8 @@
-//! SPDY/3.1 framing, the part port-forward needs: kubectl tunnels a SPDY/3.1 session inside
-//! WebSocket binary messages (`SPDY/3.1+portforward.k8s.io`), one stream pair (error, data) per
-//! forwarded connection. No maintained Rust crate speaks SPDY/3.1 under a licence this project
-//! can use, hence this module.
+//! SPDY/3.1 framing, the part Kubernetes' streams need: kubectl tunnels a SPDY/3.1 session
+//! inside WebSocket binary messages for port-forward (`SPDY/3.1+portforward.k8s.io`), and
+//! speaks plain SPDY/3.1 when it falls back (exec, attach, port-forward). No maintained Rust
+//! crate speaks SPDY/3.1 under a licence this project can use (spdy-mux is GPL-3.0-only),
+//! hence this module.
 //!
 //! Frame layouts are those of the SPDY/3 draft (section 2.2 control and data frames, 2.6 the
 //! control frame types) as moby/spdystream (`spdy/read.go`, `spdy/write.go`), the library
