@@ -118,7 +118,8 @@ pub fn normal_close() -> CloseFrame {
     CloseFrame { code: CloseCode::Normal, reason: "".into() }
 }
 
-async fn recv(rx: &mut Option<tokio::sync::mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+/// The next chunk of an output; pending forever once the output is gone (`None`).
+pub(super) async fn recv(rx: &mut Option<tokio::sync::mpsc::Receiver<Bytes>>) -> Option<Bytes> {
     match rx {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,

@@ -10,9 +10,8 @@
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::sync::mpsc;
 
-use super::channels::outcome_status;
+use super::channels::{outcome_status, recv};
 use super::spdy::{Codec, FLAG_FIN, Frame};
 use super::{ByteSink, ByteStream, Session, StreamOptions};
 use crate::api::status::{ApiError, ApiResult};
@@ -36,13 +35,6 @@ impl Ids {
             && (!opts.stdout || self.stdout.is_some())
             && (!opts.stderr || self.stderr.is_some())
             && (!opts.tty || self.resize.is_some())
-    }
-}
-
-async fn recv(rx: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
-    match rx {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
     }
 }
 
