@@ -103,6 +103,7 @@ fn record(
         link_gaps,
         failure,
         bundle: None,
+        skipped: None,
     }
 }
 
