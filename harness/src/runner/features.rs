@@ -118,6 +118,11 @@ fn gherkin_problem(file: &Path, e: &gherkin::ParseFileError) -> Problem {
             {
                 (line, column, written) = (l, c, w);
             }
+            // The parser points past the end of a line it could not read; its start is clearer.
+            let raw = text.lines().nth(line.saturating_sub(1)).unwrap_or_default();
+            if column > raw.chars().count() && !written.is_empty() {
+                column = raw.chars().take_while(|c| c.is_whitespace()).count() + 1;
+            }
             let mut reason = format!("not valid Gherkin at {written:?}");
             if let Some(env) = error {
                 reason.push_str(&format!(": {env}"));
@@ -131,7 +136,7 @@ fn gherkin_problem(file: &Path, e: &gherkin::ParseFileError) -> Problem {
                 .collect();
             tokens.sort();
             tokens.dedup();
-            if !tokens.is_empty() {
+            if !tokens.is_empty() && error.is_none() {
                 reason.push_str(&format!(" (the parser expected: {})", tokens.join(", ")));
             }
             reason.push_str(
