@@ -89,6 +89,18 @@ fn without_iptables_network_scenarios_are_skipped_and_the_rest_pass() {
     let skipped: Vec<&serde_json::Value> =
         metrics["scenarios"].as_array().unwrap().iter().filter(|s| s["skipped"].is_string()).collect();
     assert_eq!(skipped.len(), 1, "{metrics}");
+    let junit = std::fs::read_to_string(reports.join("junit.xml")).unwrap();
+    let cases = hadrill::report::junit::read(&junit).unwrap();
+    assert_eq!(cases.len(), 2, "{junit}");
+    let case = cases.iter().find(|c| c.name.as_deref() == Some("The web pods lose half of their packets")).unwrap();
+    let message = case.skipped_message.as_deref().unwrap_or_else(|| panic!("a <skipped message>: {junit}"));
+    assert!(message.contains("iptables is not installed") && message.contains("Fix: install iptables"), "{message}");
+    assert!(
+        case.file.as_deref().is_some_and(|f| f.ends_with("capabilities.feature")) && case.line.as_deref() == Some("5"),
+        "{junit}"
+    );
+    let other = cases.iter().find(|c| c.name.as_deref() == Some("A cluster without faults")).unwrap();
+    assert!(other.skipped_message.is_none() && other.failure_message.is_none(), "{junit}");
     let index = std::fs::read_to_string(reports.join("index.html")).unwrap();
     assert!(index.contains("<span class=\"badge\">SKIPPED</span>The web pods lose half of their packets"), "{index}");
     assert!(index.contains("not run: needs iptables for primary-network-loss-50"), "{index}");

@@ -1,15 +1,18 @@
 //! The feature runner: checks the features ([`check`]: read by [`features`], planned by
 //! [`plan`]), skips the scenarios this machine cannot run ([`capabilities`]), sets up the run's
-//! cluster, runs the other scenarios with cucumber, and through its hooks ([`hooks`]) keeps each scenario's figures,
-//! writes a failure bundle per failed scenario ([`bundle`]) and tears each World down. Its
-//! reports: the console, `reports/junit.xml` (cucumber's JUnit writer), `reports/features.log`
-//! (the console's transcript without colours) and what [`crate::report`] renders.
+//! cluster, runs the other scenarios with cucumber, and through its hooks ([`hooks`]) keeps
+//! each scenario's figures, writes a failure bundle per failed scenario ([`bundle`]) and tears each World down. Its
+//! reports: the console, `reports/junit.xml` (each scenario's outcome collected by
+//! [`outcomes`], rendered by [`crate::report::junit`] and written once, atomically, when the run
+//! ends), `reports/features.log` (the console's transcript without colours) and what
+//! [`crate::report`] renders.
 
 pub mod bundle;
 pub mod capabilities;
 pub mod check;
 pub mod features;
 pub mod hooks;
+pub mod outcomes;
 pub mod plan;
 
 use std::fs::File;
@@ -23,7 +26,7 @@ use cucumber::{World as _, WriterExt as _, writer};
 use crate::HadrillWorld;
 use crate::cluster::provider::{ClusterFlags, RunCluster};
 use crate::report::metrics::ScenarioRecord;
-use crate::report::{html, metrics, scenario_log};
+use crate::report::{html, junit, metrics, scenario_log};
 use crate::settings::{CONCURRENCY_ENV, REQUIRE_IPTABLES_ENV, Settings};
 use crate::world::RunScope;
 use plan::ScenarioPlan;
@@ -123,19 +126,19 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     }
     let dir = settings.reports_dir.clone();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let junit = File::create(dir.join("junit.xml")).context("creating reports/junit.xml")?;
     let log = File::create(dir.join("features.log")).context("creating reports/features.log")?;
     let concurrency = concurrency(settings.concurrency, cluster.shared().is_some());
     let scope = RunScope { settings: Arc::new(settings), shared: cluster.shared().cloned() };
     let hooks = hooks::Hooks::new(scope, dir.clone());
     let (before, after) = (hooks.clone(), hooks.clone());
     let started = Instant::now();
+    let outcomes = outcomes::Outcomes::default();
     let cucumber = HadrillWorld::cucumber::<PathBuf>()
         .with_parser(Prepared)
         .with_writer(
             writer::Basic::raw(std::io::stdout(), writer::Coloring::Auto, 0)
                 .summarized()
-                .tee::<HadrillWorld, _>(writer::JUnit::for_tee(junit, 0))
+                .tee::<HadrillWorld, _>(outcomes.collector().discard_stats_writes().discard_arbitrary_writes())
                 .tee::<HadrillWorld, _>(writer::Basic::raw(log, writer::Coloring::Never, 0).discard_stats_writes())
                 .normalized(),
         )
@@ -177,9 +180,28 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     // Only the features the check read (outlines expanded), through the filter.
     let outcome = cluster.run(cucumber.filter_run(checked.features, filter)).await;
     scenario_log::end();
+    let junit_path = dir.join("junit.xml");
+    // What ran, then what was skipped before the run (each a testcase with its reason).
+    let report = |interrupted: bool| {
+        let mut report = outcomes.report(interrupted);
+        report.cases.extend(skips.iter().map(|s| junit::Case {
+            feature: s.plan.feature.clone(),
+            scenario: s.plan.scenario.clone(),
+            file: Some(outcomes::display_path(&s.plan.file)),
+            line: Some(s.plan.line),
+            outcome: junit::Outcome::Skipped { message: s.reason.clone() },
+            ..junit::Case::default()
+        }));
+        report
+    };
     let Some(result) = outcome else {
+        // What finished is reported; the error says why the rest did not run.
+        if let Err(e) = junit::write(&junit_path, &report(true)) {
+            eprintln!("warning: {e:#}");
+        }
         return Err(cluster.interrupted().await);
     };
+    junit::write(&junit_path, &report(false))?;
     let passed = !cucumber::writer::Stats::execution_has_failed(&result);
     let wall = started.elapsed().as_secs_f64();
     let mut records = hooks.records();
@@ -192,7 +214,7 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
         "feature suite {} in {wall:.1} s; reports: {}, {}, {}, {}",
         if passed { "passed" } else { "FAILED" },
         index.display(),
-        dir.join("junit.xml").display(),
+        junit_path.display(),
         dir.join("features.log").display(),
         dir.join("metrics.json").display()
     );
