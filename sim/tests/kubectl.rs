@@ -104,3 +104,109 @@ async fn kubectl_applies_gets_and_deletes() {
     assert!(out.contains("deleted"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+impl Kubectl {
+    /// `kubectl get` of one object as JSON.
+    async fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        let out = self.ok(&all).await;
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("kubectl get {args:?} is not JSON ({e}): {out}"))
+    }
+}
+
+/// kubectl's typed commands (`create <kind>`, `run`, `expose`, `scale`, `set image`,
+/// `rollout`) send protobuf bodies and ask for protobuf answers (client-go ≥1.32
+/// `PrefersProtobuf`, kubectl `pkg/cmd/create/*.go`); each step checks the object it made.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_typed_commands_speak_protobuf() {
+    if !kubectl_available() {
+        return;
+    }
+    let sim = support::start(2).await;
+    let dir = std::env::temp_dir().join(format!("hadrill-kubectl-typed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+    let k = Kubectl { kubeconfig, home: dir.clone() };
+
+    k.ok(&["create", "namespace", "foo"]).await;
+    let ns = k.json(&["namespace", "foo"]).await;
+    assert_eq!(ns["status"]["phase"], "Active", "{ns}");
+    assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "foo", "{ns}");
+
+    k.ok(&["create", "configmap", "x", "-n", "foo", "--from-literal=a=b"]).await;
+    let cm = k.json(&["configmap", "x", "-n", "foo"]).await;
+    assert_eq!(cm["data"], serde_json::json!({"a": "b"}), "{cm}");
+
+    k.ok(&["create", "secret", "generic", "s", "-n", "foo", "--from-literal=k=v"]).await;
+    let secret = k.json(&["secret", "s", "-n", "foo"]).await;
+    assert_eq!((secret["type"].as_str(), secret["data"]["k"].as_str()), (Some("Opaque"), Some("dg==")), "{secret}");
+
+    k.ok(&["create", "deployment", "web", "-n", "foo", "--image=hadrill/test-server:dev", "--replicas=2"]).await;
+    let d = k.json(&["deployment", "web", "-n", "foo"]).await;
+    assert_eq!(d["spec"]["replicas"], 2, "{d}");
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "hadrill/test-server:dev", "{d}");
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web", "{d}");
+    let out = k.ok(&["rollout", "status", "deployment/web", "-n", "foo", "--timeout=60s"]).await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let d = k.json(&["deployment", "web", "-n", "foo"]).await;
+    assert_eq!(d["status"]["readyReplicas"], 2, "{d}");
+
+    k.ok(&["create", "service", "clusterip", "api", "-n", "foo", "--tcp=80:8080"]).await;
+    let svc = k.json(&["service", "api", "-n", "foo"]).await;
+    assert_eq!(svc["spec"]["ports"][0]["port"], 80, "{svc}");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080, "{svc}");
+    assert!(svc["spec"]["clusterIP"].as_str().is_some_and(|ip| !ip.is_empty()), "{svc}");
+    assert_eq!(svc["status"], serde_json::json!({"loadBalancer": {}}), "{svc}");
+
+    k.ok(&["run", "solo", "-n", "foo", "--image=hadrill/test-server:dev", "--labels=app=solo"]).await;
+    k.ok(&["wait", "--for=condition=Ready", "pod/solo", "-n", "foo", "--timeout=60s"]).await;
+    let pod = k.json(&["pod", "solo", "-n", "foo"]).await;
+    assert_eq!(pod["status"]["phase"], "Running", "{pod}");
+    assert_eq!(pod["metadata"]["labels"]["app"], "solo", "{pod}");
+
+    k.ok(&["expose", "deployment", "web", "-n", "foo", "--port=80", "--target-port=8080"]).await;
+    let svc = k.json(&["service", "web", "-n", "foo"]).await;
+    assert_eq!(svc["spec"]["selector"], serde_json::json!({"app": "web"}), "{svc}");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080, "{svc}");
+
+    k.ok(&["scale", "deployment/web", "-n", "foo", "--replicas=3"]).await;
+    k.ok(&["label", "deployment/web", "-n", "foo", "tier=front"]).await;
+    k.ok(&["annotate", "deployment/web", "-n", "foo", "note=hello"]).await;
+    let d = k.json(&["deployment", "web", "-n", "foo"]).await;
+    assert_eq!(d["spec"]["replicas"], 3, "{d}");
+    assert_eq!(d["metadata"]["labels"]["tier"], "front", "{d}");
+    assert_eq!(d["metadata"]["annotations"]["note"], "hello", "{d}");
+
+    k.ok(&["set", "image", "deployment/web", "-n", "foo", "test-server=hadrill/test-server:v2"]).await;
+    k.ok(&["rollout", "status", "deployment/web", "-n", "foo", "--timeout=60s"]).await;
+    let d = k.json(&["deployment", "web", "-n", "foo"]).await;
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "hadrill/test-server:v2", "{d}");
+    let history = k.ok(&["rollout", "history", "deployment/web", "-n", "foo"]).await;
+    let revisions: Vec<&str> =
+        history.lines().filter_map(|l| l.split_whitespace().next()).filter(|w| w.parse::<u32>().is_ok()).collect();
+    assert_eq!(revisions, ["1", "2"], "{history}");
+
+    k.ok(&["rollout", "undo", "deployment/web", "-n", "foo"]).await;
+    k.ok(&["rollout", "status", "deployment/web", "-n", "foo", "--timeout=60s"]).await;
+    let d = k.json(&["deployment", "web", "-n", "foo"]).await;
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "hadrill/test-server:dev", "{d}");
+
+    k.ok(&["rollout", "restart", "deployment/web", "-n", "foo"]).await;
+    let d = k.json(&["deployment", "web", "-n", "foo"]).await;
+    let restarted = &d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"];
+    assert!(restarted.is_string(), "{d}");
+    k.ok(&["rollout", "status", "deployment/web", "-n", "foo", "--timeout=60s"]).await;
+    k.ok(&["wait", "--for=condition=Available", "deployment/web", "-n", "foo", "--timeout=60s"]).await;
+
+    k.ok(&["delete", "pod", "solo", "-n", "foo", "--wait"]).await;
+    let (ok, out) = k.run(&["get", "pod", "solo", "-n", "foo"]).await;
+    assert!(!ok && out.contains("NotFound"), "the pod is gone once delete --wait returns: {out}");
+    k.ok(&["delete", "namespace", "foo", "--wait", "--timeout=60s"]).await;
+    let (ok, out) = k.run(&["get", "namespace", "foo"]).await;
+    assert!(!ok && out.contains("NotFound"), "{out}");
+
+    let _ = std::fs::remove_dir_all(&dir);
+}

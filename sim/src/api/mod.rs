@@ -9,6 +9,7 @@ pub mod http;
 pub mod merge;
 pub mod names;
 pub mod ops;
+pub mod protobuf;
 pub mod resources;
 pub mod schema;
 pub mod selectors;

@@ -4,6 +4,7 @@
 mod authn;
 mod discovery;
 mod handlers;
+mod negotiate;
 mod openapi;
 mod proxy;
 mod request;
