@@ -140,6 +140,13 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
 
+    /// 403 Forbidden about one object (`apierrors.NewForbidden`): `gr "name" is forbidden: why`.
+    pub fn forbidden_object(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        let display = if name.is_empty() { String::new() } else { format!(" \"{name}\"") };
+        Self::new(403, "Forbidden", format!("{}{display} is forbidden: {why}", qualified(group, resource)))
+            .with_details(group, resource, name)
+    }
+
     /// 503 ServiceUnavailable.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(503, "ServiceUnavailable", message)
