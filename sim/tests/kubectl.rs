@@ -208,5 +208,32 @@ async fn kubectl_typed_commands_speak_protobuf() {
     let (ok, out) = k.run(&["get", "namespace", "foo"]).await;
     assert!(!ok && out.contains("NotFound"), "{out}");
 
+    let raw = k.ok(&["get", "--raw", "/openapi/v2"]).await;
+    let doc: serde_json::Value = serde_json::from_str(&raw).expect("/openapi/v2 is JSON");
+    assert_eq!(doc["swagger"], "2.0");
+    let deployment = &doc["definitions"]["io.k8s.api.apps.v1.Deployment"];
+    assert_eq!(deployment["x-kubernetes-group-version-kind"][0]["kind"], "Deployment", "{deployment}");
+    // Client-side apply computes a strategic merge patch from the v3 schemas (merge key
+    // `name` for containers and env): dropping an env var from the file removes it.
+    let manifest = |env: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: smp\nspec:\n  selector:\n    matchLabels: {{app: smp}}\n  template:\n    metadata:\n      labels: {{app: smp}}\n    spec:\n      containers:\n      - name: app\n        image: hadrill/test-server:dev\n        env:\n{env}"
+        )
+    };
+    let file = dir.join("smp.yaml");
+    std::fs::write(&file, manifest("        - {name: A, value: a}\n        - {name: B, value: b}\n")).unwrap();
+    k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    std::fs::write(&file, manifest("        - {name: B, value: b2}\n")).unwrap();
+    let out = k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(out.contains("deployment.apps/smp configured"), "{out}");
+    let d = k.json(&["deployment", "smp"]).await;
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["env"],
+        serde_json::json!([{"name": "B", "value": "b2"}])
+    );
+
+    let out = k.ok(&["explain", "deployment.spec.replicas"]).await;
+    assert!(out.contains("FIELD: replicas <integer>") && out.contains("Number of desired pods"), "{out}");
+
     let _ = std::fs::remove_dir_all(&dir);
 }

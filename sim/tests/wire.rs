@@ -462,3 +462,56 @@ async fn a_terminating_crd_refuses_creates() {
         "podchaos.chaos-mesh.org \"late\" is forbidden: create not allowed while custom resource definition is terminating"
     );
 }
+
+/// `/openapi/v3` documents carry `components.schemas` tagged with
+/// `x-kubernetes-group-version-kind`, and PATCH operations list strategic merge patch for
+/// built-in kinds only (kubectl `cmd/apply/patcher.go` picks SMP from them); a stale hash is
+/// redirected (kube-openapi `pkg/handler3`); `/openapi/v2` serves Swagger JSON (kube-openapi
+/// `pkg/handler`).
+#[tokio::test(flavor = "multi_thread")]
+async fn openapi_documents_describe_schemas_and_patch_types() {
+    let sim = sim_with_podchaos_crd().await;
+    let get = |path: String| {
+        let sim = &sim;
+        async move { request(sim, "GET", &path, "application/json", "application/json", b"").await }
+    };
+    let index = get("/openapi/v3".into()).await.json();
+    let url = index["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap().to_string();
+    let r = get(url.clone()).await;
+    assert_eq!(r.header("cache-control"), "public, immutable");
+    let doc = r.json();
+    let patch = &doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
+    assert!(patch["requestBody"]["content"]["application/strategic-merge-patch+json"].is_object(), "{patch}");
+    assert!(patch["parameters"].as_array().unwrap().iter().any(|p| p["name"] == "fieldValidation"));
+    let schema = &doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"];
+    assert_eq!(
+        schema["x-kubernetes-group-version-kind"],
+        json!([{"group": "apps", "version": "v1", "kind": "Deployment"}])
+    );
+
+    let stale = get("/openapi/v3/apis/apps/v1?hash=0000".into()).await;
+    assert_eq!((stale.status, stale.header("location")), (301, url.as_str()));
+
+    let cr_url = index["paths"]["apis/chaos-mesh.org/v1alpha1"]["serverRelativeURL"].as_str().unwrap().to_string();
+    let cr = get(cr_url).await.json();
+    let patch = &cr["paths"]["/apis/chaos-mesh.org/v1alpha1/namespaces/{namespace}/podchaos/{name}"]["patch"];
+    let content = patch["requestBody"]["content"].as_object().unwrap();
+    assert!(content.contains_key("application/merge-patch+json"));
+    assert!(!content.contains_key("application/strategic-merge-patch+json"), "{patch}");
+    assert!(cr["components"]["schemas"]["org.chaos-mesh.v1alpha1.PodChaos"]["properties"]["spec"].is_object());
+
+    let v2 = get("/openapi/v2".into()).await.json();
+    assert_eq!(v2["swagger"], "2.0");
+    let pod_spec = &v2["definitions"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+    assert_eq!(pod_spec["x-kubernetes-patch-merge-key"], "name");
+    let gnostic = request(
+        &sim,
+        "GET",
+        "/openapi/v2",
+        "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+        "application/json",
+        b"",
+    )
+    .await;
+    assert_eq!(gnostic.status, 406);
+}

@@ -5,6 +5,7 @@ pub mod builtin;
 pub mod conversion;
 pub mod crd;
 pub mod defaults;
+pub mod definitions;
 pub mod http;
 pub mod merge;
 pub mod names;

@@ -101,7 +101,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/", get(discovery::core_versions))
         .route("/apis", get(discovery::groups))
         .route("/apis/", get(discovery::groups))
-        .route("/openapi/v2", get(discovery::openapi_v2))
+        .route("/openapi/v2", get(openapi::v2))
         .route("/openapi/v3", get(openapi::index))
         .route("/openapi/v3/{*rest}", get(openapi::document))
         .fallback(handlers::dispatch)
