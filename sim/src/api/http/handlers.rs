@@ -225,9 +225,7 @@ async fn extra_subresource(
             let body = request::parse_body(body, "application/json")?;
             let target = body["target"]["name"].as_str().unwrap_or_default();
             state.api.bind(ns, name, target)?;
-            let status =
-                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
-            Ok(json_response(StatusCode::CREATED, &status, &[]))
+            Ok(negotiate::status(Format::Json, StatusCode::CREATED, &StatusBody::success(201)))
         }
         ("eviction", &Method::POST) => {
             // No PodDisruptionBudgets are served, so an eviction is a graceful delete.
