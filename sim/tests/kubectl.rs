@@ -29,6 +29,16 @@ struct Kubectl {
 }
 
 impl Kubectl {
+    /// kubectl with the cluster's kubeconfig and a HOME of its own (a fresh discovery cache)
+    /// in a temporary directory, which is returned for the test's files.
+    fn for_cluster(sim: &sim::Sim, tag: &str) -> (Kubectl, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("hadrill-kubectl-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let kubeconfig = dir.join("kubeconfig");
+        sim.write_kubeconfig(&kubeconfig).unwrap();
+        (Kubectl { kubeconfig, home: dir.clone() }, dir)
+    }
+
     /// Runs kubectl; panics with its output when it fails.
     async fn ok(&self, args: &[&str]) -> String {
         let (ok, out) = self.run(args).await;
@@ -51,11 +61,7 @@ async fn kubectl_applies_gets_and_deletes() {
         return;
     }
     let sim = support::start(3).await;
-    let dir = std::env::temp_dir().join(format!("hadrill-kubectl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).unwrap();
-    let k = Kubectl { kubeconfig, home: dir.clone() };
+    let (k, dir) = Kubectl::for_cluster(&sim, "apply");
     let web = fixture("web.yaml");
     let web = web.to_str().unwrap();
 
@@ -125,11 +131,7 @@ async fn kubectl_typed_commands_speak_protobuf() {
         return;
     }
     let sim = support::start(2).await;
-    let dir = std::env::temp_dir().join(format!("hadrill-kubectl-typed-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).unwrap();
-    let k = Kubectl { kubeconfig, home: dir.clone() };
+    let (k, dir) = Kubectl::for_cluster(&sim, "typed");
 
     k.ok(&["create", "namespace", "foo"]).await;
     let ns = k.json(&["namespace", "foo"]).await;

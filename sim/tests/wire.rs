@@ -42,6 +42,16 @@ async fn request(sim: &sim::Sim, method: &str, path: &str, accept: &str, content
     parse_reply(&buf)
 }
 
+/// A JSON request with a JSON body.
+async fn json_request(sim: &sim::Sim, method: &str, path: &str, body: &Value) -> Reply {
+    request(sim, method, path, "application/json", "application/json", body.to_string().as_bytes()).await
+}
+
+/// A JSON request without a body.
+async fn bare(sim: &sim::Sim, method: &str, path: &str) -> Reply {
+    request(sim, method, path, "application/json", "application/json", b"").await
+}
+
 fn parse_reply(buf: &[u8]) -> Reply {
     let split = buf.windows(4).position(|w| w == b"\r\n\r\n").expect("header end");
     let head = String::from_utf8_lossy(&buf[..split]).to_string();
@@ -143,7 +153,7 @@ async fn protobuf_objects_lists_and_errors() {
     assert!(created.metadata.as_ref().and_then(|m| m.uid.as_ref()).is_some_and(|u| !u.is_empty()));
 
     // JSON clients see the same object.
-    let r = request(&sim, "GET", &format!("{path}/pb"), "application/json", "application/json", b"").await;
+    let r = bare(&sim, "GET", &format!("{path}/pb")).await;
     assert_eq!(r.json()["data"], json!({"a": "b"}));
 
     let r = request(&sim, "GET", path, PROTOBUF, "application/json", b"").await;
@@ -219,29 +229,13 @@ async fn empty_status_structs_are_serialised() {
     let sim = support::start_without_kubelets(1).await;
     let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"},
         "spec": {"ports": [{"port": 80}]}});
-    let r = request(
-        &sim,
-        "POST",
-        "/api/v1/namespaces/default/services",
-        "application/json",
-        "application/json",
-        svc.to_string().as_bytes(),
-    )
-    .await;
+    let r = json_request(&sim, "POST", "/api/v1/namespaces/default/services", &svc).await;
     assert_eq!(r.status, 201);
     assert_eq!(r.json()["status"], json!({"loadBalancer": {}}));
     let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
         "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
         "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
-    let r = request(
-        &sim,
-        "POST",
-        "/apis/apps/v1/namespaces/default/deployments",
-        "application/json",
-        "application/json",
-        d.to_string().as_bytes(),
-    )
-    .await;
+    let r = json_request(&sim, "POST", "/apis/apps/v1/namespaces/default/deployments", &d).await;
     assert_eq!(r.status, 201);
     assert_eq!(r.json()["status"], json!({}));
 }
@@ -256,8 +250,7 @@ async fn delete_returns_the_object_for_services_and_service_accounts() {
     let create = |path: &'static str, body: Value| {
         let sim = &sim;
         async move {
-            let r =
-                request(sim, "POST", path, "application/json", "application/json", body.to_string().as_bytes()).await;
+            let r = json_request(sim, "POST", path, &body).await;
             assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
         }
     };
@@ -283,21 +276,13 @@ async fn delete_returns_the_object_for_services_and_service_accounts() {
         ("/api/v1/namespaces/default/services/s", "Service"),
         ("/api/v1/namespaces/default/serviceaccounts/sa", "ServiceAccount"),
     ] {
-        let r = request(&sim, "DELETE", path, "application/json", "application/json", b"").await;
+        let r = bare(&sim, "DELETE", path).await;
         assert_eq!(r.status, 200);
         let body = r.json();
         assert_eq!(body["kind"], kind, "{body}");
         assert!(body["metadata"]["uid"].is_string(), "{body}");
     }
-    let r = request(
-        &sim,
-        "DELETE",
-        "/api/v1/namespaces/default/configmaps/cm",
-        "application/json",
-        "application/json",
-        b"",
-    )
-    .await;
+    let r = bare(&sim, "DELETE", "/api/v1/namespaces/default/configmaps/cm").await;
     let text = String::from_utf8(r.body.clone()).unwrap();
     let uid = r.json()["details"]["uid"].as_str().unwrap().to_string();
     assert_eq!(
@@ -314,9 +299,7 @@ async fn delete_returns_the_object_for_services_and_service_accounts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn status_errors_are_encoded_as_kube_apiserver_encodes_them() {
     let sim = support::start_without_kubelets(1).await;
-    let r =
-        request(&sim, "GET", "/api/v1/namespaces/default/configmaps/nope", "application/json", "application/json", b"")
-            .await;
+    let r = bare(&sim, "GET", "/api/v1/namespaces/default/configmaps/nope").await;
     assert_eq!(r.status, 404);
     assert_eq!(
         String::from_utf8(r.body).unwrap(),
@@ -330,7 +313,7 @@ async fn post_event(sim: &sim::Sim, api: &str, body: Value) -> Reply {
     } else {
         "/apis/events.k8s.io/v1/namespaces/default/events".to_string()
     };
-    request(sim, "POST", &path, "application/json", "application/json", body.to_string().as_bytes()).await
+    json_request(sim, "POST", &path, &body).await
 }
 
 fn causes(r: &Reply) -> Vec<(String, String)> {
@@ -444,18 +427,16 @@ async fn a_terminating_crd_refuses_creates() {
             "finalizers": ["example.com/hold"]},
             "spec": {"action": "pod-kill", "mode": "one", "selector": {"namespaces": ["default"]}}})
     };
-    let r =
-        request(&sim, "POST", path, "application/json", "application/json", chaos("held").to_string().as_bytes()).await;
+    let r = json_request(&sim, "POST", path, &chaos("held")).await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     let crd_path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/podchaos.chaos-mesh.org";
-    let r = request(&sim, "DELETE", crd_path, "application/json", "application/json", b"").await;
+    let r = bare(&sim, "DELETE", crd_path).await;
     assert_eq!(r.status, 200);
     let crd = r.json();
     let terminating =
         crd["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Terminating").cloned();
     assert_eq!(terminating.as_ref().map(|c| c["status"].clone()), Some(json!("True")), "{crd}");
-    let r =
-        request(&sim, "POST", path, "application/json", "application/json", chaos("late").to_string().as_bytes()).await;
+    let r = json_request(&sim, "POST", path, &chaos("late")).await;
     assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(
         r.json()["message"],
@@ -473,7 +454,7 @@ async fn openapi_documents_describe_schemas_and_patch_types() {
     let sim = sim_with_podchaos_crd().await;
     let get = |path: String| {
         let sim = &sim;
-        async move { request(sim, "GET", &path, "application/json", "application/json", b"").await }
+        async move { bare(sim, "GET", &path).await }
     };
     let index = get("/openapi/v3".into()).await.json();
     let url = index["paths"]["apis/apps/v1"]["serverRelativeURL"].as_str().unwrap().to_string();

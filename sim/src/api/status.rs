@@ -288,9 +288,7 @@ pub struct StatusCause {
 }
 
 impl StatusBody {
-    /// The Success Status of a delete whose registry does not return the object (apiserver
-    /// `registry/generic/registry/store.go` `finalizeDelete`): no message, reason or code.
-    pub fn deleted(name: &str, group: &str, resource: &str, uid: &str) -> Self {
+    fn success_with(details: Option<StatusDetails>, code: u16) -> Self {
         StatusBody {
             kind: "Status",
             api_version: "v1",
@@ -298,29 +296,27 @@ impl StatusBody {
             status: "Success",
             message: String::new(),
             reason: String::new(),
-            details: Some(StatusDetails {
-                name: name.to_string(),
-                group: group.to_string(),
-                kind: resource.to_string(),
-                uid: uid.to_string(),
-                causes: Vec::new(),
-            }),
-            code: 0,
+            details,
+            code,
         }
+    }
+
+    /// The Success Status of a delete whose registry does not return the object (apiserver
+    /// `registry/generic/registry/store.go` `finalizeDelete`): no message, reason or code.
+    pub fn deleted(name: &str, group: &str, resource: &str, uid: &str) -> Self {
+        let details = StatusDetails {
+            name: name.to_string(),
+            group: group.to_string(),
+            kind: resource.to_string(),
+            uid: uid.to_string(),
+            causes: Vec::new(),
+        };
+        Self::success_with(Some(details), 0)
     }
 
     /// A Success Status with a code (`binding`, `eviction`: 201).
     pub fn success(code: u16) -> Self {
-        StatusBody {
-            kind: "Status",
-            api_version: "v1",
-            metadata: EmptyMeta {},
-            status: "Success",
-            message: String::new(),
-            reason: String::new(),
-            details: None,
-            code,
-        }
+        Self::success_with(None, code)
     }
 
     /// JSON as `json.Encoder.Encode` writes it: Go field order and a trailing newline.
