@@ -417,7 +417,8 @@ async fn events_k8s_io_events_are_validated() {
 
 /// While a CRD is being deleted it carries `Terminating=True` and creates of its resources are
 /// refused with 403 (1.34+; apiextensions-apiserver `pkg/apiserver/customresource_handler.go`
-/// `forbidCreateAdmission`; condition from `pkg/controller/finalizer/crd_finalizer.go`).
+/// `forbidCreateAdmission`; the DELETE answer's condition from
+/// `pkg/registry/customresourcedefinition/etcd.go`).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_terminating_crd_refuses_creates() {
     let sim = sim_with_podchaos_crd().await;
@@ -435,7 +436,8 @@ async fn a_terminating_crd_refuses_creates() {
     let crd = r.json();
     let terminating =
         crd["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Terminating").cloned();
-    assert_eq!(terminating.as_ref().map(|c| c["status"].clone()), Some(json!("True")), "{crd}");
+    let terminating = terminating.map(|c| (c["status"].clone(), c["reason"].clone()));
+    assert_eq!(terminating, Some((json!("True"), json!("InstanceDeletionPending"))), "{crd}");
     let r = json_request(&sim, "POST", path, &chaos("late")).await;
     assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(

@@ -251,7 +251,7 @@ fn plan_delete(rt: &ResourceType, cur: &Arc<Value>, opts: &DeleteOptions, has_de
         if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
             // The CRD registry sets Terminating as it marks the CRD deleted
             // (apiextensions-apiserver `registry/customresourcedefinition/etcd.go`).
-            crate::api::crd::prepare_update(&mut obj);
+            crate::api::crd::mark_deletion_pending(&mut obj);
         }
         return Mutation::Update(obj);
     }
