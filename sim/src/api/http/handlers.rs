@@ -115,7 +115,7 @@ async fn serve(state: &Arc<ServerState>, rt: Arc<ResourceType>, req: &Request<'_
             if request::wants_table(headers) {
                 return Ok(json_response(StatusCode::OK, &table::list_table(&rt, &result, query), &[]));
             }
-            Ok(list_response(&rt, &result, fmt))
+            Ok(list_response(&rt, &result, fmt, &state.serialized))
         }
         (&Method::GET, Some(name)) => {
             let obj = api.get(&rt, &ns, name)?;
@@ -351,16 +351,29 @@ fn returns_deleted_object(rt: &ResourceType) -> bool {
 
 /// A list response, serialised straight from the stored objects (no intermediate copies:
 /// a list of 10,000 pods is several megabytes).
-fn list_response(rt: &ResourceType, result: &crate::api::ops::ListResult, fmt: Format) -> Response {
+fn list_response(
+    rt: &ResourceType,
+    result: &crate::api::ops::ListResult,
+    fmt: Format,
+    cache: &super::serialized::Serialized,
+) -> Response {
+    use super::serialized::Encoding;
+    let api_version = rt.api_version();
     let mut meta = serde_json::Map::new();
     meta.insert("resourceVersion".into(), json!(result.resource_version.to_string()));
     if let Some(c) = &result.continue_token {
         meta.insert("continue".into(), json!(c));
     }
     if fmt == Format::Protobuf {
-        let items = result.items.iter().map(|o| &**o);
-        return match crate::api::protobuf::encode_list(&rt.api_version(), &rt.list_kind(), &Value::Object(meta), items)
-        {
+        use crate::api::protobuf::{encode_item, encode_list};
+        let items = result.items.iter().map(|o| {
+            if o["apiVersion"].as_str() == Some(api_version.as_str()) {
+                cache.get_or_make(Encoding::Protobuf, o, |o| encode_item(&api_version, &rt.kind, o))
+            } else {
+                encode_item(&api_version, &rt.kind, &present(rt, o)).map(Bytes::from)
+            }
+        });
+        return match encode_list(&api_version, &rt.list_kind(), &Value::Object(meta), items) {
             Ok(bytes) => {
                 (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, crate::api::protobuf::MEDIA_TYPE)], bytes)
                     .into_response()
@@ -378,13 +391,12 @@ fn list_response(rt: &ResourceType, result: &crate::api::ops::ListResult, fmt: F
         )
         .as_bytes(),
     );
-    let api_version = rt.api_version();
     for (i, obj) in result.items.iter().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
         let written = if obj["apiVersion"].as_str() == Some(api_version.as_str()) {
-            serde_json::to_writer(&mut buf, &**obj)
+            cache.get_or_make(Encoding::Json, obj, serde_json::to_vec).map(|b| buf.extend_from_slice(&b))
         } else {
             serde_json::to_writer(&mut buf, &present(rt, obj))
         };

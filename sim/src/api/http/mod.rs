@@ -8,6 +8,7 @@ mod negotiate;
 mod openapi;
 mod proxy;
 mod request;
+mod serialized;
 mod table;
 mod watch;
 
@@ -87,6 +88,8 @@ pub struct ServerState {
     pub shutdown: tokio_watch::Sender<bool>,
     /// While set, new watch requests are answered 503 (as an apiserver that is not ready).
     pub watches_suspended: std::sync::atomic::AtomicBool,
+    /// Serialised objects reused by list responses.
+    pub serialized: serialized::Serialized,
 }
 
 /// Builds the router.

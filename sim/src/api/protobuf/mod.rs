@@ -103,12 +103,24 @@ pub fn encode(obj: &Value) -> Result<Vec<u8>, CodecError> {
     Ok(envelope(api_version, kind, raw))
 }
 
-/// Encodes a list (`PodList`...) of `items` with list metadata `metadata`.
-pub fn encode_list<'a>(
+/// The message bytes of an object without the envelope (a list item).
+pub fn encode_item(api_version: &str, kind: &str, obj: &Value) -> Result<Vec<u8>, CodecError> {
+    let s = Schema::get();
+    let id = s
+        .message_of(api_version, kind)
+        .ok_or_else(|| CodecError::new(format!("{api_version} {kind} has no protobuf form")))?;
+    let mut raw = Vec::with_capacity(1024);
+    encode::message(s, id, obj, &mut raw)?;
+    Ok(raw)
+}
+
+/// Encodes a list (`PodList`...) with list metadata `metadata` and items already encoded by
+/// [`encode_item`].
+pub fn encode_list<B: AsRef<[u8]>>(
     api_version: &str,
     list_kind: &str,
     metadata: &Value,
-    items: impl IntoIterator<Item = &'a Value>,
+    items: impl IntoIterator<Item = Result<B, CodecError>>,
 ) -> Result<Vec<u8>, CodecError> {
     let s = Schema::get();
     let id = s
@@ -119,14 +131,17 @@ pub fn encode_list<'a>(
         m.by_json.get(name).map(|&i| &m.fields[i]).ok_or_else(|| CodecError::new(format!("{} has no {name}", m.name)))
     };
     let (meta, items_field) = (field("metadata")?, field("items")?);
-    let (schema::Scalar::Message(meta_id), schema::Scalar::Message(item_id)) = (meta.scalar, items_field.scalar) else {
+    let schema::Scalar::Message(meta_id) = meta.scalar else {
         return Err(CodecError::new(format!("{} is not a list message", m.name)));
     };
     let mut raw = Vec::with_capacity(64 * 1024);
     encode::nested(meta.tag, &mut raw, |buf| encode::message(s, meta_id, metadata, buf))?;
     for (i, item) in items.into_iter().enumerate() {
-        encode::nested(items_field.tag, &mut raw, |buf| encode::message(s, item_id, item, buf))
-            .map_err(|e| e.at(&format!("items[{i}]")))?;
+        let item = item.map_err(|e| e.at(&format!("items[{i}]")))?;
+        let item = item.as_ref();
+        prost::encoding::encode_key(items_field.tag, prost::encoding::WireType::LengthDelimited, &mut raw);
+        prost::encoding::encode_varint(item.len() as u64, &mut raw);
+        raw.extend_from_slice(item);
     }
     Ok(envelope(api_version, list_kind, raw))
 }
