@@ -172,6 +172,45 @@ async fn protobuf_objects_lists_and_errors() {
     assert_eq!(status.message.as_deref(), Some("configmaps \"missing\" not found"));
 }
 
+/// Go's protobuf marshalling writes every non-pointer field, so a Service port without a
+/// target port arrives as `targetPort: 0`, which defaulting treats as unset (k/k
+/// `pkg/apis/core/v1/defaults.go` `SetDefaults_Service`).
+#[tokio::test(flavor = "multi_thread")]
+async fn protobuf_zero_values_are_defaulted_as_unset() {
+    use k8s_pb::api::core::v1::{Service, ServicePort, ServiceSpec};
+    use k8s_pb::apimachinery::pkg::util::intstr::IntOrString;
+    let sim = support::start_without_kubelets(1).await;
+    let zero = IntOrString { r#type: Some(0), int_val: Some(0), str_val: Some(String::new()) };
+    let svc = Service {
+        metadata: meta("zero"),
+        spec: Some(ServiceSpec {
+            ports: vec![ServicePort {
+                port: Some(80),
+                target_port: Some(zero),
+                protocol: Some(String::new()),
+                node_port: Some(0),
+                ..Default::default()
+            }],
+            r#type: Some(String::new()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let r = request(
+        &sim,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        "application/json",
+        PROTOBUF,
+        &envelope("v1", "Service", &svc),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let created = r.json();
+    assert_eq!(created["spec"]["ports"][0], json!({"port": 80, "targetPort": 80, "protocol": "TCP"}));
+    assert_eq!(created["spec"]["type"], "ClusterIP");
+}
+
 /// Watch over protobuf: Content-Type `…;stream=watch`, frames of a 4-byte big-endian length
 /// and a `WatchEvent` whose `object.raw` is a full envelope (apiserver `handlers/watch.go`,
 /// apimachinery `util/framer/framer.go`).

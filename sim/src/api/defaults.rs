@@ -46,8 +46,14 @@ pub fn apply(group: &str, resource: &str, obj: &mut Value) {
                 if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
                     for p in ports {
                         set_default(p, "protocol", json!("TCP"));
+                        // k/k `pkg/apis/core/v1/defaults.go`: a zero targetPort (0 or "") is
+                        // unset too; protobuf clients always send one.
                         let port = p.get("port").cloned().unwrap_or(Value::Null);
-                        set_default(p, "targetPort", port);
+                        if p.get("targetPort").is_none_or(|t| t.is_null() || *t == json!(0) || *t == json!(""))
+                            && let Some(map) = p.as_object_mut()
+                        {
+                            map.insert("targetPort".into(), port);
+                        }
                     }
                 }
             }
