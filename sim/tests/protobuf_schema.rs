@@ -13,8 +13,29 @@ use std::path::{Path, PathBuf};
 
 const TABLE: &str = "src/api/protobuf/fields.txt";
 
-/// Source directory of a dependency, from `cargo metadata`.
+/// Source directory of a dependency: where cargo unpacked the version in Cargo.lock (no
+/// network needed), else as `cargo metadata` reports it.
 fn crate_src(name: &str) -> PathBuf {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+    let lock = std::fs::read_to_string(workspace.join("Cargo.lock")).expect("Cargo.lock");
+    let version = lock
+        .split("[[package]]")
+        .find(|p| p.contains(&format!("name = \"{name}\"\n")))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
+        .map(|v| v.trim_end_matches('"').to_string());
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")));
+    if let (Some(version), Some(home)) = (version, cargo_home)
+        && let Ok(registries) = std::fs::read_dir(home.join("registry/src"))
+    {
+        for r in registries.flatten() {
+            let dir = r.path().join(format!("{name}-{version}"));
+            if dir.join("src").is_dir() {
+                return dir.join("src");
+            }
+        }
+    }
     let out = std::process::Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
