@@ -381,28 +381,32 @@ fn list_response(
             Err(e) => ApiError::internal(format!("encoding the list as protobuf: {e}")).into_response(),
         };
     }
-    let mut buf = Vec::with_capacity(256 + result.items.len() * 1024);
-    buf.extend_from_slice(
-        format!(
-            r#"{{"kind":{},"apiVersion":{},"metadata":{},"items":["#,
-            Value::from(rt.list_kind()),
-            Value::from(rt.api_version()),
-            Value::Object(meta)
-        )
-        .as_bytes(),
+    // Every item's bytes first (cached per object version), so the body is allocated once.
+    let mut parts = Vec::with_capacity(result.items.len());
+    for obj in &result.items {
+        let bytes = if obj["apiVersion"].as_str() == Some(api_version.as_str()) {
+            cache.get_or_make(Encoding::Json, obj, serde_json::to_vec)
+        } else {
+            serde_json::to_vec(&present(rt, obj)).map(Bytes::from)
+        };
+        match bytes {
+            Ok(b) => parts.push(b),
+            Err(e) => return ApiError::internal(format!("serialising the list: {e}")).into_response(),
+        }
+    }
+    let head = format!(
+        r#"{{"kind":{},"apiVersion":{},"metadata":{},"items":["#,
+        Value::from(rt.list_kind()),
+        Value::from(rt.api_version()),
+        Value::Object(meta)
     );
-    for (i, obj) in result.items.iter().enumerate() {
+    let mut buf = Vec::with_capacity(head.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>() + 3);
+    buf.extend_from_slice(head.as_bytes());
+    for (i, part) in parts.iter().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
-        let written = if obj["apiVersion"].as_str() == Some(api_version.as_str()) {
-            cache.get_or_make(Encoding::Json, obj, serde_json::to_vec).map(|b| buf.extend_from_slice(&b))
-        } else {
-            serde_json::to_writer(&mut buf, &present(rt, obj))
-        };
-        if let Err(e) = written {
-            return ApiError::internal(format!("serialising the list: {e}")).into_response();
-        }
+        buf.extend_from_slice(part);
     }
     buf.extend_from_slice(b"]}\n");
     (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], buf).into_response()
