@@ -5,59 +5,16 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn kubectl_available() -> bool {
-    let found = Command::new("kubectl").arg("version").arg("--client").output().is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("HADRILL_REQUIRE_KUBECTL").is_err(),
-            "kubectl is required (HADRILL_REQUIRE_KUBECTL is set) but not found"
-        );
-        eprintln!("NOTICE: kubectl not found on PATH; skipping the kubectl compatibility test");
-    }
-    found
-}
+use support::kubectl::{Kubectl, available};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
-struct Kubectl {
-    kubeconfig: PathBuf,
-    home: PathBuf,
-}
-
-impl Kubectl {
-    /// kubectl with the cluster's kubeconfig and a HOME of its own (a fresh discovery cache)
-    /// in a temporary directory, which is returned for the test's files.
-    fn for_cluster(sim: &sim::Sim, tag: &str) -> (Kubectl, PathBuf) {
-        let dir = std::env::temp_dir().join(format!("hadrill-kubectl-{tag}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let kubeconfig = dir.join("kubeconfig");
-        sim.write_kubeconfig(&kubeconfig).unwrap();
-        (Kubectl { kubeconfig, home: dir.clone() }, dir)
-    }
-
-    /// Runs kubectl; panics with its output when it fails.
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, out) = self.run(args).await;
-        assert!(ok, "kubectl {} failed:\n{out}", args.join(" "));
-        out
-    }
-
-    async fn run(&self, args: &[&str]) -> (bool, String) {
-        let mut cmd = tokio::process::Command::new("kubectl");
-        cmd.args(args).arg("--kubeconfig").arg(&self.kubeconfig).env("HOME", &self.home);
-        let out = cmd.output().await.expect("kubectl runs");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        (out.status.success(), text)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_applies_gets_and_deletes() {
-    if !kubectl_available() {
+    if !available("the kubectl compatibility test") {
         return;
     }
     let sim = support::start(3).await;
@@ -111,23 +68,12 @@ async fn kubectl_applies_gets_and_deletes() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-impl Kubectl {
-    /// `kubectl get` of one object as JSON.
-    async fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = vec!["get"];
-        all.extend_from_slice(args);
-        all.extend_from_slice(&["-o", "json"]);
-        let out = self.ok(&all).await;
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("kubectl get {args:?} is not JSON ({e}): {out}"))
-    }
-}
-
 /// kubectl's typed commands (`create <kind>`, `run`, `expose`, `scale`, `set image`,
 /// `rollout`) send protobuf bodies and ask for protobuf answers (client-go ≥1.32
 /// `PrefersProtobuf`, kubectl `pkg/cmd/create/*.go`); each step checks the object it made.
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_typed_commands_speak_protobuf() {
-    if !kubectl_available() {
+    if !available("the kubectl typed-commands test") {
         return;
     }
     let sim = support::start(2).await;
