@@ -94,13 +94,7 @@ pub fn decode(body: &[u8]) -> Result<Value, CodecError> {
 pub fn encode(obj: &Value) -> Result<Vec<u8>, CodecError> {
     let api_version = obj["apiVersion"].as_str().unwrap_or_default();
     let kind = obj["kind"].as_str().unwrap_or_default();
-    let s = Schema::get();
-    let id = s
-        .message_of(api_version, kind)
-        .ok_or_else(|| CodecError::new(format!("{api_version} {kind} has no protobuf form")))?;
-    let mut raw = Vec::with_capacity(512);
-    encode::message(s, id, obj, &mut raw)?;
-    Ok(envelope(api_version, kind, raw))
+    Ok(envelope(api_version, kind, encode_item(api_version, kind, obj)?))
 }
 
 /// The message bytes of an object without the envelope (a list item).
