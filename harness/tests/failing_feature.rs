@@ -1,23 +1,14 @@
 //! A deliberately failing feature (tests/fixtures/failing/): the run must exit non-zero and
 //! leave the failure, its figures and the failure bundle in every report.
 
-use std::path::{Path, PathBuf};
+mod feature_run;
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use feature_run::{read, step_seconds};
 
 #[test]
 fn a_failing_feature_reports_its_failure_figures_and_bundle() {
-    let reports = std::env::temp_dir().join(format!("hadrill-failing-{}", uuid::Uuid::new_v4().simple()));
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/failing");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let opts = hadrill::runner::RunOptions {
-        features: vec![fixture],
-        settings: Some(hadrill::settings::Settings::default().with_reports_dir(&reports)),
-        ..Default::default()
-    };
-    let passed = rt.block_on(hadrill::runner::run_features(opts)).unwrap();
+    let reports = feature_run::reports_dir("failing");
+    let passed = feature_run::run(feature_run::in_crate("tests/fixtures/failing"), &reports);
     assert!(!passed, "the run must fail (exit non-zero)");
 
     // junit.xml read as CI tools read it: every testcase has classname (the feature), name
@@ -36,6 +27,11 @@ fn a_failing_feature_reports_its_failure_figures_and_bundle() {
         .unwrap_or_else(|| panic!("{cases:#?}"));
     let message = late.failure_message.as_deref().expect("a failure");
     assert!(message.starts_with("web failed over after"), "the measured time is in the failure message: {message}");
+    // A missed deadline says why: what it counts from, the controller's word (none runs here)
+    // and the pods the fault hit.
+    assert!(message.contains(r#"(counted from "1 pod(s) of the primary of web killed")"#), "{message}");
+    assert!(message.contains("the controller wrote no Event about service web"), "{message}");
+    assert!(message.contains(r#"fault "1 pod(s) of the primary of web killed" hit hadrill-"#), "{message}");
 
     // The refused injection: its root cause (the selector, printed) starts the junit message,
     // the HTML card and the bundle README, and the step failed within seconds.
@@ -112,11 +108,4 @@ fn a_failing_feature_reports_its_failure_figures_and_bundle() {
     assert!(first.starts_with(&format!("failure: {root}")), "the README starts with the root cause: {readme}");
 
     std::fs::remove_dir_all(&reports).unwrap();
-}
-
-/// Seconds of the step whose `<system-out>` line starts with `prefix` (`✘  When ... (0.512 s)`).
-fn step_seconds(system_out: &str, prefix: &str) -> f64 {
-    let line = system_out.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix}: {system_out}"));
-    let open = line.rfind(" (").unwrap_or_else(|| panic!("no time: {line}"));
-    line[open + 2..].trim_end_matches(" s)").parse().unwrap_or_else(|e| panic!("{line}: {e}"))
 }

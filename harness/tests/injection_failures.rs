@@ -4,17 +4,17 @@
 //! fail within seconds of its start — not after the injection timeout — with the engine's
 //! words as the root cause of the junit failure.
 
-use std::path::{Path, PathBuf};
+mod feature_run;
+
+use std::path::PathBuf;
 use std::process::Command;
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use feature_run::{read, step_seconds};
 
 #[test]
 fn an_injection_the_engine_cannot_do_fails_its_step_within_seconds_with_the_root_cause() {
-    let reports = std::env::temp_dir().join(format!("hadrill-no-iptables-{}", uuid::Uuid::new_v4().simple()));
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/no-iptables");
+    let reports = feature_run::reports_dir("no-iptables");
+    let fixture = feature_run::in_crate("tests/fixtures/no-iptables");
     let path = std::env::var_os("PATH").unwrap_or_default();
     let without: Vec<PathBuf> = std::env::split_paths(&path).filter(|d| !d.join("iptables").exists()).collect();
     let path = std::env::join_paths(without).unwrap();
@@ -46,8 +46,7 @@ fn an_injection_the_engine_cannot_do_fails_its_step_within_seconds_with_the_root
     assert!(console.contains("iptables is not installed"), "the console shows it too:\n{console}");
 
     let out = case.system_out.as_deref().unwrap_or_default();
-    let line = out.lines().find(|l| l.starts_with("✘  When the scenario")).unwrap_or_else(|| panic!("{out}"));
-    let took: f64 = line[line.rfind(" (").unwrap() + 2..].trim_end_matches(" s)").parse().unwrap();
+    let took = step_seconds(out, "✘  When the scenario");
     println!("the injection step failed after {took:.3} s");
     assert!(took < 5.0, "the injection step must fail within 5 s of its start, took {took} s");
     std::fs::remove_dir_all(&reports).unwrap();
