@@ -29,7 +29,7 @@ async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> St
     if world.traffic.traces.is_none() {
         world.traffic.traces = Some(match world.cluster.sim {
             Some(_) => crate::traces::sink::Sink::embedded().await?,
-            None => crate::traces::sink::Sink::jaeger(world.client()?),
+            None => crate::traces::sink::Sink::jaeger(world.client()?).await?,
         });
     }
     let otlp = world.traffic.traces.as_ref().map(|t| t.otlp_endpoint());
