@@ -1,11 +1,9 @@
 //! Figures of passing scenarios reach `reports/junit.xml` (each testcase's `<system-out>`) and
 //! `reports/features.log`, each in its own scenario; a second run in the same process works.
 
-use std::path::{Path, PathBuf};
+mod feature_run;
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use feature_run::read;
 
 const FEATURE: &str = "Measured figures of passing scenarios are kept in every report";
 
@@ -20,14 +18,9 @@ fn testcase(cases: &[hadrill::report::junit::ReadCase], name: &str) -> hadrill::
 
 #[test]
 fn figures_of_passing_scenarios_are_in_their_junit_system_out() {
-    let reports = std::env::temp_dir().join(format!("hadrill-figures-{}", uuid::Uuid::new_v4().simple()));
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/figures");
+    let reports = feature_run::reports_dir("figures");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let opts = hadrill::runner::RunOptions {
-        features: vec![fixture],
-        settings: Some(hadrill::settings::Settings::default().with_reports_dir(&reports)),
-        ..Default::default()
-    };
+    let opts = feature_run::options(feature_run::in_crate("tests/fixtures/figures"), &reports);
     assert!(rt.block_on(hadrill::runner::run_features(opts.clone())).unwrap(), "the fixture passes");
 
     let junit = read(&reports.join("junit.xml"));

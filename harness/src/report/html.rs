@@ -144,18 +144,21 @@ fn card(h: &mut String, i: usize, r: &ScenarioRecord) {
     if r.figures.is_empty() {
         h.push_str("<p class=\"muted\">no figures measured</p>\n");
     } else {
-        h.push_str("<table class=\"figures\"><tr><th>figure</th><th>measured</th><th>deadline</th></tr>\n");
+        h.push_str(
+            "<table class=\"figures\"><tr><th>figure</th><th>measured</th><th>deadline</th><th>counted from</th></tr>\n",
+        );
         for f in &r.figures {
             let over = f.deadline.is_some_and(|d| f.seconds > d);
             let deadline = f.deadline.map(|d| format!("{d} s")).unwrap_or_else(|| "—".into());
             let _ = writeln!(
                 h,
-                "<tr{}><td>{}</td><td class=\"num\">{:.3} s</td><td class=\"num\">{}{}</td></tr>",
+                "<tr{}><td>{}</td><td class=\"num\">{:.3} s</td><td class=\"num\">{}{}</td><td>{}</td></tr>",
                 if over { " class=\"over\"" } else { "" },
                 esc(&f.name),
                 f.seconds,
                 esc(&deadline),
-                if over { " (over)" } else { "" }
+                if over { " (over)" } else { "" },
+                esc(f.from.as_deref().unwrap_or("—"))
             );
         }
         h.push_str("</table>\n");
@@ -468,8 +471,13 @@ mod tests {
             scenario: "Every primary pod is killed".into(),
             passed,
             figures: vec![
-                FigureRecord { name: "web: fault to switch".into(), seconds: 2.5, deadline: Some(1.0) },
-                FigureRecord { name: "web: warm-up".into(), seconds: 0.25, deadline: None },
+                FigureRecord {
+                    name: "web: fault to switch".into(),
+                    seconds: 2.5,
+                    deadline: Some(1.0),
+                    from: Some("1 pod(s) of the primary of web killed".into()),
+                },
+                FigureRecord { name: "web: warm-up".into(), seconds: 0.25, deadline: None, from: None },
             ],
             timeline: vec![
                 Mark { at: 1.0, kind: MarkKind::Fault, label: "pods killed".into() },
@@ -527,9 +535,11 @@ mod tests {
         assert!(html.contains("<a href=\"every-primary-pod-is-killed/README.txt\">"));
         // Over its deadline: highlighted; without a deadline: plain.
         assert!(html.contains(
-            "<tr class=\"over\"><td>web: fault to switch</td><td class=\"num\">2.500 s</td><td class=\"num\">1 s (over)</td></tr>"
+            "<tr class=\"over\"><td>web: fault to switch</td><td class=\"num\">2.500 s</td><td class=\"num\">1 s (over)</td><td>1 pod(s) of the primary of web killed</td></tr>"
         ));
-        assert!(html.contains("<tr><td>web: warm-up</td><td class=\"num\">0.250 s</td><td class=\"num\">—</td></tr>"));
+        assert!(html.contains(
+            "<tr><td>web: warm-up</td><td class=\"num\">0.250 s</td><td class=\"num\">—</td><td>—</td></tr>"
+        ));
         assert!(html.contains("<a href=\"#s1\">Every primary pod is killed</a>"));
         // Self-contained: nothing to fetch, no scripts.
         assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"));

@@ -7,8 +7,8 @@
 //! - a failed scenario has `<failure message="...">`: the cause chain on one line (root cause
 //!   first), and as its body the whole chain, one cause a line, and the failed step;
 //! - a skipped scenario has `<skipped message="..."/>`: why it did not run;
-//! - `<system-out>` holds its steps, each with its status, and the figures and notes logged
-//!   under them.
+//! - `<system-out>` holds its steps, each with its status and seconds, and the figures and
+//!   notes logged under them.
 //!
 //! The data ([`Report`], [`Case`]) is plain: the runner fills it from the run (or from what an
 //! interrupted run had finished), [`render`] turns it into XML, and [`write`] replaces the file
@@ -81,6 +81,8 @@ pub struct Step {
     pub text: String,
     /// How it ended.
     pub status: StepStatus,
+    /// How long it ran, when it ran.
+    pub seconds: Option<f64>,
     /// Figures and notes it logged, in order.
     pub log: Vec<String>,
 }
@@ -249,7 +251,8 @@ fn system_out(case: &Case) -> String {
             StepStatus::Failed => "✘",
             StepStatus::Skipped => "-",
         };
-        out.push_str(&format!("{mark}  {}\n", s.text));
+        let took = s.seconds.map(|t| format!(" ({t:.3} s)")).unwrap_or_default();
+        out.push_str(&format!("{mark}  {}{took}\n", s.text));
         for l in &s.log {
             out.push_str(&format!("      {l}\n"));
         }
@@ -419,13 +422,19 @@ mod tests {
             outcome,
             log: vec![],
             steps: vec![
-                Step { text: "Given a cluster with 3 nodes".into(), status: StepStatus::Passed, log: vec![] },
+                Step {
+                    text: "Given a cluster with 3 nodes".into(),
+                    status: StepStatus::Passed,
+                    seconds: Some(2.5),
+                    log: vec![],
+                },
                 Step {
                     text: "Then \"web\" fails over within 1 s".into(),
                     status: StepStatus::Failed,
+                    seconds: Some(3.0),
                     log: vec!["⏱ web: fault to switch: 2.000 s (deadline 1 s)".into()],
                 },
-                Step { text: "And nothing is lost".into(), status: StepStatus::Skipped, log: vec![] },
+                Step { text: "And nothing is lost".into(), status: StepStatus::Skipped, seconds: None, log: vec![] },
             ],
         }
     }
@@ -469,7 +478,7 @@ mod tests {
         assert_eq!(late.line.as_deref(), Some("12"));
         let out = late.system_out.as_deref().unwrap();
         assert!(
-            out.contains("✔  Given a cluster with 3 nodes\n✘  Then \"web\" fails over within 1 s\n      ⏱ web: fault to switch: 2.000 s (deadline 1 s)\n-  And nothing is lost"),
+            out.contains("✔  Given a cluster with 3 nodes (2.500 s)\n✘  Then \"web\" fails over within 1 s (3.000 s)\n      ⏱ web: fault to switch: 2.000 s (deadline 1 s)\n-  And nothing is lost"),
             "{out}"
         );
         let skipped = by("Failover <fast> & \"right\"", "A skipped one");

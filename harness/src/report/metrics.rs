@@ -67,11 +67,14 @@ pub struct FigureRecord {
     /// The deadline, if the figure was held to one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deadline: Option<f64>,
+    /// The fault it counts from, when it counts from one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 impl From<&Figure> for FigureRecord {
     fn from(f: &Figure) -> Self {
-        Self { name: f.name.clone(), seconds: f.seconds, deadline: f.deadline }
+        Self { name: f.name.clone(), seconds: f.seconds, deadline: f.deadline, from: f.from.clone() }
     }
 }
 

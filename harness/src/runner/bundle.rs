@@ -241,8 +241,7 @@ impl Bundle {
         if !world.timeline.figures.is_empty() {
             t.push_str("\nfigures:\n");
             for f in &world.timeline.figures {
-                let deadline = f.deadline.map(|d| format!(" (deadline {d} s)")).unwrap_or_default();
-                let _ = writeln!(t, "  {}: {:.3} s{deadline}", f.name, f.seconds);
+                let _ = writeln!(t, "  {f}");
             }
         }
         t.push_str("\nfiles:\n");
@@ -574,7 +573,7 @@ mod tests {
             }
         };
         tokio::time::timeout(std::time::Duration::from_secs(30), seen).await.expect("the recorder sees the Service");
-        world.fault("the crasher crashed");
+        world.fault("the crasher crashed", std::time::Instant::now(), Vec::new());
         world.figure("web: fault to switch", 2.5, Some(1.0));
 
         let dir = std::env::temp_dir().join(format!("hadrill-bundle-{}", uuid::Uuid::new_v4().simple()));

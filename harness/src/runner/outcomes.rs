@@ -57,6 +57,8 @@ struct Running {
     started: SystemTime,
     case: Case,
     steps_seen: usize,
+    /// When the step running now started.
+    step_started: Option<SystemTime>,
 }
 
 /// The cucumber writer that fills an [`Outcomes`].
@@ -107,7 +109,7 @@ impl Collector {
                 line: Some(sc.position.line),
                 ..Case::default()
             };
-            let mut running = Running { started: at, case, steps_seen: 0 };
+            let mut running = Running { started: at, case, steps_seen: 0, step_started: None };
             if let Some(r) = ev.retries.filter(|r| r.current > 0) {
                 running.case.log.push(format!("attempt {} of {}", r.current + 1, r.current + r.left + 1));
             }
@@ -124,8 +126,8 @@ impl Collector {
                     None => running.case.log.push(line),
                 }
             }
-            Scenario::Background(step, ev) => running.step(&step, ev, false),
-            Scenario::Step(step, ev) => running.step(&step, ev, true),
+            Scenario::Background(step, ev) => running.step(&step, ev, false, at),
+            Scenario::Step(step, ev) => running.step(&step, ev, true, at),
             Scenario::Hook(kind, Hook::Failed(_, info)) => {
                 let failed = Outcome::failed(&panic_text(&info), Some(format!("the {kind} hook")));
                 if running.case.outcome == Outcome::Passed {
@@ -140,6 +142,7 @@ impl Collector {
                     running.case.steps.push(Step {
                         text: step_text(step),
                         status: StepStatus::Skipped,
+                        seconds: None,
                         log: Vec::new(),
                     });
                 }
@@ -151,11 +154,13 @@ impl Collector {
 }
 
 impl Running {
-    fn step(&mut self, step: &gherkin::Step, ev: event::Step<HadrillWorld>, own: bool) {
+    fn step(&mut self, step: &gherkin::Step, ev: event::Step<HadrillWorld>, own: bool, at: SystemTime) {
         let status = match ev {
             event::Step::Started => {
                 self.steps_seen += usize::from(own);
-                self.case.steps.push(Step { text: step_text(step), status: StepStatus::Skipped, log: Vec::new() });
+                self.step_started = Some(at);
+                let text = step_text(step);
+                self.case.steps.push(Step { text, status: StepStatus::Skipped, seconds: None, log: Vec::new() });
                 return;
             }
             event::Step::Passed(..) => StepStatus::Passed,
@@ -167,6 +172,7 @@ impl Running {
         };
         if let Some(last) = self.case.steps.last_mut() {
             last.status = status;
+            last.seconds = self.step_started.take().map(|s| at.duration_since(s).unwrap_or_default().as_secs_f64());
         }
     }
 }

@@ -196,18 +196,19 @@ pub(crate) async fn inject(
     let run = chaos_run(world)?;
     let injection = run.inject(&rendered.resource, &inject).await.with_context(|| format!("injecting {name}"))?;
     let t = injection.timeline();
-    let created = instant_of(t.created);
-    world.faults.at = Some(created);
-    world.mark(created, MarkKind::Fault, format!("scenario {name} injected"));
     world.figure(format!("{name}: create to AllInjected"), t.injection_latency().as_secs_f64(), None);
     // Records are `ns/pod` or `ns/pod/container`; the main selector's are the fault's pods.
-    world.faults.pods = injection
+    let pods = injection
         .status()
         .records()
         .iter()
         .filter(|r| r.selector_key == "." || r.selector_key.is_empty())
-        .filter_map(|r| r.id.split('/').nth(1).map(str::to_string))
+        .filter_map(|r| {
+            let mut parts = r.id.split('/');
+            Some(format!("{}/{}", parts.next()?, parts.next()?))
+        })
         .collect();
+    world.fault(format!("scenario {name} injected"), instant_of(t.created), pods);
     world.faults.injections.push(injection);
     Ok(())
 }

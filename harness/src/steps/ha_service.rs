@@ -95,7 +95,7 @@ async fn kill(world: &mut HadrillWorld, name: &str, side: Side, count: Option<us
     let n = count.unwrap_or(pods.len());
     ensure!(n <= pods.len(), "asked to kill {n} pods of the {which} of {name}, it has {}", pods.len());
     let api = world.api::<Pod>()?;
-    world.fault(format!("{n} pod(s) of the {which} of {name} killed"));
+    let at = Instant::now();
     let names: Vec<String> =
         pods.iter().take(n).map(|p| p.metadata.name.clone().context("pod without a name")).collect::<Result<_, _>>()?;
     // All at once, as a PodChaos pod-kill does: one by one, the Deployment's replacement for the
@@ -109,7 +109,8 @@ async fn kill(world: &mut HadrillWorld, name: &str, side: Side, count: Option<us
         }
     });
     futures::future::try_join_all(kills).await?;
-    world.faults.pods = names;
+    let pods = names.iter().map(|p| format!("{}/{p}", world.cluster.namespace)).collect();
+    world.fault(format!("{n} pod(s) of the {which} of {name} killed"), at, pods);
     Ok(())
 }
 
@@ -152,20 +153,38 @@ async fn scaled(world: &mut HadrillWorld, side: SideParam, name: String, replica
 
 /// `Then "dispatch" fails over to the standby within 10 s`
 ///
-/// Measured from the last fault to the Service selecting the standby's pods, by watch.
+/// Measured from the incident (the first fault that hit the service's pods) to the Service
+/// selecting the standby's pods, by watch. A miss says why: the controller's last word on the
+/// Service and the pods each fault hit.
 #[then(expr = "{string} fails over to the standby within {duration}")]
 async fn fails_over(world: &mut HadrillWorld, name: String, within: Span) -> StepResult {
-    let start = world.faults.at.context("no fault was injected before this step")?;
+    let incident = world.incident()?;
+    let start = incident.at;
     let deadline = within.0;
     // Wait past the deadline (bounded) so a late switch is still measured and reported.
     let limit = deadline * 3 + Duration::from_secs(5);
+    let from = format!("counted from \"{}\"", incident.label);
     let Some(took) = await_side(world, &name, Side::Standby, start, limit, "fail over").await? else {
-        bail!("{name} did not fail over within {:.1?} (deadline {within})", start.elapsed());
+        let why = missed_why(world, &name).await;
+        bail!("{name} did not fail over within {:.1?} (deadline {within}, {from})\n{why}", start.elapsed());
     };
     world.mark(start + took, MarkKind::Switched, format!("{name} switched to the standby"));
-    world.figure(format!("{name}: fault to switch"), took.as_secs_f64(), Some(within.secs()));
-    ensure!(took <= deadline, "{name} failed over after {took:.3?}, deadline {within}");
+    world.figure_from(&incident, format!("{name}: fault to switch"), took.as_secs_f64(), Some(within.secs()));
+    if took > deadline {
+        let why = missed_why(world, &name).await;
+        bail!("{name} failed over after {took:.3?}, deadline {within} ({from})\n{why}");
+    }
     Ok(())
+}
+
+/// Why a deadline was missed, one fact a line: the controller's last Event about Service
+/// `name` and its condition (what it thought), then the pods each fault hit.
+async fn missed_why(world: &HadrillWorld, name: &str) -> String {
+    let word = match (world.api(), world.api()) {
+        (Ok(events), Ok(services)) => crate::probes::reaction::last_word(events, services, name).await,
+        (Err(e), _) | (_, Err(e)) => format!("the controller's word on {name} could not be read: {e}"),
+    };
+    format!("{word}\n{}", world.faults.describe())
 }
 
 /// Waits by watch (printing progress) until Service `name` selects `side`, at most `limit`;

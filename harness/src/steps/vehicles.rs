@@ -167,8 +167,8 @@ fn record_gaps(world: &mut HadrillWorld, r: &Results, recovered: bool) {
             to: world.offset_of_unix_ms(to),
         })
         .collect();
-    let Some(fault) = world.faults.at.filter(|_| recovered) else { return };
-    let fault_offset = world.offset(fault);
+    let Some(fault) = world.faults.incident().filter(|_| recovered).cloned() else { return };
+    let fault_offset = world.offset(fault.at);
     let back = world
         .timeline
         .link_gaps
@@ -181,7 +181,7 @@ fn record_gaps(world: &mut HadrillWorld, r: &Results, recovered: bool) {
     {
         let at = world.timeline.started + Duration::from_secs_f64(back.max(0.0));
         world.mark(at, MarkKind::Recovered, "traffic recovered: every vehicle served again");
-        world.figure("fault to traffic recovered", back - fault_offset, None);
+        world.figure_from(&fault, "fault to traffic recovered", back - fault_offset, None);
     }
 }
 
@@ -240,7 +240,8 @@ async fn traces_continuous(world: &mut HadrillWorld) -> StepResult {
 /// the heartbeat sent when the exit span started.
 async fn lost_with_killed_pods(world: &HadrillWorld, report: &mut Report) -> anyhow::Result<usize> {
     let has_broken = report.findings.iter().any(|f| matches!(f, Finding::BrokenChain { .. }));
-    let Some(fleet) = world.traffic.fleet.as_ref().filter(|_| has_broken && !world.faults.pods.is_empty()) else {
+    let killed = world.faults.all_pods();
+    let Some(fleet) = world.traffic.fleet.as_ref().filter(|_| has_broken && !killed.is_empty()) else {
         return Ok(0);
     };
     let heartbeats = fleet.client.heartbeats(None).await.context("reading the vehicles' heartbeats")?;
@@ -255,7 +256,7 @@ async fn lost_with_killed_pods(world: &HadrillWorld, report: &mut Report) -> any
     let before = report.findings.len();
     report.findings.retain(|f| match f {
         Finding::BrokenChain { vehicle: Some(v), exit, .. } => {
-            !answered_by(v, exit.start_ns).is_some_and(|pod| world.faults.pods.contains(&pod))
+            !answered_by(v, exit.start_ns).is_some_and(|pod| killed.contains(&pod))
         }
         _ => true,
     });
