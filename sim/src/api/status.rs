@@ -42,6 +42,8 @@ pub struct Details {
     pub group: String,
     /// Plural resource name (Kubernetes puts the resource in `kind` here).
     pub kind: String,
+    /// `retryAfterSeconds` (0: not sent), also answered as a `Retry-After` header.
+    pub retry_after_seconds: u32,
 }
 
 impl ApiError {
@@ -50,8 +52,12 @@ impl ApiError {
     }
 
     fn with_details(mut self, group: &str, resource: &str, name: &str) -> Self {
-        self.details =
-            Some(Box::new(Details { name: name.to_string(), group: group.to_string(), kind: resource.to_string() }));
+        self.details = Some(Box::new(Details {
+            name: name.to_string(),
+            group: group.to_string(),
+            kind: resource.to_string(),
+            ..Default::default()
+        }));
         self
     }
 
@@ -166,6 +172,14 @@ impl ApiError {
         )
     }
 
+    /// 429 TooManyRequests (`errors.NewTooManyRequests`): `retry_after_seconds` 0 sends none.
+    pub fn too_many_requests(message: impl Into<String>, retry_after_seconds: u32, causes: Vec<Cause>) -> Self {
+        let mut e = Self::new(429, "TooManyRequests", message);
+        e.details = Some(Box::new(Details { retry_after_seconds, ..Default::default() }));
+        e.causes = causes;
+        e
+    }
+
     /// 500 InternalError.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)
@@ -191,13 +205,25 @@ impl ApiError {
                 if !d.group.is_empty() {
                     details.insert("group".into(), json!(d.group));
                 }
-                details.insert("kind".into(), json!(d.kind));
+                if !d.kind.is_empty() {
+                    details.insert("kind".into(), json!(d.kind));
+                }
+                if d.retry_after_seconds > 0 {
+                    details.insert("retryAfterSeconds".into(), json!(d.retry_after_seconds));
+                }
             }
             if !self.causes.is_empty() {
                 let causes: Vec<Value> = self
                     .causes
                     .iter()
-                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                    .map(|c| {
+                        let mut cause = json!({"reason": c.reason, "message": c.message});
+                        // StatusCause.field is omitempty.
+                        if !c.field.is_empty() {
+                            cause["field"] = json!(c.field);
+                        }
+                        cause
+                    })
                     .collect();
                 details.insert("causes".into(), Value::Array(causes));
             }
@@ -216,7 +242,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = self.to_status().to_string();
-        (code, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        let mut resp = (code, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
+        if let Some(after) = self.details.as_ref().map(|d| d.retry_after_seconds).filter(|s| *s > 0) {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, after.into());
+        }
+        resp
     }
 }
 

@@ -3,8 +3,10 @@
 //! status/scale subresource separation, finalizers, managedFields, validation).
 
 pub mod admission;
+pub mod batch;
 mod binding;
 mod delete;
+pub mod eviction;
 mod read;
 mod write;
 
