@@ -229,8 +229,9 @@ impl JobController {
         }
         // 3. Move them to the counters.
         let mut status = job["status"].clone();
-        status["succeeded"] = json!(int(&status["succeeded"], 0) + succeeded.len() as i64);
-        status["failed"] = json!(int(&status["failed"], 0) + failed.len() as i64);
+        let (s, f) = (int(&status["succeeded"], 0) as usize, int(&status["failed"], 0) as usize);
+        set_count(&mut status, "succeeded", s + succeeded.len());
+        set_count(&mut status, "failed", f + failed.len());
         status["uncountedTerminatedPods"] = json!({});
         podutil::write_status(api, job_rt, &job, status, MANAGER)
     }
