@@ -54,9 +54,12 @@ fn has_condition(kind: &'static str) -> impl Fn(Option<&Job>) -> bool {
     move |j| j.is_some_and(|j| conditions(j).iter().any(|(t, s, _)| t == kind && s == "True"))
 }
 
+/// Pods seen by [`watch_pods`], with whether each carried the tracking finalizer when first seen.
+type Seen = Arc<Mutex<Vec<(String, bool)>>>;
+
 /// Watches the Job's pods: the most that were active (neither terminal nor deleted) at once,
 /// and every pod seen with whether it carried the tracking finalizer when created.
-fn watch_pods(client: kube::Client, job: &str) -> (Arc<Mutex<usize>>, Arc<Mutex<Vec<(String, bool)>>>) {
+fn watch_pods(client: kube::Client, job: &str) -> (Arc<Mutex<usize>>, Seen) {
     let pods: Api<Pod> = Api::namespaced(client, "default");
     let max_active = Arc::new(Mutex::new(0));
     let seen = Arc::new(Mutex::new(Vec::new()));

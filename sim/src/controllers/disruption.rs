@@ -70,11 +70,11 @@ impl Reconciler for DisruptionController {
                 out.extend(budgets_selecting(api, ns, &labels));
             }
             // A controller's scale changes what a percentage or maxUnavailable budget expects.
-            ("apps", "replicasets" | "deployments" | "statefulsets") | ("", "replicationcontrollers") => {
-                if event.old.as_ref().is_none_or(|o| o["spec"]["replicas"] != event.object["spec"]["replicas"]) {
-                    let labels = [event.object["spec"]["template"]["metadata"]["labels"].as_object()];
-                    out.extend(budgets_selecting(api, ns, &labels));
-                }
+            ("apps", "replicasets" | "deployments" | "statefulsets") | ("", "replicationcontrollers")
+                if event.old.as_ref().is_none_or(|o| o["spec"]["replicas"] != event.object["spec"]["replicas"]) =>
+            {
+                let labels = [event.object["spec"]["template"]["metadata"]["labels"].as_object()];
+                out.extend(budgets_selecting(api, ns, &labels));
             }
             _ => {}
         }
