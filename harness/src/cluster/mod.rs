@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod chaos_mesh;
 pub mod container_images;
+pub mod drain;
 pub mod embedded;
 pub mod endpoint;
 pub mod existing;
