@@ -22,12 +22,16 @@ use serde_json::{Value, json};
 use sim::kubelet::ImageEntry;
 use support::{await_cond, await_cond_within};
 
-/// A cluster whose image `hadrill/sh-ok` runs `/bin/sh -c 'sleep 0.3'` and `hadrill/sh-fail`
-/// exits 3 at once.
+/// A cluster whose image `hadrill/sh-ok` runs `/bin/sh -c 'sleep 0.3'`, `hadrill/sh-fail`
+/// exits 3 at once and `hadrill/sh-index` fails unless `JOB_COMPLETION_INDEX` is set.
 async fn cluster() -> sim::Sim {
     let config = support::process_config(2);
     config.kubelet.images.insert("hadrill/sh-ok", ImageEntry::new("/bin/sh").with_args(["-c", "sleep 0.3"]));
     config.kubelet.images.insert("hadrill/sh-fail", ImageEntry::new("/bin/sh").with_args(["-c", "exit 3"]));
+    config.kubelet.images.insert(
+        "hadrill/sh-index",
+        ImageEntry::new("/bin/sh").with_args(["-c", "test -n \"$JOB_COMPLETION_INDEX\" && sleep 0.2"]),
+    );
     support::start_with(config).await
 }
 
@@ -147,16 +151,58 @@ async fn a_failing_job_stops_at_its_backoff_limit() {
             .await
             .unwrap();
     let status = failed.status.clone().unwrap();
-    assert_eq!(status.failed, Some(2), "failed > backoffLimit ends the Job");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let list = pods.list(&ListParams::default().labels("batch.kubernetes.io/job-name=broken")).await.unwrap();
+    let phases: Vec<_> = list
+        .items
+        .iter()
+        .map(|p| {
+            (
+                p.metadata.name.clone(),
+                p.status.as_ref().and_then(|s| s.phase.clone()),
+                p.metadata.deletion_timestamp.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(status.failed, Some(2), "failed > backoffLimit ends the Job: {phases:?} {status:?}");
     assert_eq!(status.succeeded, None);
     let conds = conditions(&failed);
     assert!(conds.contains(&("FailureTarget".into(), "True".into(), "BackoffLimitExceeded".into())), "{conds:?}");
     assert!(conds.contains(&("Failed".into(), "True".into(), "BackoffLimitExceeded".into())), "{conds:?}");
     let message = status.conditions.unwrap().into_iter().find(|c| c.type_ == "Failed").and_then(|c| c.message);
     assert_eq!(message.as_deref(), Some("Job has reached the specified backoff limit"));
-    let pods: Api<Pod> = Api::namespaced(client, "default");
-    let list = pods.list(&ListParams::default().labels("batch.kubernetes.io/job-name=broken")).await.unwrap();
     assert_eq!(list.items.len(), 2, "no pod after the limit");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_indexed_job_runs_each_index_once() {
+    let sim = cluster().await;
+    let client = sim.client().unwrap();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let mut j = job("idx", "hadrill/sh-index", 3, 3, 0);
+    if let Some(spec) = j.spec.as_mut() {
+        spec.completion_mode = Some("Indexed".into());
+    }
+    jobs.create(&PostParams::default(), &j).await.unwrap();
+    let done = await_cond_within(&jobs, "idx", "Job idx Complete", Duration::from_secs(30), has_condition("Complete"))
+        .await
+        .unwrap();
+    let status = done.status.unwrap();
+    assert_eq!(status.completed_indexes.as_deref(), Some("0-2"));
+    assert_eq!((status.succeeded, status.failed), (Some(3), None), "JOB_COMPLETION_INDEX was set in every pod");
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let list = pods.list(&ListParams::default().labels("batch.kubernetes.io/job-name=idx")).await.unwrap().items;
+    let mut seen: Vec<(String, String)> = list
+        .iter()
+        .map(|p| {
+            let index =
+                p.metadata.annotations.clone().unwrap_or_default()["batch.kubernetes.io/job-completion-index"].clone();
+            (index, p.spec.as_ref().and_then(|s| s.hostname.clone()).unwrap_or_default())
+        })
+        .collect();
+    seen.sort();
+    let want: Vec<(String, String)> = (0..3).map(|i| (i.to_string(), format!("idx-{i}"))).collect();
+    assert_eq!(seen, want, "one pod per index, named by it");
 }
 
 #[tokio::test(flavor = "multi_thread")]

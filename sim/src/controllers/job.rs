@@ -1,9 +1,12 @@
-//! The Job controller, as kube-controller-manager runs it (k/k `pkg/controller/job/job_controller.go`)
-//! for `NonIndexed` Jobs.
+//! The Job controller, as kube-controller-manager runs it (k/k `pkg/controller/job/job_controller.go`,
+//! `indexed_job_utils.go`).
 //!
 //! Pods are created from the template (`generateName: <job>-`, controller owner reference,
 //! finalizer `batch.kubernetes.io/job-tracking`) until `parallelism` run, at most the
-//! completions still missing. A finished pod is counted through
+//! completions still missing. In `Indexed` mode each pod gets a completion index (annotation
+//! and label `batch.kubernetes.io/job-completion-index`, `JOB_COMPLETION_INDEX`, hostname
+//! `<job>-<index>`), the lowest missing indexes first, and the Job completes when every index
+//! in `[0, completions)` has succeeded (`status.completedIndexes`, e.g. `0-2,4`). A finished pod is counted through
 //! `status.uncountedTerminatedPods` before its finalizer is removed, so that no pod is counted
 //! twice or lost; a pod deleted before it succeeded counts as failed (`podReplacementPolicy:
 //! TerminatingOrFailed`). After failures new pods wait out the pod failure back-off (10 s,
@@ -17,8 +20,8 @@
 //! deleted. `suspend` deletes the active pods (`Suspended` condition) and resuming restarts the
 //! clock.
 //!
-//! Not modelled: `Indexed` completion mode, `podFailurePolicy`, `successPolicy`,
-//! `backoffLimitPerIndex`, `managedBy`, Events.
+//! Not modelled: `podFailurePolicy`, `successPolicy`, `backoffLimitPerIndex`, `managedBy`,
+//! Events.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -36,6 +39,8 @@ use crate::api::status::ApiResult;
 use crate::api::store::{Event, key_of};
 
 const MANAGER: &str = "job-controller";
+/// Annotation and label of an `Indexed` Job's pod: its completion index.
+pub const COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
 /// The finalizer that keeps a Job's pod until the Job has counted it.
 pub const TRACKING_FINALIZER: &str = "batch.kubernetes.io/job-tracking";
 /// `DefaultJobPodFailureBackOff`.
@@ -91,6 +96,56 @@ pub fn is_finished(job: &Value) -> bool {
 
 fn has_tracking_finalizer(pod: &Value) -> bool {
     pod["metadata"]["finalizers"].as_array().is_some_and(|f| f.iter().any(|f| f == TRACKING_FINALIZER))
+}
+
+fn is_indexed(job: &Value) -> bool {
+    job["spec"]["completionMode"] == "Indexed"
+}
+
+/// The completion index of an `Indexed` Job's pod.
+fn index_of(pod: &Value) -> Option<i64> {
+    pod["metadata"]["annotations"][COMPLETION_INDEX].as_str()?.parse().ok()
+}
+
+/// Parses `status.completedIndexes` (`1,3-5,7`).
+fn parse_indexes(s: &str) -> BTreeSet<i64> {
+    let mut out = BTreeSet::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<i64>(), b.parse::<i64>()) {
+                    out.extend(a..=b);
+                }
+            }
+            None => out.extend(part.parse::<i64>().ok()),
+        }
+    }
+    out
+}
+
+/// Renders indexes as `status.completedIndexes` does: ascending, runs of 3 or more as ranges.
+fn render_indexes(set: &BTreeSet<i64>) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut run: Option<(i64, i64)> = None;
+    let flush = |run: (i64, i64), parts: &mut Vec<String>| match run.1 - run.0 {
+        0 => parts.push(run.0.to_string()),
+        1 => parts.extend([run.0.to_string(), run.1.to_string()]),
+        _ => parts.push(format!("{}-{}", run.0, run.1)),
+    };
+    for &i in set {
+        run = match run {
+            Some((a, b)) if i == b + 1 => Some((a, i)),
+            Some(r) => {
+                flush(r, &mut parts);
+                Some((i, i))
+            }
+            None => Some((i, i)),
+        };
+    }
+    if let Some(r) = run {
+        flush(r, &mut parts);
+    }
+    parts.join(",")
 }
 
 /// Sets condition `kind` in a status' `conditions`, keeping the transition time when its
@@ -173,10 +228,9 @@ impl Reconciler for JobController {
             self.backoff.remove(key);
             return Ok(None);
         }
+        // Both passes work on one snapshot of the pods, as on one informer cache: a pod that
+        // finished since it was taken is counted next time, not taken for a missing one now.
         let job = self.count_finished(api, &job_rt, &pod_rt, key, &job, &pods)?;
-        let pods = podutil::list_in(api, &pod_rt, &key.0, Some(selector))?;
-        let pods: Vec<Arc<Value>> =
-            pods.into_iter().filter(|p| podutil::controlled_by(p, meta_str(&job, "uid"))).collect();
         self.sync(api, &job_rt, &pod_rt, key, &job, &pods)
     }
 }
@@ -194,11 +248,18 @@ impl JobController {
         pods: &[Arc<Value>],
     ) -> ApiResult<Arc<Value>> {
         let (mut succeeded, mut failed) = (uncounted(job, "succeeded"), uncounted(job, "failed"));
+        let indexed = is_indexed(job);
+        let mut new_indexes = BTreeSet::new();
         let mut finished = Vec::new();
         let mut new_failures = 0;
         for pod in pods.iter().filter(|p| has_tracking_finalizer(p)) {
             let uid = meta_str(pod, "uid").to_string();
             match pod["status"]["phase"].as_str() {
+                // The completion index is what counts an Indexed Job's success (no uid kept).
+                Some("Succeeded") if indexed => {
+                    let completions = int(&job["spec"]["completions"], 0);
+                    new_indexes.extend(index_of(pod).filter(|i| (0..completions).contains(i)));
+                }
                 Some("Succeeded") => {
                     succeeded.insert(uid);
                 }
@@ -216,7 +277,7 @@ impl JobController {
             let b = self.backoff.entry(key.clone()).or_insert(Backoff { failures: 0, last_failure: Instant::now() });
             b.failures += new_failures;
             b.last_failure = Instant::now();
-        } else if !succeeded.is_empty() {
+        } else if !succeeded.is_empty() || !new_indexes.is_empty() {
             self.backoff.remove(key);
         }
         // 1. Record the uids, so that a crash between here and 3. cannot lose them.
@@ -230,7 +291,14 @@ impl JobController {
         // 3. Move them to the counters.
         let mut status = job["status"].clone();
         let (s, f) = (int(&status["succeeded"], 0) as usize, int(&status["failed"], 0) as usize);
-        set_count(&mut status, "succeeded", s + succeeded.len());
+        if indexed {
+            let mut done = parse_indexes(status["completedIndexes"].as_str().unwrap_or_default());
+            done.extend(new_indexes);
+            status["completedIndexes"] = json!(render_indexes(&done));
+            set_count(&mut status, "succeeded", done.len());
+        } else {
+            set_count(&mut status, "succeeded", s + succeeded.len());
+        }
         set_count(&mut status, "failed", f + failed.len());
         status["uncountedTerminatedPods"] = json!({});
         podutil::write_status(api, job_rt, &job, status, MANAGER)
@@ -318,7 +386,8 @@ impl JobController {
                 Some(end) => {
                     delete_pods(api, pod_rt, &active)?;
                     // The final condition waits until every pod is gone or counted.
-                    let settled = pods.iter().all(|p| podutil::is_terminal(p) && !has_tracking_finalizer(p));
+                    // (count_finished has counted every terminal pod of the snapshot.)
+                    let settled = pods.iter().all(|p| podutil::is_terminal(p));
                     if settled && active.is_empty() {
                         let (reason, message) =
                             (end["reason"].as_str().unwrap_or_default(), end["message"].as_str().unwrap_or_default());
@@ -337,6 +406,12 @@ impl JobController {
                         Some(c) => (c - succeeded).min(parallelism).max(0),
                         None => parallelism,
                     } as usize;
+                    // Indexed: the lowest indexes neither completed nor running.
+                    let completed = parse_indexes(status["completedIndexes"].as_str().unwrap_or_default());
+                    let running: BTreeSet<i64> = active.iter().filter_map(|p| index_of(p)).collect();
+                    let missing: Vec<i64> = (0..int(&spec["completions"], 0))
+                        .filter(|i| !completed.contains(i) && !running.contains(i))
+                        .collect();
                     if active.len() > want {
                         let mut extra = active.clone();
                         extra
@@ -345,7 +420,16 @@ impl JobController {
                     } else if active.len() < want {
                         let wait = self.backoff.get(key).map(Backoff::remaining).unwrap_or_default();
                         if wait.is_zero() {
-                            create_pods(api, pod_rt, job, want - active.len())?;
+                            let n = want - active.len();
+                            if is_indexed(job) {
+                                for &i in missing.iter().take(n) {
+                                    create_pod(api, pod_rt, job, Some(i))?;
+                                }
+                            } else {
+                                for _ in 0..n {
+                                    create_pod(api, pod_rt, job, None)?;
+                                }
+                            }
                         } else {
                             again = Some(again.map_or(wait, |a: Duration| a.min(wait)));
                         }
@@ -381,14 +465,40 @@ fn set_count(status: &mut Value, key: &str, n: usize) {
     }
 }
 
-fn create_pods(api: &Api, pod_rt: &ResourceType, job: &Value, n: usize) -> ApiResult<()> {
+/// Creates one pod of the Job (with its completion index in `Indexed` mode).
+fn create_pod(api: &Api, pod_rt: &ResourceType, job: &Value, index: Option<i64>) -> ApiResult<()> {
     let mut pod = super::replicaset::pod_from_template(job, &job["spec"]["template"], "batch/v1", "Job");
     let mut finalizers = pod["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
     finalizers.push(json!(TRACKING_FINALIZER));
     pod["metadata"]["finalizers"] = Value::Array(finalizers);
-    for _ in 0..n {
-        api.create(pod_rt, meta_str(job, "namespace"), pod.clone(), &WriteCtx::controller(MANAGER))?;
+    if let Some(i) = index {
+        let name = meta_str(job, "name");
+        pod["metadata"]["generateName"] = json!(format!("{name}-{i}-"));
+        for key in ["annotations", "labels"] {
+            if !pod["metadata"][key].is_object() {
+                pod["metadata"][key] = json!({});
+            }
+            pod["metadata"][key][COMPLETION_INDEX] = json!(i.to_string());
+        }
+        if pod["spec"]["hostname"].is_null() {
+            pod["spec"]["hostname"] = json!(format!("{name}-{i}"));
+        }
+        let env = json!({"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {"fieldPath":
+            format!("metadata.annotations['{COMPLETION_INDEX}']")}}});
+        for list in ["initContainers", "containers"] {
+            for c in pod["spec"][list].as_array_mut().into_iter().flatten() {
+                if !c["env"].is_array() {
+                    c["env"] = json!([]);
+                }
+                if let Some(vars) = c["env"].as_array_mut()
+                    && !vars.iter().any(|v| v["name"] == "JOB_COMPLETION_INDEX")
+                {
+                    vars.push(env.clone());
+                }
+            }
+        }
     }
+    api.create(pod_rt, meta_str(job, "namespace"), pod, &WriteCtx::controller(MANAGER))?;
     Ok(())
 }
 
@@ -433,6 +543,15 @@ mod tests {
         assert!(at(1) > Duration::from_secs(9) && at(1) <= Duration::from_secs(10));
         assert!(at(2) > Duration::from_secs(19) && at(2) <= Duration::from_secs(20));
         assert!(at(12) > Duration::from_secs(359) && at(12) <= BACKOFF_MAX);
+    }
+
+    #[test]
+    fn completed_indexes_render_as_kube_controller_manager_does() {
+        let set: BTreeSet<i64> = [0, 1, 2, 4, 6, 7].into_iter().collect();
+        assert_eq!(render_indexes(&set), "0-2,4,6,7");
+        assert_eq!(parse_indexes("0-2,4,6,7"), set);
+        assert_eq!(render_indexes(&BTreeSet::new()), "");
+        assert!(parse_indexes("").is_empty());
     }
 
     #[test]
