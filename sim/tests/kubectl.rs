@@ -157,6 +157,13 @@ spec:
         }
     };
     support::await_cond(&pdbs, "web", "the budget counting one healthy pod", healthy(1, 0)).await;
+    let out = k.ok(&["get", "pdb", "web"]).await;
+    let header = out.lines().next().unwrap_or_default();
+    for col in ["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"] {
+        assert!(header.contains(col), "column {col} in {header:?}");
+    }
+    let row: Vec<&str> = out.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    assert_eq!(row[..4], ["web", "1", "N/A", "0"], "{out}");
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let first = pods.list(&ListParams::default().labels("app=web")).await.unwrap().items.remove(0);
     let node = first.spec.and_then(|s| s.node_name).expect("the pod is scheduled");

@@ -63,6 +63,18 @@ pub fn generate_job_selector(job: &mut Value) {
     }
 }
 
+/// An `Indexed` Job needs `completions`.
+pub fn check_completions(job: &Value) -> Result<(), Cause> {
+    if job["spec"]["completionMode"] == "Indexed" && job["spec"]["completions"].is_null() {
+        return Err(cause(
+            "FieldValueRequired",
+            "spec.completions",
+            "Required value: when completion mode is Indexed".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A Job's (or CronJob's job template's) pods may only restart on failure or never.
 pub fn check_restart_policy(pod_spec: &Value, at: &str) -> Result<(), Cause> {
     match pod_spec["restartPolicy"].as_str().unwrap_or_default() {

@@ -123,6 +123,7 @@ fn semantic(rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
         ("batch", "jobs") => {
             super::batch::generate_job_selector(obj);
             selector_matches_template(obj, &invalid)?;
+            super::batch::check_completions(obj).map_err(one)?;
             super::batch::check_restart_policy(&obj["spec"]["template"]["spec"], "spec.template.spec").map_err(one)?;
             containers(&obj["spec"]["template"]["spec"], "spec.template.spec")
                 .map_err(|(f, r, m)| invalid(&f, r, m))?;
