@@ -21,7 +21,7 @@ Feature: Faults injected as Chaos Mesh objects make the primary fail over
     When the scenario "primary-container-kill" is injected with "container=server"
     Then "dispatch" fails over to the standby within 10 s
 
-  Scenario: The primary loses half of its incoming packets
+  Scenario: The primary loses half of its outgoing packets
     When the scenario "primary-network-loss-50" is injected with "duration=60s"
     Then "dispatch" fails over to the standby within 30 s
     When the fault is removed

@@ -14,8 +14,11 @@ use kube::runtime::wait::{await_condition, conditions};
 use serde_json::json;
 
 /// Two virtual pods (unmapped image) pinned to a node each, (re)created when a kill removed them.
+/// They carry the HA pair's labels and container name, which the scenarios' defaults select.
 async fn ensure_pods(pods: &Api<Pod>) {
-    for (name, role, node) in [("db-0", "primary", "hadrill-worker"), ("db-1", "standby", "hadrill-worker2")] {
+    for (name, side, node) in
+        [("dispatch-0", "primary", "hadrill-worker"), ("dispatch-1", "standby", "hadrill-worker2")]
+    {
         if let Some(old) = pods.get_opt(name).await.expect("get pod") {
             if old.metadata.deletion_timestamp.is_none() {
                 continue;
@@ -25,8 +28,8 @@ async fn ensure_pods(pods: &Api<Pod>) {
             tokio::time::timeout(Duration::from_secs(30), gone).await.expect("old pod gone in time").expect("watch");
         }
         let p: Pod = serde_json::from_value(json!({
-            "metadata": {"name": name, "labels": {"app": "db", "role": role}},
-            "spec": {"nodeName": node, "containers": [{"name": "db", "image": "example/db"}]},
+            "metadata": {"name": name, "labels": {"app": "dispatch", "side": side}},
+            "spec": {"nodeName": node, "containers": [{"name": "server", "image": "example/dispatch"}]},
         }))
         .expect("pod");
         pods.create(&PostParams::default(), &p).await.expect("create pod");
@@ -62,7 +65,7 @@ async fn every_library_scenario_injects_and_recovers_against_the_engine() {
         // The controller's scenario targets the controller's pod: name one of ours.
         let mut opts = RenderOptions::in_namespace("e2e");
         if scenario.parameter_named("leader_pod").is_some() {
-            opts = opts.set("leader_pod", "db-1");
+            opts = opts.set("leader_pod", "dispatch-1");
         }
         if scenario.parameter_named("node").is_some() {
             opts = opts.set("node", "hadrill-worker");

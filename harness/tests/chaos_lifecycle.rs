@@ -250,7 +250,7 @@ impl Fixture {
         let n: Namespace =
             serde_json::from_value(json!({"metadata": {"name": ns, "labels": {RUN_LABEL: run}}})).unwrap();
         Api::<Namespace>::all(self.client.clone()).create(&PostParams::default(), &n).await.unwrap();
-        self.pod(ns, "db-0", json!({"app": "db", "role": "primary"})).await;
+        self.pod(ns, "dispatch-0", json!({"app": "dispatch", "side": "primary"})).await;
     }
 
     async fn chaos_objects(&self, ns: &str) -> Vec<String> {

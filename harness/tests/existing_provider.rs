@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hadrill::cluster::existing::{ALLOW_ENV, CONTEXT_ENV};
-use hadrill::cluster::provider::{self, CLUSTER_ENV, ClusterFlags};
-use hadrill::report::{RunOptions, metrics, run_features};
+use hadrill::cluster::provider::ClusterFlags;
+use hadrill::runner::{RunOptions, run_features};
+use hadrill::settings::Settings;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 use kube::runtime::wait::await_condition;
@@ -18,8 +18,9 @@ fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/existing")
 }
 
-fn existing(context: &str, kubeconfig: &Path, allow: bool) -> RunOptions {
+fn existing(reports: &Path, context: &str, kubeconfig: &Path, allow: bool) -> RunOptions {
     RunOptions {
+        settings: Some(Settings::default().with_reports_dir(reports)),
         features: vec![fixture()],
         cluster: ClusterFlags {
             cluster: Some("existing".into()),
@@ -40,13 +41,8 @@ async fn run_namespaces(client: &kube::Client) -> Vec<Namespace> {
 #[test]
 fn an_existing_cluster_is_used_only_when_allowed_and_each_scenario_cleans_up() {
     let reports = std::env::temp_dir().join(format!("hadrill-existing-{}", uuid::Uuid::new_v4().simple()));
-    // SAFETY: the only test of this binary, and no other thread runs yet.
-    unsafe {
-        std::env::set_var("HADRILL_REPORTS", &reports);
-        for var in [ALLOW_ENV, CONTEXT_ENV, CLUSTER_ENV] {
-            std::env::remove_var(var);
-        }
-    }
+    // The settings are passed in (none from the environment), so the shell's HADRILL_CLUSTER
+    // and allow list cannot change what this test runs.
     std::fs::create_dir_all(&reports).unwrap();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -58,11 +54,11 @@ fn an_existing_cluster_is_used_only_when_allowed_and_each_scenario_cleans_up() {
         let context = sim.kubeconfig().current_context.expect("a context");
 
         // Not in the allow list: refused before anything runs or is written.
-        let err = run_features(existing(&context, &kubeconfig, false)).await.expect_err("refused");
+        let err = run_features(existing(&reports, &context, &kubeconfig, false)).await.expect_err("refused");
         let text = format!("{err:#}");
         assert!(text.contains("refusing") && text.contains(&format!("--allow-context {context}")), "{text}");
         assert!(!reports.join("junit.xml").exists(), "no scenario ran");
-        assert!(metrics::take().is_empty(), "no scenario ran");
+        assert!(!reports.join("metrics.json").exists(), "no scenario ran");
         assert!(run_namespaces(&client).await.is_empty());
 
         // Allowed, but nothing answers there: refused before any scenario too.
@@ -73,7 +69,7 @@ fn an_existing_cluster_is_used_only_when_allowed_and_each_scenario_cleans_up() {
              users:\n- name: u\n  user: {}\ncontexts:\n- name: dead\n  context: {cluster: c, user: u}\n",
         )
         .unwrap();
-        let err = run_features(existing("dead", &dead, true)).await.expect_err("unreachable");
+        let err = run_features(existing(&reports, "dead", &dead, true)).await.expect_err("unreachable");
         assert!(format!("{err:#}").contains("does not answer"), "{err:#}");
         assert!(!reports.join("junit.xml").exists(), "no scenario ran");
 
@@ -93,9 +89,8 @@ fn an_existing_cluster_is_used_only_when_allowed_and_each_scenario_cleans_up() {
         };
 
         // Allowed: the scenarios run; the one needing 4 nodes fails saying what there is.
-        let passed = run_features(existing(&context, &kubeconfig, true)).await.expect("the run");
+        let passed = run_features(existing(&reports, &context, &kubeconfig, true)).await.expect("the run");
         assert!(!passed, "the 4-node scenario fails");
-        assert!(provider::current().is_none(), "the run-wide cluster is unpublished at the end");
         let metrics: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(reports.join("metrics.json")).unwrap()).unwrap();
         let scenarios = metrics["scenarios"].as_array().expect("scenarios");

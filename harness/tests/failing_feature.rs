@@ -10,12 +10,14 @@ fn read(path: &Path) -> String {
 #[test]
 fn a_failing_feature_reports_its_failure_figures_and_bundle() {
     let reports = std::env::temp_dir().join(format!("hadrill-failing-{}", uuid::Uuid::new_v4().simple()));
-    // SAFETY: the only test of this binary, and no other thread runs yet.
-    unsafe { std::env::set_var("HADRILL_REPORTS", &reports) };
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/failing");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let opts = hadrill::report::RunOptions { features: vec![fixture], ..Default::default() };
-    let passed = rt.block_on(hadrill::report::run_features(opts)).unwrap();
+    let opts = hadrill::runner::RunOptions {
+        features: vec![fixture],
+        settings: Some(hadrill::settings::Settings::default().with_reports_dir(&reports)),
+        ..Default::default()
+    };
+    let passed = rt.block_on(hadrill::runner::run_features(opts)).unwrap();
     assert!(!passed, "the run must fail (exit non-zero)");
 
     let junit = read(&reports.join("junit.xml"));

@@ -11,7 +11,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    match rt.block_on(hadrill::report::run_features(opts)) {
+    match rt.block_on(hadrill::runner::run_features(opts)) {
         Ok(true) => std::process::ExitCode::SUCCESS,
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(e) => {
@@ -23,8 +23,8 @@ fn main() -> std::process::ExitCode {
 
 /// Feature paths and `--tags`; the flags libtest would take (`--nocapture`, `--test-threads`,
 /// ...) mean nothing to a harness-less test and are ignored, as cargo passes some itself.
-fn options(args: impl Iterator<Item = String>) -> Result<hadrill::report::RunOptions, String> {
-    let mut opts = hadrill::report::RunOptions::default();
+fn options(args: impl Iterator<Item = String>) -> Result<hadrill::runner::RunOptions, String> {
+    let mut opts = hadrill::runner::RunOptions::default();
     let mut args = args.peekable();
     while let Some(a) = args.next() {
         if a == "--tags" {

@@ -24,12 +24,14 @@ fn system_out(case: &str) -> &str {
 #[test]
 fn figures_of_passing_scenarios_are_in_their_junit_system_out() {
     let reports = std::env::temp_dir().join(format!("hadrill-figures-{}", uuid::Uuid::new_v4().simple()));
-    // SAFETY: the only test of this binary, and no other thread runs yet.
-    unsafe { std::env::set_var("HADRILL_REPORTS", &reports) };
     let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/figures");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let opts = hadrill::report::RunOptions { features: vec![fixture], ..Default::default() };
-    assert!(rt.block_on(hadrill::report::run_features(opts.clone())).unwrap(), "the fixture passes");
+    let opts = hadrill::runner::RunOptions {
+        features: vec![fixture],
+        settings: Some(hadrill::settings::Settings::default().with_reports_dir(&reports)),
+        ..Default::default()
+    };
+    assert!(rt.block_on(hadrill::runner::run_features(opts.clone())).unwrap(), "the fixture passes");
 
     let junit = read(&reports.join("junit.xml"));
     let alpha = testcase(&junit, "Alpha stays on its primary");
@@ -51,7 +53,7 @@ fn figures_of_passing_scenarios_are_in_their_junit_system_out() {
 
     // A second run in this process cannot install the tracing collector again (one global
     // subscriber per process): it still runs, passes and keeps its figures in metrics.json.
-    assert!(rt.block_on(hadrill::report::run_features(opts)).unwrap(), "the second run passes too");
+    assert!(rt.block_on(hadrill::runner::run_features(opts)).unwrap(), "the second run passes too");
     let metrics: serde_json::Value = serde_json::from_str(&read(&reports.join("metrics.json"))).unwrap();
     let names: Vec<&str> = metrics["scenarios"]
         .as_array()

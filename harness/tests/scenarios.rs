@@ -128,7 +128,7 @@ fn rendering_uses_typed_values() {
     let r = render("standby-partition", &[]).unwrap();
     assert_eq!(
         r.resource.to_value()["spec"]["target"]["selector"]["labelSelectors"],
-        json!({"app": "db", "role": "primary"})
+        json!({"app": "dispatch", "side": "primary"})
     );
 }
 
@@ -418,4 +418,57 @@ fn the_cli_lists_renders_and_prints_crds() {
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
     let names: Vec<&str> = docs.iter().filter_map(|d| d["metadata"]["name"].as_str()).collect();
     assert_eq!(names, ["podchaos.chaos-mesh.org", "networkchaos.chaos-mesh.org", "stresschaos.chaos-mesh.org"]);
+}
+
+/// Each description names its object as the file builds it (kind, action, mode) and says how
+/// many pods that hits; defaults name this project's own HA pair (`hadrill::cluster::ha_pair`),
+/// and every feature a description cites exists.
+#[test]
+fn each_description_says_what_its_object_does() {
+    use hadrill::cluster::ha_pair::{self, Side};
+    let pair_labels = |side: Option<Side>| -> std::collections::BTreeMap<String, String> {
+        match side {
+            Some(side) => ha_pair::labels("dispatch", side),
+            None => [("app".to_string(), "dispatch".to_string())].into(),
+        }
+    };
+    for s in library().scenarios() {
+        let rendered = s.render(&RenderOptions::in_namespace("demo")).unwrap_or_else(|e| panic!("{e}"));
+        let spec = rendered.resource.to_value()["spec"].clone();
+        let mode = spec["mode"].as_str().unwrap_or_else(|| panic!("{}: no spec.mode", s.name)).to_string();
+        let action = s.action.strip_prefix("stress:").unwrap_or(&s.action);
+        let named = format!("({:?} {action}, mode {mode}", s.kind);
+        let d = &s.description;
+        let lower = d.to_lowercase();
+        assert!(d.contains(&named), "{}: the description must name its object as {named:?}…): {d}", s.name);
+        let (says, must_not) = match mode.as_str() {
+            "one" => ("one pod", "every pod"),
+            "all" => ("every pod", "one pod"),
+            other => panic!("{}: mode {other} has no wording rule yet", s.name),
+        };
+        assert!(lower.contains(says) && !lower.contains(must_not), "{}: mode {mode} hits {says:?}: {d}", s.name);
+        for promise in ["database", "acknowledged", "promoted", "replication"] {
+            assert!(!lower.contains(promise), "{}: {promise:?} is nothing this project checks: {d}", s.name);
+        }
+        for word in d.split_whitespace().filter(|w| w.contains(".feature")) {
+            let file = word.trim_matches(|c: char| !c.is_alphanumeric() && c != '.' && c != '_');
+            assert!(repo_root().join("features").join(file).exists(), "{}: cites {file}, not in features/", s.name);
+        }
+        for p in &s.parameters {
+            match (&p.ty, &p.default) {
+                (ParamType::Labels, Some(hadrill::scenarios::ParamValue::Labels(l))) => {
+                    let side = match p.name.as_str() {
+                        "primary" => Some(Side::Primary),
+                        "standby" => Some(Side::Standby),
+                        _ => None,
+                    };
+                    assert_eq!(l, &pair_labels(side), "{}: default of {}", s.name, p.name);
+                }
+                (_, Some(hadrill::scenarios::ParamValue::String(c))) if p.name == "container" => {
+                    assert_eq!(c, ha_pair::CONTAINER, "{}: default container", s.name);
+                }
+                _ => {}
+            }
+        }
+    }
 }

@@ -61,7 +61,7 @@ pub fn definition(kind: ChaosKind) -> CustomResourceDefinition {
 pub async fn install(client: &kube::Client) -> anyhow::Result<()> {
     use kube::api::{Api, Patch, PatchParams};
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply(crate::cluster::apply::FIELD_MANAGER).force();
+    let params = PatchParams::apply(crate::FIELD_MANAGER).force();
     for def in definitions() {
         let name = def.metadata.name.clone().unwrap_or_default();
         api.patch(&name, &params, &Patch::Apply(&def))

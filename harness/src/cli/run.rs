@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use hadrill::cluster::provider::ClusterFlags;
-use hadrill::report::{self, RunOptions, check};
+use hadrill::runner::{self, RunOptions, check};
 use hadrill::steps::catalog::CATALOG;
 
 /// Arguments of `hadrill run`.
@@ -70,15 +70,15 @@ pub struct CheckArgs {
 
 /// Runs the feature suite (same runner as `cargo test --test features`).
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let options = RunOptions { features: args.features, tags: args.tags, cluster: args.cluster.into() };
-    let passed = report::run_features(options).await?;
+    let options = RunOptions { features: args.features, tags: args.tags, cluster: args.cluster.into(), settings: None };
+    let passed = runner::run_features(options).await?;
     anyhow::ensure!(passed, "the feature suite failed");
     Ok(())
 }
 
 /// Parses features and resolves every step, without a cluster.
 pub fn check(args: CheckArgs) -> anyhow::Result<()> {
-    let roots = if args.features.is_empty() { vec![report::default_features_dir()] } else { args.features };
+    let roots = if args.features.is_empty() { vec![runner::default_features_dir()] } else { args.features };
     let mut files = Vec::new();
     for root in &roots {
         files.extend(check::feature_files(root)?);

@@ -12,7 +12,7 @@ use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
 /// Field manager hadrill applies with.
-pub const FIELD_MANAGER: &str = "hadrill";
+pub use crate::FIELD_MANAGER;
 
 /// One parsed document with its source position.
 #[derive(Debug, Clone)]

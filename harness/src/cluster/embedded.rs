@@ -1,8 +1,6 @@
 //! The embedded cluster as a scenario's cluster: the project's images run as processes, and
 //! the scenario gets a namespace of its own.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, PostParams};
@@ -44,6 +42,3 @@ pub async fn create_namespace(client: &kube::Client, run: &str) -> anyhow::Resul
         .with_context(|| format!("creating namespace {name}"))?;
     Ok(name)
 }
-
-/// Upper bound for waits on things the cluster should do by itself (a safety net).
-pub const SETTLE: Duration = Duration::from_secs(90);

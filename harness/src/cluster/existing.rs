@@ -12,11 +12,6 @@ pub const ALLOW_ENV: &str = "HADRILL_ALLOW_CONTEXTS";
 /// Environment variable naming the context to use (the `--context` flag).
 pub const CONTEXT_ENV: &str = "HADRILL_CONTEXT";
 
-/// The contexts allowed by [`ALLOW_ENV`] (empty when unset).
-pub fn allowed_from_env() -> Vec<String> {
-    std::env::var(ALLOW_ENV).map(|v| split_list(&v)).unwrap_or_default()
-}
-
 /// Splits a comma-separated list, dropping blanks.
 pub fn split_list(list: &str) -> Vec<String> {
     list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()

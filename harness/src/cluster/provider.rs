@@ -10,12 +10,12 @@
 //!
 //! Flags the chosen provider would ignore are refused, and everything that can be checked
 //! without side effects (values, allow list, tools on PATH, the kind config) is checked before
-//! anything runs. The run-wide cluster is published in a process-wide slot ([`current`]) for
-//! the steps; each scenario on it gets a namespace of its own ([`scenario_on`]).
+//! anything runs. The runner hands the run-wide cluster ([`RunCluster::shared`]) to every
+//! scenario; each scenario on it gets a namespace of its own ([`scenario_on`]).
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, anyhow, bail, ensure};
 use k8s_openapi::api::core::v1::Node;
@@ -142,11 +142,6 @@ pub enum ClusterChoice {
 }
 
 impl ClusterFlags {
-    /// The choice from these flags and, where a flag is absent, the process environment.
-    pub fn resolve(&self) -> anyhow::Result<ClusterChoice> {
-        self.resolve_with(|name| std::env::var(name).ok())
-    }
-
     /// The choice from these flags and, where a flag is absent, `env` (blank values count as
     /// unset). Flags the chosen provider would ignore are refused; the environment's are not,
     /// since one shell may serve several kinds of run.
@@ -180,7 +175,7 @@ impl ClusterFlags {
             ProviderKind::Sim => ClusterChoice::Sim,
             ProviderKind::Kind => {
                 let keep = self.keep || env(KEEP_ENV).map(|v| parse_bool(KEEP_ENV, &v)).transpose()?.unwrap_or(false);
-                let config = self.kind_config.clone().unwrap_or_else(|| source_root().join(kind::DEFAULT_CONFIG));
+                let config = self.kind_config.clone().unwrap_or_else(|| super::repo_path(kind::DEFAULT_CONFIG));
                 ClusterChoice::Kind { config, kubeconfig, keep }
             }
             ProviderKind::Existing => {
@@ -203,11 +198,6 @@ fn parse_bool(name: &str, value: &str) -> anyhow::Result<bool> {
         "0" | "false" | "no" => Ok(false),
         _ => bail!("{name}={value:?}: expected 1, true or yes (keep) or 0, false or no"),
     }
-}
-
-/// The source tree this build came from (kind-configs/, deploy/ live there).
-fn source_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 impl ClusterChoice {
@@ -247,7 +237,7 @@ impl ClusterChoice {
     }
 }
 
-/// The run-wide cluster as the steps see it.
+/// The run-wide cluster as the scenarios see it.
 #[derive(Clone)]
 pub struct SharedCluster {
     /// Which provider made it.
@@ -256,6 +246,10 @@ pub struct SharedCluster {
     pub client: kube::Client,
     /// What it is, for messages (e.g. `kind cluster "hadrill"`).
     pub label: String,
+    /// Where the scenarios keep their run ledgers.
+    ledger_dir: PathBuf,
+    /// Run ids of the scenarios started on it, for the cleanup after Ctrl-C.
+    runs: Arc<Mutex<Vec<String>>>,
 }
 
 impl std::fmt::Debug for SharedCluster {
@@ -264,29 +258,21 @@ impl std::fmt::Debug for SharedCluster {
     }
 }
 
-/// The run-wide cluster of the run in progress (one run per process at a time).
-static CURRENT: RwLock<Option<SharedCluster>> = RwLock::new(None);
-/// Run ids of the scenarios started on it, for the cleanup after Ctrl-C.
-static RUNS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-/// The run-wide cluster, or `None` when scenarios start their own embedded clusters.
-pub fn current() -> Option<SharedCluster> {
-    CURRENT.read().unwrap_or_else(|p| p.into_inner()).clone()
-}
-
-fn publish(cluster: Option<SharedCluster>) {
-    *CURRENT.write().unwrap_or_else(|p| p.into_inner()) = cluster;
-    RUNS.lock().unwrap_or_else(|p| p.into_inner()).clear();
-}
-
-fn registered_runs() -> Vec<String> {
-    RUNS.lock().unwrap_or_else(|p| p.into_inner()).clone()
+impl SharedCluster {
+    /// Run ids of the scenarios started on it so far.
+    fn registered_runs(&self) -> Vec<String> {
+        self.runs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// For steps that only the embedded cluster can do (powering a node off, stopping its
 /// heartbeat): the scenario's embedded cluster, or an error naming the run's provider.
-pub fn embedded_only<'a>(sim: Option<&'a sim::Sim>, step: &str) -> anyhow::Result<&'a sim::Sim> {
-    match (sim, current()) {
+pub fn embedded_only<'a>(
+    sim: Option<&'a sim::Sim>,
+    shared: Option<&SharedCluster>,
+    step: &str,
+) -> anyhow::Result<&'a sim::Sim> {
+    match (sim, shared) {
         (Some(sim), _) => Ok(sim),
         (None, Some(shared)) => bail!(
             "`{step}` needs the embedded cluster, but this run uses the {}; run it with --cluster sim \
@@ -299,11 +285,6 @@ pub fn embedded_only<'a>(sim: Option<&'a sim::Sim>, step: &str) -> anyhow::Resul
     }
 }
 
-/// Directory of the run ledgers of feature runs (the faults steps use the same).
-pub fn ledger_dir() -> PathBuf {
-    crate::report::reports_dir().join(".ledger")
-}
-
 /// A scenario set up on the run-wide cluster.
 #[derive(Debug)]
 pub struct ScenarioSetup {
@@ -311,8 +292,9 @@ pub struct ScenarioSetup {
     pub run_id: String,
     /// Its namespace `hadrill-RUN`.
     pub namespace: String,
-    /// Its chaos run, whose ledger holds the namespace: dropping the run at the end of the
-    /// scenario removes it (after any fault), and `hadrill clean` does after a crash.
+    /// Its chaos run, whose ledger holds the namespace: finishing the run when the scenario
+    /// ends (the World's teardown) removes it after any fault; dropping the run after a panic
+    /// does too, and `hadrill clean` does after a crash.
     pub run: Run,
 }
 
@@ -334,8 +316,8 @@ pub async fn scenario_on(cluster: &SharedCluster, nodes: usize) -> anyhow::Resul
         all.len()
     );
     let run_id = super::embedded::run_id();
-    let run = Run::new(cluster.client.clone(), &ledger_dir(), Some(&run_id))?;
-    RUNS.lock().unwrap_or_else(|p| p.into_inner()).push(run_id.clone());
+    let run = Run::new(cluster.client.clone(), &cluster.ledger_dir, Some(&run_id))?;
+    cluster.runs.lock().unwrap_or_else(|p| p.into_inner()).push(run_id.clone());
     let namespace = format!("hadrill-{run_id}");
     run.create_namespace(&namespace).await?;
     Ok(ScenarioSetup { run_id, namespace, run })
@@ -369,8 +351,8 @@ enum Owned {
 }
 
 /// The run-wide cluster, from [`RunCluster::setup`] to [`RunCluster::teardown`]. Dropped
-/// without teardown (an error, a panic), it still unpublishes itself, and a kind cluster it
-/// created is deleted by `KindCluster`'s own drop.
+/// without teardown (an error, a panic), a kind cluster it created is deleted by
+/// `KindCluster`'s own drop.
 pub struct RunCluster {
     provider: ProviderKind,
     owned: Owned,
@@ -384,13 +366,13 @@ impl std::fmt::Debug for RunCluster {
 }
 
 impl RunCluster {
-    /// Sets up the run-wide cluster of `choice` and publishes it for the steps (nothing for
-    /// `sim`). Ctrl-C while a kind cluster is being created deletes what was created.
-    pub async fn setup(choice: &ClusterChoice) -> anyhow::Result<RunCluster> {
+    /// Sets up the run-wide cluster of `choice` (nothing for `sim`), whose scenarios keep
+    /// their run ledgers in `ledger_dir`. Ctrl-C while a kind cluster is being created deletes
+    /// what was created.
+    pub async fn setup(choice: &ClusterChoice, ledger_dir: PathBuf) -> anyhow::Result<RunCluster> {
         choice.preflight()?;
         let (owned, client, label) = match choice {
             ClusterChoice::Sim => {
-                publish(None);
                 return Ok(RunCluster { provider: ProviderKind::Sim, owned: Owned::Nothing, shared: None });
             }
             ClusterChoice::Existing { context, allowed, kubeconfig } => {
@@ -436,8 +418,8 @@ impl RunCluster {
             .with_context(|| format!("the API server of the {label} does not answer"))?;
         tracing::info!(cluster = %label, version = %version.git_version, "using the run-wide cluster");
         warn_without_chaos_mesh(&client, &label).await;
-        let shared = SharedCluster { provider: choice.provider(), client, label };
-        publish(Some(shared.clone()));
+        let runs = Arc::default();
+        let shared = SharedCluster { provider: choice.provider(), client, label, ledger_dir, runs };
         Ok(RunCluster { provider: choice.provider(), owned, shared: Some(shared) })
     }
 
@@ -464,7 +446,7 @@ impl RunCluster {
             Owned::K3s(_) => false,
         };
         if let (true, Some(shared)) = (stays, &self.shared) {
-            exit_on_second_interrupt(sweep_runs(&shared.client, &registered_runs())).await;
+            exit_on_second_interrupt(sweep_runs(shared)).await;
         }
         match self.teardown().await {
             Ok(()) => anyhow!("the run was interrupted (Ctrl-C)"),
@@ -472,12 +454,11 @@ impl RunCluster {
         }
     }
 
-    /// Unpublishes the cluster and deletes what the run created (unless kept), and the empty
-    /// ledgers of its scenarios.
+    /// Deletes what the run created (unless kept), and the empty ledgers of its scenarios.
     pub async fn teardown(mut self) -> anyhow::Result<()> {
-        let runs = registered_runs();
-        publish(None);
-        remove_empty_ledgers(&runs);
+        if let Some(shared) = &self.shared {
+            remove_empty_ledgers(&shared.ledger_dir, &shared.registered_runs());
+        }
         match std::mem::replace(&mut self.owned, Owned::Nothing) {
             Owned::Nothing => Ok(()),
             Owned::Kind { cluster, existed, keep } => {
@@ -493,14 +474,6 @@ impl RunCluster {
             }
             #[cfg(feature = "k3s")]
             Owned::K3s(cluster) => exit_on_second_interrupt((*cluster).down()).await,
-        }
-    }
-}
-
-impl Drop for RunCluster {
-    fn drop(&mut self) {
-        if self.shared.is_some() {
-            publish(None);
         }
     }
 }
@@ -540,7 +513,7 @@ pub fn deploy_command(root: &Path, kubeconfig: &Path) -> ToolCommand {
 
 /// `kubectl rollout status` of the controller, as `make deploy` waits for it.
 pub fn rollout_command(kubeconfig: &Path) -> ToolCommand {
-    use crate::steps::controller::{CONTROLLER, CONTROLLER_NS};
+    use super::controller::{CONTROLLER, CONTROLLER_NS};
     ToolCommand::new(Tool::Kubectl).arg("--kubeconfig").arg(kubeconfig).args([
         "-n",
         CONTROLLER_NS,
@@ -599,12 +572,13 @@ async fn exit_on_second_interrupt<T>(f: impl Future<Output = T>) -> T {
     }
 }
 
-/// Removes what the ledgers of `runs` still record, and their chaos objects found by label
-/// (namespaces only through the ledger: hadrill-system carries a run label too).
-async fn sweep_runs(client: &kube::Client, runs: &[String]) {
+/// Removes what the ledgers of the scenarios started on `shared` still record, and their
+/// chaos objects found by label (namespaces only through the ledger: hadrill-system carries a
+/// run label too).
+async fn sweep_runs(shared: &SharedCluster) {
     let options = CleanupOptions::default();
-    let dir = ledger_dir();
-    for run in runs {
+    let (client, dir, runs) = (&shared.client, &shared.ledger_dir, shared.registered_runs());
+    for run in &runs {
         let path = dir.join(format!("{run}.jsonl"));
         let mut removals = Vec::new();
         if path.is_file() {
@@ -618,12 +592,11 @@ async fn sweep_runs(client: &kube::Client, runs: &[String]) {
             Err(e) => eprintln!("  sweeping the chaos objects of run {run}: {e:#}"),
         }
     }
-    remove_empty_ledgers(runs);
+    remove_empty_ledgers(dir, &runs);
 }
 
-/// Deletes the ledger files of `runs` that record nothing any more.
-fn remove_empty_ledgers(runs: &[String]) {
-    let dir = ledger_dir();
+/// Deletes the ledger files of `runs` in `dir` that record nothing any more.
+fn remove_empty_ledgers(dir: &Path, runs: &[String]) {
     for run in runs {
         let path = dir.join(format!("{run}.jsonl"));
         if path.is_file()

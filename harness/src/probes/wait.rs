@@ -7,7 +7,8 @@ use anyhow::{Context, bail};
 use kube::Api;
 use kube::runtime::wait::await_condition;
 
-use crate::cluster::embedded::SETTLE;
+/// Upper bound for waits on things the cluster should do by itself (a safety net).
+pub const SETTLE: Duration = Duration::from_secs(90);
 
 /// Waits until `cond` holds for `name` (at most [`SETTLE`]); returns the object.
 pub async fn until<K>(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::report::metrics::ScenarioRecord;
-use crate::world::{LinkGap, Mark, MarkKind};
+use crate::report::timeline::{LinkGap, Mark, MarkKind};
 
 /// Runs shown in the trend charts (the most recent).
 const TREND_RUNS: usize = 50;

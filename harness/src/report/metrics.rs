@@ -2,19 +2,12 @@
 //! line appended per run, for nightly trends).
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::path::Path;
 
 use anyhow::Context;
-use cucumber::event::ScenarioFinished;
-use cucumber::gherkin::{Feature, Rule, Scenario};
-use futures::FutureExt as _;
-use futures::future::LocalBoxFuture;
 use serde::Serialize;
 
-use super::bundle;
-use crate::HadrillWorld;
-use crate::world::{Figure, LinkGap, Mark};
+use super::timeline::{Figure, LinkGap, Mark};
 
 /// What one scenario measured.
 #[derive(Debug, Clone, Serialize)]
@@ -55,95 +48,6 @@ impl From<&Figure> for FigureRecord {
     fn from(f: &Figure) -> Self {
         Self { name: f.name.clone(), seconds: f.seconds, deadline: f.deadline }
     }
-}
-
-static RECORDS: Mutex<Vec<ScenarioRecord>> = Mutex::new(Vec::new());
-
-/// How long a whole bundle may take before the run moves on without it.
-const BUNDLE_LIMIT: std::time::Duration = std::time::Duration::from_secs(120);
-
-/// Cucumber `after` hook: keeps the scenario's figures (also of failed scenarios) and, when it
-/// failed, writes its bundle under `reports` ([`super::bundle`]).
-pub fn after_scenario<'a>(
-    reports: PathBuf,
-    feature: &'a Feature,
-    _rule: Option<&'a Rule>,
-    scenario: &'a Scenario,
-    finished: &'a ScenarioFinished,
-    world: Option<&'a mut HadrillWorld>,
-) -> LocalBoxFuture<'a, ()> {
-    async move {
-        let world = world.map(|w| &*w);
-        let mut record = record(feature, scenario, finished, world);
-        if let (false, Some(world)) = (record.passed, world) {
-            record.bundle = write_bundle(&reports, world, &record).await;
-        }
-        RECORDS.lock().unwrap_or_else(|p| p.into_inner()).push(record);
-    }
-    .boxed_local()
-}
-
-/// What the scenario measured and how it ended.
-fn record(
-    feature: &Feature,
-    scenario: &Scenario,
-    finished: &ScenarioFinished,
-    world: Option<&HadrillWorld>,
-) -> ScenarioRecord {
-    let (figures, timeline, link_gaps) = world
-        .map(|w| (w.figures.iter().map(FigureRecord::from).collect(), w.marks.clone(), w.link_gaps.clone()))
-        .unwrap_or_default();
-    let failure = match finished {
-        ScenarioFinished::StepPassed => None,
-        ScenarioFinished::StepSkipped => Some("a step was skipped".to_string()),
-        // A step's error reaches cucumber as a panic; its prefix is noise in a report.
-        ScenarioFinished::StepFailed(_, _, err) => {
-            let text = err.to_string();
-            Some(text.strip_prefix("Step panicked. Captured output: ").map(str::to_string).unwrap_or(text))
-        }
-        ScenarioFinished::BeforeHookFailed(info) => Some(format!("a before hook panicked: {info:?}")),
-    };
-    ScenarioRecord {
-        feature: feature.name.clone(),
-        scenario: scenario.name.clone(),
-        passed: matches!(finished, ScenarioFinished::StepPassed),
-        figures,
-        timeline,
-        link_gaps,
-        failure,
-        bundle: None,
-    }
-}
-
-/// Writes the failure bundle; its directory relative to `reports`, or `None` (with a warning)
-/// when it could not be written: a missing bundle must not fail the run.
-async fn write_bundle(reports: &Path, world: &HadrillWorld, record: &ScenarioRecord) -> Option<String> {
-    let name = bundle::claim(&record.scenario);
-    let dir = reports.join(&name);
-    let about =
-        bundle::About { feature: &record.feature, scenario: &record.scenario, failure: record.failure.as_deref() };
-    match tokio::time::timeout(BUNDLE_LIMIT, bundle::collect(world, &dir, about)).await {
-        Ok(Ok(dir)) => {
-            println!("    📦 failure bundle: {}", dir.display());
-            Some(name)
-        }
-        Ok(Err(e)) => {
-            eprintln!("warning: no failure bundle for {:?}: {e:#}", record.scenario);
-            None
-        }
-        Err(_) => {
-            eprintln!(
-                "warning: the failure bundle for {:?} took over {BUNDLE_LIMIT:?}; it is incomplete",
-                record.scenario
-            );
-            None
-        }
-    }
-}
-
-/// Takes what the hook collected so far.
-pub fn take() -> Vec<ScenarioRecord> {
-    std::mem::take(&mut *RECORDS.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 /// Reads history.jsonl in `dir` (oldest first); unreadable lines are skipped with a warning,

@@ -49,7 +49,7 @@ pub fn line(text: impl fmt::Display) {
 /// (the process has no global subscriber yet). On `true` the caller must install it, with
 /// [`Plain`] and [`subscriber`]; lines are then collected until [`end`]. Feature runs in one
 /// process are meant to follow each other: the flag is process-wide.
-pub(super) fn begin() -> bool {
+pub fn begin() -> bool {
     let nobody_else = tracing::dispatcher::get_default(|d| d.is::<tracing::subscriber::NoSubscriber>());
     let ours = nobody_else && !INSTALLED.swap(true, Ordering::AcqRel);
     COLLECTING.store(ours, Ordering::Release);
@@ -57,14 +57,14 @@ pub(super) fn begin() -> bool {
 }
 
 /// Called after a feature run: lines go to stdout again (the collector went with the run).
-pub(super) fn end() {
+pub fn end() {
     COLLECTING.store(false, Ordering::Release);
 }
 
 /// The process's subscriber during a feature run: cucumber's collecting layer sees only
 /// [`TARGET`] (and cucumber's spans); everything else goes to stderr, filtered by `RUST_LOG`
 /// (default `warn`: the embedded cluster logs a lot at `info`).
-pub(super) fn subscriber<L>(collect: L) -> impl Subscriber + Send + Sync
+pub fn subscriber<L>(collect: L) -> impl Subscriber + Send + Sync
 where
     L: Layer<Registry> + Send + Sync + 'static,
 {

@@ -1,7 +1,5 @@
 //! Steps about the cluster itself.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, ensure};
 use cucumber::{given, then, when};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -10,11 +8,8 @@ use kube::api::{Api, ListParams};
 
 use crate::HadrillWorld;
 use crate::cluster::apply::apply_file;
-
-/// Repository root: manifests in steps are given relative to it.
-pub(crate) fn repo_path(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
-}
+use crate::cluster::repo_path;
+use crate::cluster::scenario::{self, ScenarioCluster};
 
 /// `Given a cluster with 3 nodes`
 ///
@@ -23,16 +18,8 @@ pub(crate) fn repo_path(rel: &str) -> PathBuf {
 /// schedulable nodes, a namespace of its own that is removed when the scenario ends.
 #[given(expr = "a cluster with {int} node(s)")]
 async fn cluster(world: &mut HadrillWorld, nodes: usize) -> anyhow::Result<()> {
-    let Some(shared) = crate::cluster::provider::current() else {
-        return embedded_cluster(world, nodes).await;
-    };
-    let setup = crate::cluster::provider::scenario_on(&shared, nodes).await?;
-    world.run_id = setup.run_id;
-    world.namespace = setup.namespace;
-    // The faults steps use this run too, so their objects share its ledger and cleanup.
-    world.chaos_run = Some(setup.run);
-    world.recorder = Some(crate::probes::recorder::Recorder::start(shared.client.clone(), &world.namespace));
-    world.client = Some(shared.client);
+    let shared = world.run.shared.clone();
+    adopt(world, scenario::set_up(shared.as_ref(), nodes).await?);
     Ok(())
 }
 
@@ -42,20 +29,26 @@ async fn cluster(world: &mut HadrillWorld, nodes: usize) -> anyhow::Result<()> {
 /// cluster itself).
 #[given(expr = "an embedded cluster with {int} node(s)")]
 async fn embedded_cluster(world: &mut HadrillWorld, nodes: usize) -> anyhow::Result<()> {
-    let sim = crate::cluster::embedded::start(nodes).await?;
-    let client = sim.client()?;
-    world.run_id = crate::cluster::embedded::run_id();
-    world.namespace = crate::cluster::embedded::create_namespace(&client, &world.run_id).await?;
-    world.recorder = Some(crate::probes::recorder::Recorder::start(client.clone(), &world.namespace));
-    world.client = Some(client);
-    world.sim = Some(sim);
+    adopt(world, scenario::set_up(None, nodes).await?);
     Ok(())
+}
+
+/// Makes `set_up` the scenario's cluster (its chaos run is the one the faults steps use, so
+/// their objects share its ledger and cleanup).
+fn adopt(world: &mut HadrillWorld, set_up: ScenarioCluster) {
+    let c = &mut world.cluster;
+    c.run_id = set_up.run_id;
+    c.namespace = set_up.namespace;
+    c.client = Some(set_up.client);
+    c.sim = set_up.sim;
+    c.recorder = Some(set_up.recorder);
+    world.faults.run = set_up.run;
 }
 
 /// `When the manifest "features/manifests/web.yaml" is applied`
 #[when(expr = "the manifest {string} is applied")]
 async fn manifest_applied(world: &mut HadrillWorld, path: String) -> anyhow::Result<()> {
-    let applied = apply_file(&world.client()?, &repo_path(&path), &world.namespace).await?;
+    let applied = apply_file(&world.client()?, &repo_path(&path), &world.cluster.namespace).await?;
     ensure!(!applied.is_empty(), "{path} holds no objects");
     Ok(())
 }

@@ -9,23 +9,16 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, ensure};
-use cucumber::{then, when};
-use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::Api;
-
-use super::controller::{CONTROLLER, CONTROLLER_NS};
+use super::params::{Percent, Span};
 use crate::HadrillWorld;
 use crate::chaos::lifecycle::{InjectOptions, Recovery, Run};
 use crate::chaos::model::ChaosStatus as _;
+use crate::cluster::controller::{self, CONTROLLER_NS};
 use crate::cluster::ha_pair::{self, Side};
 use crate::scenarios::{Library, RenderOptions};
 use crate::world::MarkKind;
-
-/// Directory of the run ledgers of feature runs.
-fn ledger_dir() -> std::path::PathBuf {
-    crate::report::reports_dir().join(".ledger")
-}
+use anyhow::{Context, ensure};
+use cucumber::{then, when};
 
 /// The instant a [`SystemTime`] from the lifecycle's timeline stands for.
 fn instant_of(at: SystemTime) -> Instant {
@@ -38,12 +31,12 @@ fn instant_of(at: SystemTime) -> Instant {
 
 /// The run (ledger + cleanup) of this scenario, created on first use.
 fn chaos_run(world: &mut HadrillWorld) -> anyhow::Result<&Run> {
-    if world.chaos_run.is_none() {
-        ensure!(!world.run_id.is_empty(), "no run yet: start the scenario with `Given a cluster with N nodes`");
-        let run = Run::new(world.client()?, &ledger_dir(), Some(&world.run_id))?;
-        world.chaos_run = Some(run);
+    if world.faults.run.is_none() {
+        ensure!(!world.cluster.run_id.is_empty(), "no run yet: start the scenario with `Given a cluster with N nodes`");
+        let run = Run::new(world.client()?, &world.run.settings.ledger_dir(), Some(&world.cluster.run_id))?;
+        world.faults.run = Some(run);
     }
-    world.chaos_run.as_ref().context("the chaos run")
+    world.faults.run.as_ref().context("the chaos run")
 }
 
 fn label_text(name: &str, side: Side) -> String {
@@ -58,16 +51,9 @@ async fn context_value(world: &HadrillWorld, param: &str) -> anyhow::Result<Opti
         "app" => Some(format!("app={}", world.ha_service()?)),
         "container" => Some(ha_pair::CONTAINER.to_string()),
         "node" => Some(super::ha_service::node_of_primary(world, world.ha_service()?).await?),
-        "leader_pod" => Some(leader(world).await?),
+        "leader_pod" => Some(controller::leader(&world.client()?).await?),
         _ => None,
     })
-}
-
-/// The controller's current leader (the Lease holder: its pod name).
-pub(crate) async fn leader(world: &HadrillWorld) -> anyhow::Result<String> {
-    let leases: Api<Lease> = Api::namespaced(world.client()?, CONTROLLER_NS);
-    let lease = leases.get(CONTROLLER).await.context("reading the controller's Lease (is the controller running?)")?;
-    lease.spec.and_then(|s| s.holder_identity).filter(|h| !h.is_empty()).context("the controller's Lease has no holder")
 }
 
 /// Parses `name=value; name=value` (`;` separates, since label values hold `,` and `=`).
@@ -96,7 +82,7 @@ pub(crate) async fn inject(
     let namespace = if scenario.parameter_named("leader_pod").is_some() {
         CONTROLLER_NS.to_string()
     } else {
-        world.namespace.clone()
+        world.cluster.namespace.clone()
     };
     let mut options = RenderOptions::in_namespace(&namespace);
     for (k, v) in &settings {
@@ -116,18 +102,18 @@ pub(crate) async fn inject(
     let injection = run.inject(&rendered.resource, &inject).await.with_context(|| format!("injecting {name}"))?;
     let t = injection.timeline();
     let created = instant_of(t.created);
-    world.fault_at = Some(created);
+    world.faults.at = Some(created);
     world.mark(created, MarkKind::Fault, format!("scenario {name} injected"));
     world.figure(format!("{name}: create to AllInjected"), t.injection_latency().as_secs_f64(), None);
     // Records are `ns/pod` or `ns/pod/container`; the main selector's are the fault's pods.
-    world.fault_pods = injection
+    world.faults.pods = injection
         .status()
         .records()
         .iter()
         .filter(|r| r.selector_key == "." || r.selector_key.is_empty())
         .filter_map(|r| r.id.split('/').nth(1).map(str::to_string))
         .collect();
-    world.injections.push(injection);
+    world.faults.injections.push(injection);
     Ok(())
 }
 
@@ -165,27 +151,27 @@ async fn random_fault(world: &mut HadrillWorld, list: String, seed: u64) -> anyh
 }
 
 /// `When the node hosting the primary of "dispatch" loses its network for 60 s`
-#[when(expr = "the node hosting the primary of {string} loses its network for {int} s")]
-async fn node_loses_network(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::Result<()> {
+#[when(expr = "the node hosting the primary of {string} loses its network for {duration}")]
+async fn node_loses_network(world: &mut HadrillWorld, name: String, span: Span) -> anyhow::Result<()> {
     let node = super::ha_service::node_of_primary(world, &name).await?;
-    let settings = vec![("node".to_string(), node), ("duration".to_string(), format!("{seconds}s"))];
+    let settings = vec![("node".to_string(), node), ("duration".to_string(), span.go_duration())];
     inject(world, "primary-node-network-loss", settings).await
 }
 
 /// `When the primary of "dispatch" is CPU-stressed by 2 workers at 100% for 60 s`
-#[when(expr = "the primary of {string} is CPU-stressed by {int} worker(s) at {int}% for {int} s")]
+#[when(expr = "the primary of {string} is CPU-stressed by {int} worker(s) at {percent} for {duration}")]
 async fn cpu_stressed(
     world: &mut HadrillWorld,
     name: String,
     workers: u32,
-    load: u32,
-    seconds: u64,
+    load: Percent,
+    span: Span,
 ) -> anyhow::Result<()> {
     let settings = vec![
         ("primary".to_string(), label_text(&name, Side::Primary)),
         ("workers".to_string(), workers.to_string()),
-        ("load".to_string(), load.to_string()),
-        ("duration".to_string(), format!("{seconds}s")),
+        ("load".to_string(), load.0.to_string()),
+        ("duration".to_string(), span.go_duration()),
     ];
     inject(world, "primary-cpu-stress", settings).await
 }
@@ -193,7 +179,7 @@ async fn cpu_stressed(
 /// `When the controller's leader is killed`
 #[when(expr = "the controller's leader is killed")]
 async fn leader_killed(world: &mut HadrillWorld) -> anyhow::Result<()> {
-    let leader = leader(world).await?;
+    let leader = controller::leader(&world.client()?).await?;
     inject(world, "controller-leader-kill", vec![("leader_pod".into(), leader)]).await
 }
 
@@ -202,8 +188,8 @@ async fn leader_killed(world: &mut HadrillWorld) -> anyhow::Result<()> {
 /// Deletes every fault still in place and waits until each is confirmed recovered.
 #[when(expr = "the fault is removed")]
 async fn fault_removed(world: &mut HadrillWorld) -> anyhow::Result<()> {
-    ensure!(!world.injections.is_empty(), "no fault is in place");
-    for injection in std::mem::take(&mut world.injections) {
+    ensure!(!world.faults.injections.is_empty(), "no fault is in place");
+    for injection in std::mem::take(&mut world.faults.injections) {
         let what = injection.object().to_string();
         let t = injection.recover(Recovery::Delete, Duration::from_secs(60)).await?;
         if let Some(r) = t.recovered {
@@ -216,12 +202,12 @@ async fn fault_removed(world: &mut HadrillWorld) -> anyhow::Result<()> {
 /// `Then the fault ends by itself within 30 s`
 ///
 /// For faults with a duration: waits for Chaos Mesh's `AllRecovered` and removes the object.
-#[then(expr = "the fault ends by itself within {int} s")]
-async fn fault_ends(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<()> {
-    ensure!(!world.injections.is_empty(), "no fault is in place");
-    for injection in std::mem::take(&mut world.injections) {
+#[then(expr = "the fault ends by itself within {duration}")]
+async fn fault_ends(world: &mut HadrillWorld, within: Span) -> anyhow::Result<()> {
+    ensure!(!world.faults.injections.is_empty(), "no fault is in place");
+    for injection in std::mem::take(&mut world.faults.injections) {
         let what = injection.object().to_string();
-        let t = injection.recover(Recovery::Duration, Duration::from_secs(seconds)).await?;
+        let t = injection.recover(Recovery::Duration, within.0).await?;
         if let Some(r) = t.recovered {
             world.mark(instant_of(r), MarkKind::FaultRemoved, format!("{what} recovered"));
         }

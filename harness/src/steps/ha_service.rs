@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
+use super::params::{SideParam, Span};
 use crate::HadrillWorld;
 use crate::cluster::ha_pair::{self, Side};
 use crate::probes::wait::until;
@@ -24,13 +25,13 @@ use crate::world::MarkKind;
 /// it has adopted the Service.
 #[given(expr = "an HA service {string} with a primary and a standby deployment of {int} replica(s)")]
 async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> anyhow::Result<()> {
-    if world.traces.is_none() {
-        world.traces = Some(match world.sim {
+    if world.traffic.traces.is_none() {
+        world.traffic.traces = Some(match world.cluster.sim {
             Some(_) => crate::traces::sink::Sink::embedded().await?,
             None => crate::traces::sink::Sink::jaeger(world.client()?),
         });
     }
-    let otlp = world.traces.as_ref().map(|t| t.otlp_endpoint());
+    let otlp = world.traffic.traces.as_ref().map(|t| t.otlp_endpoint());
     let deployments = world.api::<Deployment>()?;
     for side in [Side::Primary, Side::Standby] {
         let d = ha_pair::deployment(&name, side, replicas, otlp.as_deref())?;
@@ -51,7 +52,7 @@ async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> an
         .create(&PostParams::default(), &ha_pair::service(&name)?)
         .await
         .with_context(|| format!("creating service {name}"))?;
-    world.ha_services.push(name.clone());
+    world.service.names.push(name.clone());
     if controller_present(world).await? {
         let services = world.api::<Service>()?;
         until(&services, &name, "the controller to adopt the Service", |s: &Service| {
@@ -66,8 +67,8 @@ async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> an
 }
 
 async fn controller_present(world: &HadrillWorld) -> anyhow::Result<bool> {
-    let api: kube::Api<Deployment> = kube::Api::namespaced(world.client()?, super::controller::CONTROLLER_NS);
-    Ok(api.get_opt(super::controller::CONTROLLER).await?.is_some())
+    let api: kube::Api<Deployment> = kube::Api::namespaced(world.client()?, crate::cluster::controller::CONTROLLER_NS);
+    Ok(api.get_opt(crate::cluster::controller::CONTROLLER).await?.is_some())
 }
 
 /// The live (not terminating) pods of one side.
@@ -84,14 +85,6 @@ pub(crate) async fn node_of_primary(world: &HadrillWorld, name: &str) -> anyhow:
     pods.iter()
         .find_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
         .with_context(|| format!("no pod of the primary of {name} is on a node"))
-}
-
-fn side_of(word: &str) -> anyhow::Result<Side> {
-    match word {
-        "primary" => Ok(Side::Primary),
-        "standby" => Ok(Side::Standby),
-        other => bail!("{other:?} is not a side: primary or standby"),
-    }
 }
 
 async fn kill(world: &mut HadrillWorld, name: &str, side: Side, count: Option<usize>) -> anyhow::Result<()> {
@@ -115,29 +108,29 @@ async fn kill(world: &mut HadrillWorld, name: &str, side: Side, count: Option<us
         }
     });
     futures::future::try_join_all(kills).await?;
-    world.fault_pods = names;
+    world.faults.pods = names;
     Ok(())
 }
 
 /// `When every pod of the primary of "dispatch" is killed`
-#[when(expr = "every pod of the {word} of {string} is killed")]
-async fn kill_all(world: &mut HadrillWorld, side: String, name: String) -> anyhow::Result<()> {
-    kill(world, &name, side_of(&side)?, None).await
+#[when(expr = "every pod of the {side} of {string} is killed")]
+async fn kill_all(world: &mut HadrillWorld, side: SideParam, name: String) -> anyhow::Result<()> {
+    kill(world, &name, side.0, None).await
 }
 
 /// `When 1 pod of the primary of "dispatch" is killed`
-#[when(expr = "{int} pod(s) of the {word} of {string} is/are killed")]
-async fn kill_some(world: &mut HadrillWorld, count: usize, side: String, name: String) -> anyhow::Result<()> {
-    kill(world, &name, side_of(&side)?, Some(count)).await
+#[when(expr = "{int} pod(s) of the {side} of {string} is/are killed")]
+async fn kill_some(world: &mut HadrillWorld, count: usize, side: SideParam, name: String) -> anyhow::Result<()> {
+    kill(world, &name, side.0, Some(count)).await
 }
 
 /// `When the standby of "dispatch" is scaled to 0`
 ///
 /// Scales one side's Deployment and waits until it has exactly that many ready replicas
 /// (a side with no pods is unhealthy).
-#[when(expr = "the {word} of {string} is scaled to {int}")]
-async fn scaled(world: &mut HadrillWorld, side: String, name: String, replicas: i32) -> anyhow::Result<()> {
-    let side = side_of(&side)?;
+#[when(expr = "the {side} of {string} is scaled to {int}")]
+async fn scaled(world: &mut HadrillWorld, side: SideParam, name: String, replicas: i32) -> anyhow::Result<()> {
+    let SideParam(side) = side;
     let workload = ha_pair::workload(&name, side);
     let deployments = world.api::<Deployment>()?;
     let scale = serde_json::json!({"spec": {"replicas": replicas}});
@@ -159,18 +152,18 @@ async fn scaled(world: &mut HadrillWorld, side: String, name: String, replicas: 
 /// `Then "dispatch" fails over to the standby within 10 s`
 ///
 /// Measured from the last fault to the Service selecting the standby's pods, by watch.
-#[then(expr = "{string} fails over to the standby within {int} s")]
-async fn fails_over(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::Result<()> {
-    let start = world.fault_at.context("no fault was injected before this step")?;
-    let deadline = Duration::from_secs(seconds);
+#[then(expr = "{string} fails over to the standby within {duration}")]
+async fn fails_over(world: &mut HadrillWorld, name: String, within: Span) -> anyhow::Result<()> {
+    let start = world.faults.at.context("no fault was injected before this step")?;
+    let deadline = within.0;
     // Wait past the deadline (bounded) so a late switch is still measured and reported.
     let limit = deadline * 3 + Duration::from_secs(5);
     let Some(took) = await_side(world, &name, Side::Standby, start, limit, "fail over").await? else {
-        bail!("{name} did not fail over within {:.1?} (deadline {seconds} s)", start.elapsed());
+        bail!("{name} did not fail over within {:.1?} (deadline {within})", start.elapsed());
     };
     world.mark(start + took, MarkKind::Switched, format!("{name} switched to the standby"));
-    world.figure(format!("{name}: fault to switch"), took.as_secs_f64(), Some(seconds as f64));
-    ensure!(took <= deadline, "{name} failed over after {took:.3?}, deadline {seconds} s");
+    world.figure(format!("{name}: fault to switch"), took.as_secs_f64(), Some(within.secs()));
+    ensure!(took <= deadline, "{name} failed over after {took:.3?}, deadline {within}");
     Ok(())
 }
 
@@ -200,19 +193,19 @@ async fn await_side(
 ///
 /// Watches the Service for the whole window: any change of its selector away from the
 /// primary fails the step at once. (A window is the only way to observe that nothing happens.)
-#[then(expr = "{string} stays on the primary for {int} s")]
-async fn stays(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::Result<()> {
+#[then(expr = "{string} stays on the primary for {duration}")]
+async fn stays(world: &mut HadrillWorld, name: String, window: Span) -> anyhow::Result<()> {
     let services = world.api::<Service>()?;
     let current = services.get(&name).await.with_context(|| format!("reading service {name}"))?;
     ensure!(ha_pair::selected_side(&name, &current) == Some(Side::Primary), "{name} does not select the primary now");
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
     let stream = watcher(services, config).applied_objects();
     let mut stream = std::pin::pin!(stream);
-    let window = tokio::time::sleep(Duration::from_secs(seconds));
-    tokio::pin!(window);
+    let held = tokio::time::sleep(window.0);
+    tokio::pin!(held);
     loop {
         tokio::select! {
-            _ = &mut window => break,
+            _ = &mut held => break,
             next = stream.try_next() => {
                 let svc = next.context("watching the service")?.context("the service watch ended")?;
                 if ha_pair::selected_side(&name, &svc) != Some(Side::Primary) {
@@ -221,7 +214,7 @@ async fn stays(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::
             }
         }
     }
-    world.figure(format!("{name}: stayed on the primary"), seconds as f64, None);
+    world.figure(format!("{name}: stayed on the primary"), window.secs(), None);
     Ok(())
 }
 
@@ -229,12 +222,12 @@ async fn stays(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::
 ///
 /// Annotates the Service for the controller: failback `auto` once the primary has been healthy
 /// that long, and the same minimum dwell between switches.
-#[given(expr = "{string} fails back automatically after {int} s")]
-async fn failback_auto(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::Result<()> {
+#[given(expr = "{string} fails back automatically after {duration}")]
+async fn failback_auto(world: &mut HadrillWorld, name: String, after: Span) -> anyhow::Result<()> {
     let patch = serde_json::json!({"metadata": {"annotations": {
         "failover.hadrill.io/failback": "auto",
-        "failover.hadrill.io/failback-after": format!("{seconds}s"),
-        "failover.hadrill.io/dwell": format!("{seconds}s"),
+        "failover.hadrill.io/failback-after": after.go_duration(),
+        "failover.hadrill.io/dwell": after.go_duration(),
     }}});
     world
         .api::<Service>()?
@@ -248,22 +241,23 @@ async fn failback_auto(world: &mut HadrillWorld, name: String, seconds: u64) -> 
 ///
 /// Measured from the switch to the standby (the last Switched mark) to the Service selecting
 /// the primary again, by watch.
-#[then(expr = "{string} fails back to the primary within {int} s")]
-async fn fails_back(world: &mut HadrillWorld, name: String, seconds: u64) -> anyhow::Result<()> {
+#[then(expr = "{string} fails back to the primary within {duration}")]
+async fn fails_back(world: &mut HadrillWorld, name: String, within: Span) -> anyhow::Result<()> {
     let switched = world
+        .timeline
         .marks
         .iter()
         .rev()
         .find(|m| m.kind == MarkKind::Switched)
-        .map(|m| world.started + Duration::from_secs_f64(m.at))
+        .map(|m| world.timeline.started + Duration::from_secs_f64(m.at))
         .context("no switch to the standby was observed before this step")?;
-    let deadline = Duration::from_secs(seconds);
+    let deadline = within.0;
     let limit = deadline * 2 + Duration::from_secs(5);
     let Some(took) = await_side(world, &name, Side::Primary, switched, limit, "fail back").await? else {
-        bail!("{name} did not fail back within {:.1?} (deadline {seconds} s)", switched.elapsed());
+        bail!("{name} did not fail back within {:.1?} (deadline {within})", switched.elapsed());
     };
     world.mark(switched + took, MarkKind::Switched, format!("{name} failed back to the primary"));
-    world.figure(format!("{name}: switch to failback"), took.as_secs_f64(), Some(seconds as f64));
-    ensure!(took <= deadline, "{name} failed back after {took:.3?}, deadline {seconds} s");
+    world.figure(format!("{name}: switch to failback"), took.as_secs_f64(), Some(within.secs()));
+    ensure!(took <= deadline, "{name} failed back after {took:.3?}, deadline {within}");
     Ok(())
 }

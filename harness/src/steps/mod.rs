@@ -5,6 +5,7 @@
 //! - [`faults`]: faults from the scenario library (Chaos Mesh objects), and their removal.
 //! - [`ha_service`]: an HA service (primary, standby, Service), faults on it, failover deadlines.
 //! - [`recovery`]: what the controller reports (detection, cause, alerts) and the 1-5-10 deadlines.
+//! - [`params`]: the parameter types `{side}`, `{duration}` and `{percent}`.
 //! - [`vehicles`]: vehicles sending heartbeats through an HA service, their link gaps, and the
 //!   continuity of their session traces.
 
@@ -13,5 +14,6 @@ pub mod cluster;
 pub mod controller;
 pub mod faults;
 pub mod ha_service;
+pub mod params;
 pub mod recovery;
 pub mod vehicles;

@@ -10,13 +10,15 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{ListParams, PostParams};
 
+use super::params::Span;
 use crate::HadrillWorld;
-use crate::cluster::embedded::SETTLE;
 use crate::cluster::endpoint::Endpoint;
 use crate::cluster::ha_pair::{self, Side};
+use crate::probes::wait::SETTLE;
 use crate::probes::wait::until;
 use crate::traces::checker::{Expect, Finding, Report, check};
 use crate::traffic::fleet::Fleet;
+use crate::traffic::links::{self, RECOVERED_AFTER, Recovery};
 use crate::traffic::vehicles::{Results, VehiclesClient};
 use crate::traffic::{RESULTS_PORT, SampleApp, VEHICLES};
 use crate::world::{LinkGap, MarkKind, unix_ms, wall_clock};
@@ -25,8 +27,6 @@ use crate::world::{LinkGap, MarkKind, unix_ms, wall_clock};
 const NO_FLEET: &str = "no vehicles: add `Given 20 vehicles send heartbeats to \"NAME\" every 200 ms`";
 /// Successful heartbeats every vehicle must have before the scenario goes on (traffic flows).
 const WARM_UP: u64 = 3;
-/// Consecutive successful heartbeats after the last disruption that count as "recovered".
-const RECOVERED_AFTER: u64 = 3;
 
 fn unix_ms_now() -> u64 {
     unix_ms(SystemTime::now())
@@ -41,7 +41,7 @@ fn unix_ms_now() -> u64 {
 async fn vehicles_send(world: &mut HadrillWorld, count: usize, target: String, every_ms: u64) -> anyhow::Result<()> {
     ensure!(count >= 1, "at least 1 vehicle, got {count}");
     ensure!(every_ms >= 10, "heartbeats every {every_ms} ms: the interval must be at least 10 ms");
-    ensure!(world.fleet.is_none(), "vehicles already run in this scenario (one fleet per scenario)");
+    ensure!(world.traffic.fleet.is_none(), "vehicles already run in this scenario (one fleet per scenario)");
     world
         .api::<Service>()?
         .get_opt(&target)
@@ -51,7 +51,7 @@ async fn vehicles_send(world: &mut HadrillWorld, count: usize, target: String, e
             format!("no service {target:?}: add `Given an HA service \"{target}\" with a primary and a standby deployment of N replicas` first")
         })?;
     let app = SampleApp {
-        otlp_endpoint: world.traces.as_ref().map(|t| t.otlp_endpoint()),
+        otlp_endpoint: world.traffic.traces.as_ref().map(|t| t.otlp_endpoint()),
         vehicles: count,
         interval: Duration::from_millis(every_ms),
         // A heartbeat to a pod that vanished hangs until this; well inside any link deadline.
@@ -75,9 +75,9 @@ async fn vehicles_send(world: &mut HadrillWorld, count: usize, target: String, e
         .context("the vehicles deployment is available but has no pod")?;
     let name = pod.metadata.name.clone().context("vehicles pod without a name")?;
     // The embedded cluster's pod addresses are local; elsewhere, through the API server.
-    let endpoint = match (&world.sim, pod.status.and_then(|s| s.pod_ip)) {
+    let endpoint = match (&world.cluster.sim, pod.status.and_then(|s| s.pod_ip)) {
         (Some(_), Some(ip)) => Endpoint::direct(&SampleApp::results_url(&ip))?,
-        _ => Endpoint::pod(world.client()?, &world.namespace, &name, &RESULTS_PORT.to_string()),
+        _ => Endpoint::pod(world.client()?, &world.cluster.namespace, &name, &RESULTS_PORT.to_string()),
     };
     let client = VehiclesClient::at(endpoint);
     let what = format!("every vehicle served {WARM_UP} times");
@@ -85,38 +85,20 @@ async fn vehicles_send(world: &mut HadrillWorld, count: usize, target: String, e
         client.wait_until(&what, SETTLE, |r| r.vehicles.len() == count && r.vehicles.iter().all(|v| v.ok >= WARM_UP));
     crate::probes::progress::waiting("the vehicles' first heartbeats", wait).await?;
     world.mark(Instant::now(), MarkKind::Note, format!("{count} vehicles send heartbeats to {target}"));
-    world.fleet = Some(Fleet { client, target, count, interval: app.interval, pod: name, stopped: None });
+    world.traffic.fleet = Some(Fleet { client, target, count, interval: app.interval, pod: name, stopped: None });
     Ok(())
 }
 
 /// The last disruption (Unix ms): the later of the last fault and the last switch.
 fn last_disruption_ms(world: &HadrillWorld) -> Option<u64> {
-    let start = unix_ms(wall_clock(world.started));
+    let start = unix_ms(wall_clock(world.timeline.started));
     world
+        .timeline
         .marks
         .iter()
         .filter(|m| matches!(m.kind, MarkKind::Fault | MarkKind::Switched))
         .map(|m| start + (m.at * 1000.0) as u64)
         .max()
-}
-
-/// Per vehicle: whether it has been served [`RECOVERED_AFTER`] times in a row since `since_ms`,
-/// and how long it has had no link now (ms, 0 if its last heartbeat was served).
-fn link_state(r: &Results, since_ms: u64, interval_ms: u64, now: u64) -> Vec<(String, bool, u64)> {
-    r.vehicles
-        .iter()
-        .map(|v| {
-            let last = v.served.last();
-            let back = last.is_some_and(|run| {
-                run.last_ms >= since_ms
-                    && run.last_ms.saturating_sub(run.first_ms.max(since_ms)) >= (RECOVERED_AFTER - 1) * interval_ms
-            });
-            // An open gap: nothing served since the last success (beyond the normal interval).
-            let open = last.map_or(now.saturating_sub(since_ms), |run| now.saturating_sub(run.last_ms));
-            let open = if open > 2 * interval_ms + r.timeout_ms { open } else { 0 };
-            (v.id.clone(), back, open)
-        })
-        .collect()
 }
 
 /// `Then no vehicle loses its link for more than 3 s`
@@ -125,33 +107,26 @@ fn link_state(r: &Results, since_ms: u64, interval_ms: u64, now: u64) -> Vec<(St
 /// after the last fault or switch (or a vehicle has had no link for longer than allowed), then
 /// holds every vehicle's longest link gap (between two served heartbeats) to the limit. The
 /// gaps go on the report's timeline.
-#[then(expr = "no vehicle loses its link for more than {int} s")]
-async fn no_link_loss(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<()> {
-    let fleet = world.fleet.clone().context(NO_FLEET)?;
-    let limit_ms = seconds * 1000;
-    let interval_ms = fleet.interval.as_millis() as u64;
+#[then(expr = "no vehicle loses its link for more than {duration}")]
+async fn no_link_loss(world: &mut HadrillWorld, limit: Span) -> anyhow::Result<()> {
+    let fleet = world.traffic.fleet.clone().context(NO_FLEET)?;
+    let limit_ms = limit.0.as_millis() as u64;
     let since = last_disruption_ms(world).unwrap_or_else(unix_ms_now);
-    let give_up = Instant::now() + Duration::from_millis(limit_ms) + SETTLE;
-    let results = loop {
-        let r = fleet.results().await?;
-        let state = link_state(&r, since, interval_ms, unix_ms_now());
-        if let Some((v, _, open)) = state.iter().filter(|(_, _, open)| *open > limit_ms).max_by_key(|s| s.2) {
-            record_gaps(world, &r, false);
-            bail!("vehicle {v} has had no link for {:.1} s (limit {seconds} s)", *open as f64 / 1000.0);
+    let give_up = Instant::now() + limit.0 + SETTLE;
+    let results = match links::follow_recovery(&fleet, since, limit_ms, give_up, unix_ms_now).await? {
+        Recovery::Back(results) => results,
+        Recovery::LinkLost { vehicle, open_ms, results } => {
+            record_gaps(world, &results, false);
+            bail!("vehicle {vehicle} has had no link for {:.1} s (limit {limit})", open_ms as f64 / 1000.0);
         }
-        if state.iter().all(|(_, back, _)| *back) || fleet.stopped.is_some() {
-            break r;
-        }
-        if Instant::now() >= give_up {
-            record_gaps(world, &r, false);
-            let waiting: Vec<&str> = state.iter().filter(|s| !s.1).map(|s| s.0.as_str()).collect();
+        Recovery::NotBack { waiting, results } => {
+            record_gaps(world, &results, false);
             bail!(
                 "vehicles {} were not served {RECOVERED_AFTER} times in a row within {:.0} s of the last fault or switch",
                 waiting.join(", "),
                 (unix_ms_now().saturating_sub(since)) as f64 / 1000.0
             );
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     };
     record_gaps(world, &results, true);
     let (vehicle, gap) = results.longest_gap().context("the vehicles report no gap at all")?;
@@ -159,7 +134,7 @@ async fn no_link_loss(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<
     world.figure(
         format!("{}: longest link gap ({vehicle}, {} heartbeats failed)", fleet.target, gap.failed),
         gap.ms as f64 / 1000.0,
-        Some(seconds as f64),
+        Some(limit.secs()),
     );
     let failed: u64 = results.vehicles.iter().map(|v| v.errors).sum();
     let over: Vec<String> = results
@@ -171,7 +146,7 @@ async fn no_link_loss(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<
         .collect();
     ensure!(
         over.is_empty(),
-        "{} of {} vehicles lost their link for more than {seconds} s: {} ({failed} heartbeats failed in all)",
+        "{} of {} vehicles lost their link for more than {limit}: {} ({failed} heartbeats failed in all)",
         over.len(),
         results.vehicles.len(),
         over.join(", ")
@@ -183,39 +158,27 @@ async fn no_link_loss(world: &mut HadrillWorld, seconds: u64) -> anyhow::Result<
 /// open runs to now) and, once `recovered`, marks when traffic was back for all of them after
 /// the last fault.
 fn record_gaps(world: &mut HadrillWorld, r: &Results, recovered: bool) {
-    let now = unix_ms_now();
-    let normal = 2 * r.interval_ms + r.timeout_ms;
-    world.link_gaps = r
-        .vehicles
-        .iter()
-        .filter_map(|v| {
-            let closed = v.longest_gap.filter(|g| g.failed > 0).map(|g| (g.from_ms, g.to_ms));
-            let open = v.served.last().map(|run| run.last_ms).filter(|last| now.saturating_sub(*last) > normal);
-            let (from, to) = match (closed, open) {
-                (Some((f, t)), Some(last)) if t - f >= now - last => (f, t),
-                (_, Some(last)) => (last, now),
-                (Some(gap), None) => gap,
-                (None, None) => return None,
-            };
-            Some(LinkGap {
-                vehicle: v.id.clone(),
-                from: world.offset_of_unix_ms(from),
-                to: world.offset_of_unix_ms(to),
-            })
+    world.timeline.link_gaps = links::gaps(r, unix_ms_now())
+        .into_iter()
+        .map(|(vehicle, from, to)| LinkGap {
+            vehicle,
+            from: world.offset_of_unix_ms(from),
+            to: world.offset_of_unix_ms(to),
         })
         .collect();
-    let Some(fault) = world.fault_at.filter(|_| recovered) else { return };
+    let Some(fault) = world.faults.at.filter(|_| recovered) else { return };
     let fault_offset = world.offset(fault);
     let back = world
+        .timeline
         .link_gaps
         .iter()
         .filter(|g| g.to >= fault_offset)
         .map(|g| g.to)
         .fold(None, |a: Option<f64>, t| Some(a.map_or(t, |a| a.max(t))));
     if let Some(back) = back
-        && !world.marks.iter().any(|m| m.kind == MarkKind::Recovered && m.label.starts_with("traffic"))
+        && !world.timeline.marks.iter().any(|m| m.kind == MarkKind::Recovered && m.label.starts_with("traffic"))
     {
-        let at = world.started + Duration::from_secs_f64(back.max(0.0));
+        let at = world.timeline.started + Duration::from_secs_f64(back.max(0.0));
         world.mark(at, MarkKind::Recovered, "traffic recovered: every vehicle served again");
         world.figure("fault to traffic recovered", back - fault_offset, None);
     }
@@ -229,18 +192,18 @@ fn record_gaps(world: &mut HadrillWorld, r: &Results, recovered: bool) {
 /// standby, every session served by the primary and then the standby in the same trace.
 #[then(expr = "every vehicle's session trace is continuous")]
 async fn traces_continuous(world: &mut HadrillWorld) -> anyhow::Result<()> {
-    let fleet = world.fleet.as_mut().context(NO_FLEET)?;
+    let fleet = world.traffic.fleet.as_mut().context(NO_FLEET)?;
     let results = fleet.stop().await.context("stopping the vehicles")?;
     let (target, count) = (fleet.target.clone(), fleet.count);
     ensure!(results.spans.dropped == 0, "the vehicles dropped {} spans (export queue full)", results.spans.dropped);
     let svc = world.api::<Service>()?.get(&target).await.with_context(|| format!("reading service {target}"))?;
     let failover = ha_pair::selected_side(&target, &svc) == Some(Side::Standby);
-    let sink = world.traces.as_ref().context("the scenario has no trace sink (no HA service was set up)")?;
-    let lookback = world.started.elapsed() + Duration::from_secs(60);
+    let sink = world.traffic.traces.as_ref().context("the scenario has no trace sink (no HA service was set up)")?;
+    let lookback = world.timeline.started.elapsed() + Duration::from_secs(60);
     let spans = sink.spans(VEHICLES, lookback, SETTLE).await?;
     let mut report = check(&spans, Expect { failover });
     let lost = lost_with_killed_pods(world, &mut report).await?;
-    world.trace_report = Some(match lost {
+    world.traffic.trace_report = Some(match lost {
         0 => report.to_string(),
         n => format!(
             "{report}  ({n} broken chains not counted: the answering pod was killed before it exported its spans)\n"
@@ -276,7 +239,7 @@ async fn traces_continuous(world: &mut HadrillWorld) -> anyhow::Result<()> {
 /// the heartbeat sent when the exit span started.
 async fn lost_with_killed_pods(world: &HadrillWorld, report: &mut Report) -> anyhow::Result<usize> {
     let has_broken = report.findings.iter().any(|f| matches!(f, Finding::BrokenChain { .. }));
-    let Some(fleet) = world.fleet.as_ref().filter(|_| has_broken && !world.fault_pods.is_empty()) else {
+    let Some(fleet) = world.traffic.fleet.as_ref().filter(|_| has_broken && !world.faults.pods.is_empty()) else {
         return Ok(0);
     };
     let heartbeats = fleet.client.heartbeats(None).await.context("reading the vehicles' heartbeats")?;
@@ -291,49 +254,9 @@ async fn lost_with_killed_pods(world: &HadrillWorld, report: &mut Report) -> any
     let before = report.findings.len();
     report.findings.retain(|f| match f {
         Finding::BrokenChain { vehicle: Some(v), exit, .. } => {
-            !answered_by(v, exit.start_ns).is_some_and(|pod| world.fault_pods.contains(&pod))
+            !answered_by(v, exit.start_ns).is_some_and(|pod| world.faults.pods.contains(&pod))
         }
         _ => true,
     });
     Ok(before - report.findings.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Results of vehicles whose served runs are `(first_ms, last_ms)`, interval 200 ms.
-    fn results(runs: &[&[(u64, u64)]]) -> Results {
-        let vehicles: Vec<serde_json::Value> = runs
-            .iter()
-            .enumerate()
-            .map(|(i, runs)| {
-                let served: Vec<serde_json::Value> = runs
-                    .iter()
-                    .map(|(f, l)| serde_json::json!({"side": "primary", "pods": [], "first_ms": f, "last_ms": l, "count": (l - f) / 200 + 1}))
-                    .collect();
-                serde_json::json!({"id": format!("v-{i}"), "trace_id": "00", "format": "w3c", "sent": 0, "ok": 0,
-                    "errors": 0, "timeouts": 0, "longest_gap": null, "latency": {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0},
-                    "served": served})
-            })
-            .collect();
-        serde_json::from_value(serde_json::json!({"pod": "vehicles", "target": "dispatch", "running": true,
-            "interval_ms": 200, "timeout_ms": 250, "vehicles": vehicles, "sent": 0, "ok": 0, "errors": 0,
-            "latency": {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0},
-            "spans": {"queued": 0, "dropped": 0, "exported": 0, "failed": 0}}))
-        .expect("results")
-    }
-
-    #[test]
-    fn a_vehicle_is_back_after_consecutive_heartbeats_since_the_disruption() {
-        // Disruption at 10_000. v-0 never lost its link; v-1 came back at 12_000 and has
-        // three heartbeats since; v-2 came back with only two; v-3 has been cut off since 9_800.
-        let r =
-            results(&[&[(0, 10_600)], &[(0, 9_800), (12_000, 12_400)], &[(0, 9_800), (12_000, 12_200)], &[(0, 9_800)]]);
-        let state = link_state(&r, 10_000, 200, 12_500);
-        let back: Vec<bool> = state.iter().map(|s| s.1).collect();
-        assert_eq!(back, [true, true, false, false]);
-        let open: Vec<u64> = state.iter().map(|s| s.2).collect();
-        assert_eq!(open, [1_900, 0, 0, 2_700], "open gaps beyond the normal interval + timeout only");
-    }
 }

@@ -18,6 +18,7 @@
 //! failover controller and selecting the primary), so the controller can switch it.
 
 pub mod fleet;
+pub mod links;
 pub mod vehicles;
 
 use std::time::Duration;

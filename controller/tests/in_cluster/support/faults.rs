@@ -17,9 +17,15 @@ use super::pair::{NS, addr};
 pub async fn kill(client: &Client, pods: &[Pod]) {
     let api: Api<Pod> = Api::namespaced(client.clone(), NS);
     let dp = DeleteParams { grace_period_seconds: Some(0), ..Default::default() };
-    for p in pods {
-        api.delete(&p.name_any(), &dp).await.unwrap_or_else(|e| panic!("killing pod {}: {e}", p.name_any()));
-    }
+    // All at once: one by one, the first replacement could be Ready before the last pod dies,
+    // and the side would never be wholly down.
+    let deletes = pods.iter().map(|p| {
+        let (api, dp) = (&api, &dp);
+        async move {
+            api.delete(&p.name_any(), dp).await.unwrap_or_else(|e| panic!("killing pod {}: {e}", p.name_any()));
+        }
+    });
+    futures::future::join_all(deletes).await;
 }
 
 /// The container processes of a pod: the live processes of the cluster whose environment

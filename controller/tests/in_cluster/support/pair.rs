@@ -127,9 +127,12 @@ impl Pair {
             "ports": [{"name": "http", "containerPort": PORT}],
         });
         if self.spec.kubelet_probes {
-            // Lenient enough that a stalled (slow) process on a loaded machine stays Ready.
+            // Lenient enough that a stalled (slow) process on a loaded machine stays Ready. The
+            // warm-up, as a real service has one: without it a killed pod's replacement was
+            // Ready within ~100 ms, before the last of its siblings died, so "every primary pod
+            // killed" was no outage (the Service's condition went 2/2 -> 1/2 -> 2/2).
             container["readinessProbe"] = json!({"httpGet": {"path": "/readyz", "port": "http"},
-                "periodSeconds": 1, "timeoutSeconds": 2, "failureThreshold": 2});
+                "initialDelaySeconds": 2, "periodSeconds": 1, "timeoutSeconds": 2, "failureThreshold": 2});
         }
         serde_json::from_value(json!({
             "metadata": {"name": self.workload(side), "labels": labels},

@@ -18,8 +18,8 @@ use kube::discovery::ApiResource;
 
 use crate::HadrillWorld;
 use crate::chaos::ChaosKind;
+use crate::cluster::controller::CONTROLLER_NS;
 use crate::report::metrics::FigureRecord;
-use crate::steps::controller::CONTROLLER_NS;
 
 /// First line of every bundle's README.txt (how a stale bundle is recognised).
 pub const README_HEADER: &str = "hadrill failure bundle";
@@ -58,14 +58,31 @@ pub fn is_bundle(dir: &Path) -> bool {
     std::fs::read_to_string(dir.join("README.txt")).is_ok_and(|t| t.starts_with(README_HEADER))
 }
 
-/// Directory names handed out in this run (scenarios of the same name get `-2`, `-3`, ...).
-static CLAIMED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+/// The bundle directory names handed out in one run (scenarios of the same name get `-2`,
+/// `-3`, ...); the runner owns one per run.
+#[derive(Debug, Default)]
+pub struct Claims(Mutex<BTreeSet<String>>);
 
-/// Starts a run: forgets the names handed out and removes the bundles of earlier runs from
-/// `reports` (only directories [`is_bundle`] recognises), so what is there belongs to this run.
-pub fn begin_run(reports: &Path) {
-    CLAIMED.lock().unwrap_or_else(|p| p.into_inner()).clear();
-    remove_old(reports);
+impl Claims {
+    /// Starts a run: removes the bundles of earlier runs from `reports` (only directories
+    /// [`is_bundle`] recognises), so what is there belongs to this run.
+    pub fn begin_run(reports: &Path) -> Claims {
+        remove_old(reports);
+        Claims::default()
+    }
+
+    /// A directory name for the bundle of scenario `name`, unique in this run.
+    pub fn claim(&self, name: &str) -> String {
+        let base = slug(name);
+        let mut claimed = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut candidate = base.clone();
+        let mut n = 1;
+        while !claimed.insert(candidate.clone()) {
+            n += 1;
+            candidate = format!("{base}-{n}");
+        }
+        candidate
+    }
 }
 
 /// Removes the bundles in `reports` (and nothing else).
@@ -82,19 +99,6 @@ fn remove_old(reports: &Path) {
     }
 }
 
-/// A directory name for the bundle of scenario `name`, unique in this run.
-pub fn claim(name: &str) -> String {
-    let base = slug(name);
-    let mut claimed = CLAIMED.lock().unwrap_or_else(|p| p.into_inner());
-    let mut candidate = base.clone();
-    let mut n = 1;
-    while !claimed.insert(candidate.clone()) {
-        n += 1;
-        candidate = format!("{base}-{n}");
-    }
-    candidate
-}
-
 /// Writes the bundle of `world` into `dir` (created; existing files replaced) and returns it.
 ///
 /// Errors only when `dir` cannot be written; a part the cluster cannot give is noted in the
@@ -105,9 +109,9 @@ pub async fn collect(world: &HadrillWorld, dir: &Path, about: About<'_>) -> anyh
     let mut bundle = Bundle { dir: dir.to_path_buf(), files: Vec::new(), problems: Vec::new() };
 
     let timeline = serde_json::json!({
-        "figures": world.figures.iter().map(FigureRecord::from).collect::<Vec<_>>(),
-        "timeline": world.marks,
-        "link_gaps": world.link_gaps,
+        "figures": world.timeline.figures.iter().map(FigureRecord::from).collect::<Vec<_>>(),
+        "timeline": world.timeline.marks,
+        "link_gaps": world.timeline.link_gaps,
         "failure": about.failure,
     });
     let text = serde_json::to_string_pretty(&timeline).context("serialising the timeline")?;
@@ -119,19 +123,19 @@ pub async fn collect(world: &HadrillWorld, dir: &Path, about: About<'_>) -> anyh
 
     traffic(world, &mut bundle).await?;
 
-    let history = match &world.recorder {
+    let history = match &world.cluster.recorder {
         Some(rec) if rec.lines().is_empty() => "(the recorder saw nothing)\n".to_string(),
         Some(rec) => rec.lines().join("\n") + "\n",
         None => "(no recorder ran in this scenario)\n".to_string(),
     };
     bundle.write("endpoint-history.txt", "the namespace's Services, Endpoints and Events over time", history)?;
 
-    match world.client.clone() {
+    match world.cluster.client.clone() {
         None => bundle.problems.push("no cluster: the scenario failed before it had one".into()),
         Some(client) => {
             let mut namespaces = Vec::new();
-            if !world.namespace.is_empty() {
-                namespaces.push(world.namespace.clone());
+            if !world.cluster.namespace.is_empty() {
+                namespaces.push(world.cluster.namespace.clone());
             }
             namespaces.push(CONTROLLER_NS.to_string());
             let ns = &namespaces;
@@ -163,7 +167,7 @@ pub async fn collect(world: &HadrillWorld, dir: &Path, about: About<'_>) -> anyh
 
 /// The vehicles' results and the trace diagnosis, when vehicles ran.
 async fn traffic(world: &HadrillWorld, bundle: &mut Bundle) -> anyhow::Result<()> {
-    let Some(fleet) = &world.fleet else { return Ok(()) };
+    let Some(fleet) = &world.traffic.fleet else { return Ok(()) };
     if let Some(results) = bundle.part("vehicles' results", fleet.results()).await {
         let text = serde_json::to_string_pretty(&results).context("serialising the vehicles' results")?;
         bundle.write(
@@ -172,10 +176,10 @@ async fn traffic(world: &HadrillWorld, bundle: &mut Bundle) -> anyhow::Result<()
             text,
         )?;
     }
-    let diagnosis = match (&world.trace_report, &world.traces) {
+    let diagnosis = match (&world.traffic.trace_report, &world.traffic.traces) {
         (Some(report), _) => Some(report.clone()),
         (None, Some(sink)) => {
-            let lookback = world.started.elapsed() + std::time::Duration::from_secs(60);
+            let lookback = world.timeline.started.elapsed() + std::time::Duration::from_secs(60);
             let spans = bundle.part("spans", sink.spans_now(crate::traffic::VEHICLES, lookback)).await;
             spans.map(|spans| {
                 let report = crate::traces::checker::check(&spans, Default::default());
@@ -226,15 +230,15 @@ impl Bundle {
 
     fn readme(&mut self, world: &HadrillWorld, about: About<'_>) -> anyhow::Result<()> {
         let mut t = format!("{README_HEADER}\n\nfeature:  {}\nscenario: {}\n", about.feature, about.scenario);
-        if !world.namespace.is_empty() {
-            let _ = writeln!(t, "namespace: {} (controller: {CONTROLLER_NS})", world.namespace);
+        if !world.cluster.namespace.is_empty() {
+            let _ = writeln!(t, "namespace: {} (controller: {CONTROLLER_NS})", world.cluster.namespace);
         }
         if let Some(f) = about.failure {
             let _ = writeln!(t, "\nfailure:\n  {}", f.replace('\n', "\n  "));
         }
-        if !world.figures.is_empty() {
+        if !world.timeline.figures.is_empty() {
             t.push_str("\nfigures:\n");
-            for f in &world.figures {
+            for f in &world.timeline.figures {
                 let deadline = f.deadline.map(|d| format!(" (deadline {d} s)")).unwrap_or_default();
                 let _ = writeln!(t, "  {}: {:.3} s{deadline}", f.name, f.seconds);
             }
@@ -509,10 +513,13 @@ mod tests {
 
     #[test]
     fn claimed_names_are_unique_in_a_run() {
-        let name = format!("claim test {}", uuid::Uuid::new_v4().simple());
-        let first = claim(&name);
-        assert_eq!(claim(&name), format!("{first}-2"));
-        assert_eq!(claim(&name), format!("{first}-3"));
+        let claims = Claims::default();
+        let name = "claim test";
+        let first = claims.claim(name);
+        assert_eq!(first, "claim-test");
+        assert_eq!(claims.claim(name), format!("{first}-2"));
+        assert_eq!(claims.claim(name), format!("{first}-3"));
+        assert_eq!(Claims::default().claim(name), first, "another run starts afresh");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -535,9 +542,9 @@ mod tests {
         let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": "bundle"}})).unwrap();
         Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
         let mut world = HadrillWorld::new();
-        world.client = Some(client.clone());
-        world.namespace = "bundle".into();
-        world.recorder = Some(crate::probes::recorder::Recorder::start(client.clone(), "bundle"));
+        world.cluster.client = Some(client.clone());
+        world.cluster.namespace = "bundle".into();
+        world.cluster.recorder = Some(crate::probes::recorder::Recorder::start(client.clone(), "bundle"));
 
         let pod: Pod = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "crasher", "labels": {"app": "web"}},
@@ -559,7 +566,8 @@ mod tests {
         // The recorder watches in the background: wait until it has seen the Service (its
         // first list can come after a fast crash loop).
         let seen = async {
-            while !world.recorder.as_ref().is_some_and(|r| r.lines().iter().any(|l| l.contains("service web:"))) {
+            while !world.cluster.recorder.as_ref().is_some_and(|r| r.lines().iter().any(|l| l.contains("service web:")))
+            {
                 tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             }
         };

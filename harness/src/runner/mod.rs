@@ -1,0 +1,216 @@
+//! The feature runner: checks the features ([`check`]), sets up the run's cluster, runs the
+//! scenarios with cucumber, and through its hooks ([`hooks`]) keeps each scenario's figures,
+//! writes a failure bundle per failed scenario ([`bundle`]) and tears each World down. Its
+//! reports: the console, `reports/junit.xml` (cucumber's JUnit writer), `reports/features.log`
+//! (the console's transcript without colours) and what [`crate::report`] renders.
+
+pub mod bundle;
+pub mod check;
+pub mod hooks;
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use cucumber::{World as _, WriterExt as _, writer};
+
+use crate::HadrillWorld;
+use crate::cluster::provider::{ClusterFlags, RunCluster};
+use crate::report::{html, metrics, scenario_log};
+use crate::settings::{CONCURRENCY_ENV, Settings};
+use crate::world::RunScope;
+
+/// What to run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Feature files or directories (default: the repository's `features/`).
+    pub features: Vec<PathBuf>,
+    /// Tag expression, e.g. `@smoke and not @serial`.
+    pub tags: Option<String>,
+    /// The cluster provider and its options (`--cluster` ...); absent ones come from the
+    /// settings (`HADRILL_CLUSTER` ...), the default is `sim`.
+    pub cluster: ClusterFlags,
+    /// The settings; `None` reads them from the process environment when the run starts.
+    pub settings: Option<Settings>,
+}
+
+/// The repository's `features/` directory.
+pub fn default_features_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../features")
+}
+
+/// Checks and runs the features and writes the reports; returns whether all passed.
+pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
+    sim::install_crypto_provider();
+    let settings = match opts.settings.clone() {
+        Some(s) => s,
+        None => Settings::from_env()?,
+    };
+    // A bad provider choice, a refused context or a missing tool stops the run before anything.
+    let choice = opts.cluster.resolve_with(|name| settings.var(name))?;
+    choice.preflight()?;
+    let roots = if opts.features.is_empty() { vec![default_features_dir()] } else { opts.features.clone() };
+    let mut files = Vec::new();
+    for root in &roots {
+        files.extend(check::feature_files(root)?);
+    }
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no .feature files under {}",
+        roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+    );
+    let problems = check::check(&files)?;
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        anyhow::bail!("{} step(s) do not resolve; nothing was run (see `hadrill steps`)", problems.len());
+    }
+    let tags: Option<cucumber::gherkin::tagexpr::TagOperation> = match &opts.tags {
+        Some(t) => Some(t.parse().map_err(|e| anyhow::anyhow!("--tags {t:?} is not a tag expression: {e}"))?),
+        None => None,
+    };
+    if let Some(op) = &tags {
+        let selected = count_tagged(&files, op);
+        anyhow::ensure!(selected > 0, "no scenario matches --tags {:?}", opts.tags.as_deref().unwrap_or_default());
+    }
+    // The run-wide cluster (nothing for sim); torn down below, or by its drop on an error.
+    let cluster = RunCluster::setup(&choice, settings.ledger_dir()).await?;
+    if let Some(shared) = cluster.shared() {
+        match settings.concurrency {
+            Some(n) => println!("running {n} scenario(s) at once on the {} ({CONCURRENCY_ENV})", shared.label),
+            None => println!(
+                "running scenarios one at a time on the {}: they share its controller in hadrill-system \
+                 (HADRILL_CONCURRENCY=N overrides)",
+                shared.label
+            ),
+        }
+    }
+    let dir = settings.reports_dir.clone();
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let junit = File::create(dir.join("junit.xml")).context("creating reports/junit.xml")?;
+    let log = File::create(dir.join("features.log")).context("creating reports/features.log")?;
+    let concurrency = concurrency(settings.concurrency, cluster.shared().is_some());
+    let scope = RunScope { settings: Arc::new(settings), shared: cluster.shared().cloned() };
+    let hooks = hooks::Hooks::new(scope, dir.clone());
+    let (before, after) = (hooks.clone(), hooks.clone());
+    let started = Instant::now();
+    let selected: Vec<PathBuf> = files.iter().filter_map(|f| f.canonicalize().ok()).collect();
+    let root = common_dir(&selected).context("locating the feature files")?;
+    let cucumber = HadrillWorld::cucumber()
+        .with_writer(
+            writer::Basic::raw(std::io::stdout(), writer::Coloring::Auto, 0)
+                .summarized()
+                .tee::<HadrillWorld, _>(writer::JUnit::for_tee(junit, 0))
+                .tee::<HadrillWorld, _>(writer::Basic::raw(log, writer::Coloring::Never, 0).discard_stats_writes())
+                .normalized(),
+        )
+        .fail_on_skipped()
+        .max_concurrent_scenarios(concurrency)
+        .before(move |_, _, _, world| {
+            before.before_scenario(world);
+            Box::pin(std::future::ready(()))
+        })
+        .after(move |feature, _, scenario, finished, world| {
+            after.clone().after_scenario(feature, scenario, finished, world)
+        });
+    // Figures reach each testcase's JUnit system-out only as cucumber scenario logs.
+    let cucumber = if scenario_log::begin() {
+        cucumber.configure_and_init_tracing(
+            tracing_subscriber::fmt::format::DefaultFields::new(),
+            scenario_log::Plain,
+            scenario_log::subscriber,
+        )
+    } else {
+        cucumber
+    };
+    // Default options: without them cucumber would parse the process arguments (hadrill's own,
+    // or cargo test's); paths and tags come in through `opts`.
+    let cucumber = cucumber.with_default_cli();
+    let filter = move |feature: &cucumber::gherkin::Feature,
+                       rule: Option<&cucumber::gherkin::Rule>,
+                       scenario: &cucumber::gherkin::Scenario| {
+        let in_selection =
+            feature.path.as_ref().and_then(|p| p.canonicalize().ok()).is_none_or(|p| selected.contains(&p));
+        let tagged = tags.as_ref().is_none_or(|op| tagged(op, feature, rule, scenario));
+        in_selection && tagged
+    };
+    // One run over the deepest directory holding every selected file; the filter keeps only
+    // the selected files.
+    let outcome = cluster.run(cucumber.filter_run(root, filter)).await;
+    scenario_log::end();
+    let Some(result) = outcome else {
+        return Err(cluster.interrupted().await);
+    };
+    let passed = !cucumber::writer::Stats::execution_has_failed(&result);
+    let wall = started.elapsed().as_secs_f64();
+    let records = hooks.records();
+    metrics::write(&dir, &records, wall, passed)?;
+    let page = html::render(&records, &metrics::read_history(&dir), wall, passed);
+    let index = dir.join("index.html");
+    std::fs::write(&index, page).with_context(|| format!("writing {}", index.display()))?;
+    println!(
+        "feature suite {} in {wall:.1} s; reports: {}, {}, {}, {}",
+        if passed { "passed" } else { "FAILED" },
+        index.display(),
+        dir.join("junit.xml").display(),
+        dir.join("features.log").display(),
+        dir.join("metrics.json").display()
+    );
+    for r in &records {
+        if let Some(b) = &r.bundle {
+            println!("  failure bundle of {:?}: {}", r.scenario, dir.join(b).display());
+        }
+    }
+    cluster.teardown().await?;
+    Ok(passed)
+}
+
+/// Scenarios run at once: `set` (`HADRILL_CONCURRENCY`), else 3 on embedded clusters (each
+/// has a cluster of its own with real processes, so more only makes them wait for the CPU), and
+/// 1 on a run-wide real cluster (`shared`), where scenarios share the controller in
+/// hadrill-system. `@serial` scenarios run alone.
+fn concurrency(set: Option<usize>, shared: bool) -> usize {
+    set.unwrap_or(if shared { 1 } else { 3 })
+}
+
+/// The deepest directory containing every path.
+fn common_dir(paths: &[PathBuf]) -> Option<PathBuf> {
+    let mut common = paths.first()?.parent()?.to_path_buf();
+    for p in paths {
+        while !p.starts_with(&common) {
+            common = common.parent()?.to_path_buf();
+        }
+    }
+    Some(common)
+}
+
+/// Scenarios (across rules) whose tags satisfy `op`.
+fn count_tagged(files: &[PathBuf], op: &cucumber::gherkin::tagexpr::TagOperation) -> usize {
+    let mut n = 0;
+    for f in files {
+        let Ok(feature) = cucumber::gherkin::Feature::parse_path(f, cucumber::gherkin::GherkinEnv::default()) else {
+            continue;
+        };
+        let top = feature.scenarios.iter().map(|s| (None, s));
+        let ruled = feature.rules.iter().flat_map(|r| r.scenarios.iter().map(move |s| (Some(r), s)));
+        for (rule, scenario) in top.chain(ruled) {
+            n += usize::from(tagged(op, &feature, rule, scenario));
+        }
+    }
+    n
+}
+
+/// Whether the tags of `scenario` (with its feature's and rule's) satisfy `op`.
+fn tagged(
+    op: &cucumber::gherkin::tagexpr::TagOperation,
+    feature: &cucumber::gherkin::Feature,
+    rule: Option<&cucumber::gherkin::Rule>,
+    scenario: &cucumber::gherkin::Scenario,
+) -> bool {
+    use cucumber::tag::Ext as _;
+    let all = feature.tags.iter().chain(rule.iter().flat_map(|r| r.tags.iter())).chain(scenario.tags.iter());
+    op.eval(all)
+}
