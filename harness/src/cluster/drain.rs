@@ -5,7 +5,8 @@
 //! every evicted pod is gone.
 //!
 //! DaemonSet pods and mirror pods are left, as kubectl leaves them. A drain leaves the node
-//! cordoned: [`uncordon`] undoes it.
+//! cordoned, noted with the run that did it: [`uncordon`] undoes it, [`uncordon_leftovers`]
+//! undoes what crashed runs left.
 
 use std::time::{Duration, Instant};
 
@@ -16,19 +17,25 @@ use kube::api::{Api, EvictParams, ListParams, Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
 
 /// How a drain is carried out.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DrainOptions {
     /// Time for the whole drain, evictions and deletions (`kubectl drain --timeout`).
     pub deadline: Duration,
     /// Wait before asking again after a refused eviction (kubectl: 5 s).
     pub retry: Duration,
+    /// The run that cordons the node, written on it ([`CORDONED_BY`]) so that `hadrill clean`
+    /// can undo a cordon a crashed run left.
+    pub run: Option<String>,
 }
 
 impl Default for DrainOptions {
     fn default() -> Self {
-        Self { deadline: Duration::from_secs(60), retry: Duration::from_secs(5) }
+        Self { deadline: Duration::from_secs(60), retry: Duration::from_secs(5), run: None }
     }
 }
+
+/// Annotation on a node cordoned by a run: the run id.
+pub const CORDONED_BY: &str = "hadrill.io/cordoned-by";
 
 /// What a drain did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,20 +51,45 @@ pub struct Drained {
     pub took: Duration,
 }
 
-/// Marks the node unschedulable (`kubectl cordon`) or schedulable again (`kubectl uncordon`).
-pub async fn set_unschedulable(client: &kube::Client, node: &str, unschedulable: bool) -> anyhow::Result<()> {
+/// Marks the node unschedulable (`kubectl cordon`), noting `run` on it.
+pub async fn cordon(client: &kube::Client, node: &str, run: Option<&str>) -> anyhow::Result<()> {
+    let patch = serde_json::json!({"metadata": {"annotations": {CORDONED_BY: run}}, "spec": {"unschedulable": true}});
+    patch_node(client, node, &patch).await.with_context(|| format!("cordoning node {node}"))
+}
+
+/// Makes the node schedulable again (`kubectl uncordon`) and drops the run's note.
+pub async fn uncordon(client: &kube::Client, node: &str) -> anyhow::Result<()> {
+    let patch = serde_json::json!({"metadata": {"annotations": {CORDONED_BY: null}}, "spec": {"unschedulable": null}});
+    patch_node(client, node, &patch).await.with_context(|| format!("uncordoning node {node}"))
+}
+
+async fn patch_node(client: &kube::Client, node: &str, patch: &serde_json::Value) -> anyhow::Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
-    let patch = serde_json::json!({"spec": {"unschedulable": if unschedulable { Some(true) } else { None }}});
-    nodes
-        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .with_context(|| format!("{} node {node}", if unschedulable { "cordoning" } else { "uncordoning" }))?;
+    nodes.patch(node, &PatchParams::default(), &Patch::Merge(patch)).await?;
     Ok(())
 }
 
-/// Makes the node schedulable again.
-pub async fn uncordon(client: &kube::Client, node: &str) -> anyhow::Result<()> {
-    set_unschedulable(client, node, false).await
+/// Uncordons the nodes a run cordoned (`run`: that run's; `None`: any run's) and returns their
+/// names; with `dry_run` only names them.
+pub async fn uncordon_leftovers(
+    client: &kube::Client,
+    run: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<Vec<String>> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let mut undone = Vec::new();
+    for node in nodes.list(&ListParams::default()).await.context("listing nodes")?.items {
+        let by = node.metadata.annotations.as_ref().and_then(|a| a.get(CORDONED_BY));
+        let Some(name) = node.metadata.name.as_deref().filter(|_| by.is_some_and(|b| run.is_none_or(|r| r == b)))
+        else {
+            continue;
+        };
+        if !dry_run {
+            uncordon(client, name).await?;
+        }
+        undone.push(name.to_string());
+    }
+    Ok(undone)
 }
 
 /// Whether kubectl's drain leaves this pod alone: DaemonSet pods (`--ignore-daemonsets`) and
@@ -71,10 +103,10 @@ fn left_alone(pod: &Pod) -> bool {
 
 /// Cordons `node` and evicts its pods, retrying refused evictions every `opts.retry`, until they
 /// are all gone or `opts.deadline` passes (an error naming the pods left and why).
-pub async fn drain(client: &kube::Client, node: &str, opts: DrainOptions) -> anyhow::Result<Drained> {
+pub async fn drain(client: &kube::Client, node: &str, opts: &DrainOptions) -> anyhow::Result<Drained> {
     let start = Instant::now();
     let until = start + opts.deadline;
-    set_unschedulable(client, node, true).await?;
+    cordon(client, node, opts.run.as_deref()).await?;
     let all: Api<Pod> = Api::all(client.clone());
     let lp = ListParams::default().fields(&format!("spec.nodeName={node}"));
     let pods: Vec<Pod> = all
@@ -240,8 +272,12 @@ mod tests {
         let node = pod.spec.and_then(|s| s.node_name).unwrap();
         let name = pod.metadata.name.unwrap();
 
-        let quick = DrainOptions { deadline: Duration::from_secs(2), retry: Duration::from_millis(300) };
-        let err = drain(&client, &node, quick).await.unwrap_err().to_string();
+        let quick = DrainOptions {
+            deadline: Duration::from_secs(2),
+            retry: Duration::from_millis(300),
+            run: Some("r1".into()),
+        };
+        let err = drain(&client, &node, &quick).await.unwrap_err().to_string();
         assert!(
             err.contains(&format!(
                 "default/{name} (its eviction was still refused at the deadline; disruption budget default/web allows 0 disruption(s): 1 healthy, 1 needed)"
@@ -249,7 +285,9 @@ mod tests {
             "{err}"
         );
         let nodes: Api<Node> = Api::all(client.clone());
-        assert_eq!(nodes.get(&node).await.unwrap().spec.and_then(|s| s.unschedulable), Some(true));
+        let cordoned = nodes.get(&node).await.unwrap();
+        assert_eq!(cordoned.spec.and_then(|s| s.unschedulable), Some(true));
+        assert_eq!(cordoned.metadata.annotations.unwrap_or_default().get(CORDONED_BY).map(String::as_str), Some("r1"));
         assert!(pods.get(&name).await.unwrap().metadata.deletion_timestamp.is_none(), "the budget kept the pod");
 
         deployments
@@ -257,11 +295,19 @@ mod tests {
             .await
             .unwrap();
         budget_allows(&pdbs, 2, 1).await;
-        let drained = drain(&client, &node, quick).await.unwrap();
+        let drained = drain(&client, &node, &quick).await.unwrap();
         assert_eq!(drained.evicted, [format!("default/{name}")]);
         assert_eq!(drained.refused, 0);
         assert!(pods.get_opt(&name).await.unwrap().is_none(), "the evicted pod is gone when the drain returns");
-        uncordon(&client, &node).await.unwrap();
-        assert_ne!(nodes.get(&node).await.unwrap().spec.and_then(|s| s.unschedulable), Some(true));
+        assert!(uncordon_leftovers(&client, Some("other-run"), false).await.unwrap().is_empty());
+        assert_eq!(
+            uncordon_leftovers(&client, None, true).await.unwrap(),
+            vec![node.clone()],
+            "a dry run only names it"
+        );
+        assert_eq!(uncordon_leftovers(&client, Some("r1"), false).await.unwrap(), vec![node.clone()]);
+        let after = nodes.get(&node).await.unwrap();
+        assert_ne!(after.spec.and_then(|s| s.unschedulable), Some(true));
+        assert!(!after.metadata.annotations.unwrap_or_default().contains_key(CORDONED_BY));
     }
 }

@@ -8,11 +8,13 @@ use cucumber::{given, then, when};
 use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::params::{SideParam, Span};
 use crate::HadrillWorld;
+use crate::cluster::drain::{self, DrainOptions};
 use crate::cluster::ha_pair::{self, Side};
 use crate::probes::wait::until;
 use crate::world::MarkKind;
@@ -20,7 +22,7 @@ use crate::world::MarkKind;
 /// `Given an HA service "dispatch" with a primary and a standby deployment of 2 replicas`
 ///
 /// Creates both Deployments (the sample service, exporting spans to the scenario's trace
-/// sink), waits until both sides are available, then creates the annotated Service (so the
+/// sink) with their disruption budgets, waits until both sides are available, then creates the annotated Service (so the
 /// controller never sees a side still starting); with a controller running, also waits until
 /// it has adopted the Service.
 #[given(expr = "an HA service {string} with a primary and a standby deployment of {int} replica(s)")]
@@ -33,12 +35,17 @@ async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> an
     }
     let otlp = world.traffic.traces.as_ref().map(|t| t.otlp_endpoint());
     let deployments = world.api::<Deployment>()?;
+    let budgets = world.api::<PodDisruptionBudget>()?;
     for side in [Side::Primary, Side::Standby] {
         let d = ha_pair::deployment(&name, side, replicas, otlp.as_deref())?;
         deployments
             .create(&PostParams::default(), &d)
             .await
             .with_context(|| format!("creating deployment {}", ha_pair::workload(&name, side)))?;
+        budgets
+            .create(&PostParams::default(), &ha_pair::budget(&name, side)?)
+            .await
+            .with_context(|| format!("creating the disruption budget {}", ha_pair::workload(&name, side)))?;
     }
     for side in [Side::Primary, Side::Standby] {
         let what = format!("{} {replicas} available replica(s)", ha_pair::workload(&name, side));
@@ -109,6 +116,29 @@ async fn kill(world: &mut HadrillWorld, name: &str, side: Side, count: Option<us
     });
     futures::future::try_join_all(kills).await?;
     world.faults.pods = names;
+    Ok(())
+}
+
+/// `When the node hosting the primary of "dispatch" is drained`
+///
+/// Drains the node of the primary's first pod as `kubectl drain` does (`cluster::drain`: cordon,
+/// evictions honouring the disruption budgets, refused ones asked again every 5 s, 60 s in
+/// all) and returns once its pods are gone; deadlines count from the cordon. The node is
+/// uncordoned when the scenario ends.
+#[when(expr = "the node hosting the primary of {string} is drained")]
+async fn primary_node_drained(world: &mut HadrillWorld, name: String) -> anyhow::Result<()> {
+    let node = node_of_primary(world, &name).await?;
+    let opts = DrainOptions { run: Some(world.cluster.run_id.clone()), ..Default::default() };
+    let client = world.client()?;
+    world.faults.cordoned.push(node.clone());
+    world.fault(format!("node {node} (hosting the primary of {name}) drained"));
+    let drained = drain::drain(&client, &node, &opts).await?;
+    world.faults.pods = drained.evicted.iter().map(|p| p.rsplit('/').next().unwrap_or(p).to_string()).collect();
+    world.figure(
+        format!("drain of node {node} ({} pod(s) evicted)", drained.evicted.len()),
+        drained.took.as_secs_f64(),
+        None,
+    );
     Ok(())
 }
 
