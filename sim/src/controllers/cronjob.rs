@@ -43,9 +43,7 @@ pub async fn run(api: Arc<Api>, events: tokio::sync::mpsc::UnboundedReceiver<(Gr
 }
 
 fn cronjob_of(obj: &Value) -> Option<Key> {
-    let r = podutil::controller_ref(obj)?;
-    (r["kind"] == "CronJob" && r["apiVersion"] == "batch/v1")
-        .then(|| (meta_str(obj, "namespace").to_string(), r["name"].as_str().unwrap_or_default().to_string()))
+    podutil::controller_key(obj, "batch/v1", "CronJob")
 }
 
 fn rfc3339(t: Timestamp) -> String {

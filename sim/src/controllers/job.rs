@@ -79,9 +79,7 @@ pub async fn run(api: Arc<Api>, events: tokio::sync::mpsc::UnboundedReceiver<(Gr
 
 /// `(namespace, name)` of the Job controlling `obj`, if any.
 fn job_of(obj: &Value) -> Option<Key> {
-    let r = podutil::controller_ref(obj)?;
-    (r["kind"] == "Job" && r["apiVersion"] == "batch/v1")
-        .then(|| (meta_str(obj, "namespace").to_string(), r["name"].as_str().unwrap_or_default().to_string()))
+    podutil::controller_key(obj, "batch/v1", "Job")
 }
 
 /// The Job's condition of `kind` when it is `True`.

@@ -94,12 +94,6 @@ pub async fn run(
     super::queue::run(api, events, ReplicaSetController { flavor }).await
 }
 
-fn owner_key(obj: &Value, kind: &str, api_version: &str) -> Option<Key> {
-    let r = podutil::controller_ref(obj)?;
-    (r["kind"] == kind && r["apiVersion"] == api_version)
-        .then(|| (meta_str(obj, "namespace").to_string(), r["name"].as_str().unwrap_or_default().to_string()))
-}
-
 impl Reconciler for ReplicaSetController {
     fn name(&self) -> &'static str {
         self.flavor.manager
@@ -114,7 +108,7 @@ impl Reconciler for ReplicaSetController {
                 let owners: Vec<Key> = [Some(&**pod), event.old.as_deref()]
                     .into_iter()
                     .flatten()
-                    .filter_map(|p| owner_key(p, f.kind, f.api_version))
+                    .filter_map(|p| podutil::controller_key(p, f.api_version, f.kind))
                     .collect();
                 if podutil::controller_ref(pod).is_none()
                     && !podutil::is_terminating(pod)
