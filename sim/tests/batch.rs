@@ -23,11 +23,13 @@ use sim::kubelet::ImageEntry;
 use support::{await_cond, await_cond_within};
 
 /// A cluster whose image `hadrill/sh-ok` runs `/bin/sh -c 'sleep 0.3'`, `hadrill/sh-fail`
-/// exits 3 at once and `hadrill/sh-index` fails unless `JOB_COMPLETION_INDEX` is set.
+/// exits 3 at once, `hadrill/sh-sleep` sleeps 30 s and `hadrill/sh-index` fails unless
+/// `JOB_COMPLETION_INDEX` is set.
 async fn cluster() -> sim::Sim {
     let config = support::process_config(2);
     config.kubelet.images.insert("hadrill/sh-ok", ImageEntry::new("/bin/sh").with_args(["-c", "sleep 0.3"]));
     config.kubelet.images.insert("hadrill/sh-fail", ImageEntry::new("/bin/sh").with_args(["-c", "exit 3"]));
+    config.kubelet.images.insert("hadrill/sh-sleep", ImageEntry::new("/bin/sh").with_args(["-c", "sleep 30"]));
     config.kubelet.images.insert(
         "hadrill/sh-index",
         ImageEntry::new("/bin/sh").with_args(["-c", "test -n \"$JOB_COMPLETION_INDEX\" && sleep 0.2"]),
@@ -172,6 +174,60 @@ async fn a_failing_job_stops_at_its_backoff_limit() {
     let message = status.conditions.unwrap().into_iter().find(|c| c.type_ == "Failed").and_then(|c| c.message);
     assert_eq!(message.as_deref(), Some("Job has reached the specified backoff limit"));
     assert_eq!(list.items.len(), 2, "no pod after the limit");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_past_its_active_deadline_fails_and_its_pods_go() {
+    let sim = cluster().await;
+    let client = sim.client().unwrap();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let mut j = job("slow", "hadrill/sh-sleep", 1, 1, 6);
+    if let Some(spec) = j.spec.as_mut() {
+        spec.active_deadline_seconds = Some(1);
+    }
+    jobs.create(&PostParams::default(), &j).await.unwrap();
+    let failed = await_cond(&jobs, "slow", "Job slow Failed", has_condition("Failed")).await.unwrap();
+    let conds = conditions(&failed);
+    assert!(conds.contains(&("Failed".into(), "True".into(), "DeadlineExceeded".into())), "{conds:?}");
+    let message =
+        failed.status.unwrap().conditions.unwrap().into_iter().find(|c| c.type_ == "Failed").and_then(|c| c.message);
+    assert_eq!(message.as_deref(), Some("Job was active longer than specified deadline"));
+    // The final condition waits until the running pod is gone.
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let left = pods.list(&ListParams::default().labels("batch.kubernetes.io/job-name=slow")).await.unwrap().items;
+    assert!(
+        left.iter().all(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Failed")
+            || p.metadata.deletion_timestamp.is_some()),
+        "{left:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finished_job_with_a_ttl_is_deleted() {
+    let sim = cluster().await;
+    let client = sim.client().unwrap();
+    let jobs: Api<Job> = Api::namespaced(client.clone(), "default");
+    let mut j = job("brief", "hadrill/sh-ok", 1, 1, 6);
+    if let Some(spec) = j.spec.as_mut() {
+        spec.ttl_seconds_after_finished = Some(0);
+    }
+    let created = jobs.create(&PostParams::default(), &j).await.unwrap();
+    // ttlafterfinished_controller.go: deleted (foreground) once finished plus the TTL.
+    let uid = created.metadata.uid.unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        kube::runtime::wait::await_condition(jobs.clone(), "brief", kube::runtime::wait::conditions::is_deleted(&uid)),
+    )
+    .await
+    .expect("the Job is deleted after it completed")
+    .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client, "default");
+    let left = pods
+        .list(&ListParams::default().labels(&format!("batch.kubernetes.io/controller-uid={uid}")))
+        .await
+        .unwrap()
+        .items;
+    assert!(left.is_empty(), "foreground deletion removed its pods first: {left:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
