@@ -1,5 +1,4 @@
-//! `kubectl` against the written kubeconfig: apply, get, server-side apply, CRDs, delete, and
-//! `drain` against a PodDisruptionBudget.
+//! `kubectl` against the written kubeconfig: apply, get, server-side apply, CRDs, delete.
 //! kubectl is optional for users: without it these tests print a notice and pass, unless
 //! HADRILL_REQUIRE_KUBECTL=1 (set by CI) makes its absence a failure.
 
@@ -30,7 +29,8 @@ struct Kubectl {
 }
 
 impl Kubectl {
-    /// kubectl with the cluster's admin kubeconfig in a directory of its own (also its HOME).
+    /// kubectl with the cluster's kubeconfig and a HOME of its own (a fresh discovery cache)
+    /// in a temporary directory, which is returned for the test's files.
     fn for_cluster(sim: &sim::Sim, tag: &str) -> (Kubectl, PathBuf) {
         let dir = std::env::temp_dir().join(format!("hadrill-kubectl-{tag}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
