@@ -183,3 +183,36 @@ async fn a_budget_over_pods_without_a_controller_fails_safe() {
     let cond = status.conditions.unwrap().into_iter().find(|c| c.type_ == "DisruptionAllowed").unwrap();
     assert_eq!(cond.message, "found no controller ref for pod \"lone\"");
 }
+
+/// A budget its controller has not seen yet (observedGeneration behind generation) refuses
+/// with a retry hint, which clients honour: `Retry-After: 10` (eviction.go `tooManyRequests`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_budget_not_yet_processed_asks_to_retry() {
+    // No controllers: the budget's status stays as created, the test plays the kubelet.
+    let sim = support::start_with(sim::SimConfig { workload_controllers: false, ..Default::default() }).await;
+    let client = sim.client().unwrap();
+    let raw = Raw::new(&sim);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client, "default");
+    let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p", "labels": {"app": "p"}},
+        "spec": {"containers": [{"name": "c", "image": "virtual/x"}]}}))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    await_cond(&pods, "p", "the pod running", |p: Option<&Pod>| {
+        p.and_then(|p| p.status.as_ref()).is_some_and(|s| s.phase.as_deref() == Some("Running"))
+    })
+    .await;
+    pdbs.create(
+        &PostParams::default(),
+        &budget("p", json!({"maxUnavailable": 1, "selector": {"matchLabels": {"app": "p"}}})),
+    )
+    .await
+    .unwrap();
+    let r = evict(&raw, "p").await;
+    assert_eq!(r.status, 429, "{}", r.body);
+    let s = r.json();
+    assert_eq!(s["message"], "Cannot evict pod as it would violate the pod's disruption budget.");
+    assert_eq!(s["details"]["retryAfterSeconds"], 10);
+    assert_eq!(s["details"]["causes"][0]["message"], "The disruption budget p is still being processed by the server.");
+    assert_eq!(r.header("retry-after"), ["10"]);
+}
