@@ -9,3 +9,42 @@ pub mod html;
 pub mod metrics;
 pub mod scenario_log;
 pub mod timeline;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every scenario passed.
+    Passed,
+    /// A scenario failed.
+    Failed,
+    /// A signal stopped the run (`SIGINT`, `SIGTERM`); the scenarios that had not finished
+    /// are recorded as interrupted.
+    Interrupted {
+        /// The signal's name.
+        signal: &'static str,
+    },
+}
+
+impl Verdict {
+    /// Only a run whose every scenario passed passes.
+    pub fn passed(self) -> bool {
+        self == Verdict::Passed
+    }
+
+    /// `passed`, `FAILED` or `INTERRUPTED by SIGINT`, for titles and summaries.
+    pub fn describe(self) -> String {
+        match self {
+            Verdict::Passed => "passed".into(),
+            Verdict::Failed => "FAILED".into(),
+            Verdict::Interrupted { signal } => format!("INTERRUPTED by {signal}"),
+        }
+    }
+
+    /// The signal that stopped the run, if one did.
+    pub fn signal(self) -> Option<&'static str> {
+        match self {
+            Verdict::Interrupted { signal } => Some(signal),
+            _ => None,
+        }
+    }
+}

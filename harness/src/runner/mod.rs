@@ -3,13 +3,19 @@
 //! writes a failure bundle per failed scenario ([`bundle`]) and tears each World down. Its
 //! reports: the console, `reports/junit.xml` (cucumber's JUnit writer), `reports/features.log`
 //! (the console's transcript without colours) and what [`crate::report`] renders.
+//!
+//! SIGINT or SIGTERM ([`crate::signals`]) stops a run on every provider: the scenarios in
+//! progress are dropped and their Worlds torn down (faults removed, pods and embedded clusters
+//! stopped), the reports are written with the run marked interrupted, the run-wide cluster is
+//! swept and torn down, and the run ends with [`crate::signals::Interrupted`] (exit status 130
+//! or 143). A second signal exits at once.
 
 pub mod bundle;
 pub mod check;
 pub mod hooks;
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,8 +24,10 @@ use cucumber::{World as _, WriterExt as _, writer};
 
 use crate::HadrillWorld;
 use crate::cluster::provider::{ClusterFlags, RunCluster};
-use crate::report::{html, metrics, scenario_log};
+use crate::report::metrics::ScenarioRecord;
+use crate::report::{Verdict, html, metrics, scenario_log};
 use crate::settings::{CONCURRENCY_ENV, Settings};
+use crate::signals;
 use crate::world::RunScope;
 
 /// What to run.
@@ -41,9 +49,11 @@ pub fn default_features_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../features")
 }
 
-/// Checks and runs the features and writes the reports; returns whether all passed.
+/// Checks and runs the features and writes the reports; returns whether all passed. A signal
+/// ends it with [`signals::Interrupted`] after the cleanup (see the module docs).
 pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     sim::install_crypto_provider();
+    signals::listen()?;
     let settings = match opts.settings.clone() {
         Some(s) => s,
         None => Settings::from_env()?,
@@ -109,8 +119,8 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
         )
         .fail_on_skipped()
         .max_concurrent_scenarios(concurrency)
-        .before(move |_, _, _, world| {
-            before.before_scenario(world);
+        .before(move |feature, _, scenario, world| {
+            before.before_scenario(feature, scenario, world);
             Box::pin(std::future::ready(()))
         })
         .after(move |feature, _, scenario, finished, world| {
@@ -139,33 +149,48 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     };
     // One run over the deepest directory holding every selected file; the filter keeps only
     // the selected files.
+    // Dropped on a signal, the run drops the scenarios in progress: each World tears down.
     let outcome = cluster.run(cucumber.filter_run(root, filter)).await;
     scenario_log::end();
-    let Some(result) = outcome else {
-        return Err(cluster.interrupted().await);
-    };
-    let passed = !cucumber::writer::Stats::execution_has_failed(&result);
     let wall = started.elapsed().as_secs_f64();
-    let records = hooks.records();
-    metrics::write(&dir, &records, wall, passed)?;
-    let page = html::render(&records, &metrics::read_history(&dir), wall, passed);
+    let result = match outcome {
+        Ok(result) => result,
+        Err(interrupted) => {
+            let verdict = Verdict::Interrupted { signal: interrupted.signal.name() };
+            let records = hooks.interrupted_records(interrupted.signal.name());
+            if let Err(e) = write_reports(&dir, &records, wall, verdict) {
+                eprintln!("warning: {e:#}");
+            }
+            return Err(cluster.interrupted(interrupted).await);
+        }
+    };
+    let verdict =
+        if cucumber::writer::Stats::execution_has_failed(&result) { Verdict::Failed } else { Verdict::Passed };
+    write_reports(&dir, &hooks.records(), wall, verdict)?;
+    cluster.teardown().await?;
+    Ok(verdict.passed())
+}
+
+/// Writes metrics.json, history.jsonl and index.html into `dir` and prints where they are.
+fn write_reports(dir: &Path, records: &[ScenarioRecord], wall: f64, verdict: Verdict) -> anyhow::Result<()> {
+    metrics::write(dir, records, wall, verdict)?;
+    let page = html::render(records, &metrics::read_history(dir), wall, verdict);
     let index = dir.join("index.html");
-    std::fs::write(&index, page).with_context(|| format!("writing {}", index.display()))?;
+    metrics::write_atomically(&index, page.as_bytes())?;
     println!(
         "feature suite {} in {wall:.1} s; reports: {}, {}, {}, {}",
-        if passed { "passed" } else { "FAILED" },
+        verdict.describe(),
         index.display(),
         dir.join("junit.xml").display(),
         dir.join("features.log").display(),
         dir.join("metrics.json").display()
     );
-    for r in &records {
+    for r in records {
         if let Some(b) = &r.bundle {
             println!("  failure bundle of {:?}: {}", r.scenario, dir.join(b).display());
         }
     }
-    cluster.teardown().await?;
-    Ok(passed)
+    Ok(())
 }
 
 /// Scenarios run at once: `set` (`HADRILL_CONCURRENCY`), else 3 on embedded clusters (each
