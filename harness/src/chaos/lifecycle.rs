@@ -407,6 +407,13 @@ impl Run {
         Ok(Run { id, client, ledger, cleanup: CleanupOptions::default(), finished: false })
     }
 
+    /// A run whose objects are on the embedded cluster this process runs: its ledger says so,
+    /// and the host sweep removes it once this process is gone.
+    pub fn new_embedded(client: kube::Client, ledger_dir: &Path, id: &str) -> anyhow::Result<Run> {
+        let ledger = Arc::new(Ledger::open_embedded(ledger_dir, id)?);
+        Ok(Run { id: id.to_string(), client, ledger, cleanup: CleanupOptions::default(), finished: false })
+    }
+
     /// The same run with other cleanup timeouts.
     pub fn with_cleanup_options(mut self, options: CleanupOptions) -> Self {
         self.cleanup = options;

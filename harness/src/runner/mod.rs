@@ -86,6 +86,10 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
         let selected = count_tagged(&files, op);
         anyhow::ensure!(selected > 0, "no scenario matches --tags {:?}", opts.tags.as_deref().unwrap_or_default());
     }
+    // What killed runs left on this host (chains, ledgers of embedded clusters) goes first.
+    for r in crate::chaos::host::sweep(&settings.ledger_dir(), false) {
+        println!("host sweep: {r}");
+    }
     // The run-wide cluster (nothing for sim); torn down below, or by its drop on an error.
     let cluster = RunCluster::setup(&choice, settings.ledger_dir()).await?;
     if let Some(shared) = cluster.shared() {

@@ -213,12 +213,16 @@ pub fn chain_owner(chain: &str) -> Option<Owner> {
     }
 }
 
+/// The hadrill chains whose owner process is gone. None when iptables cannot be used.
+pub fn dead_owner_chains() -> Vec<String> {
+    existing_chains().into_iter().filter(|c| chain_owner(c).is_some_and(|o| !o.is_alive())).collect()
+}
+
 /// Removes every hadrill chain (and its jump) whose owner process is gone; returns each chain
 /// it tried with the outcome. Nothing when iptables cannot be used.
 pub fn sweep_dead_owners() -> Vec<(String, Result<(), String>)> {
-    existing_chains()
+    dead_owner_chains()
         .into_iter()
-        .filter(|c| chain_owner(c).is_some_and(|o| !o.is_alive()))
         .map(|chain| {
             let removed = remove_chain(&chain);
             (chain, removed)
