@@ -20,9 +20,22 @@ fn a_failing_feature_reports_its_failure_figures_and_bundle() {
     let passed = rt.block_on(hadrill::runner::run_features(opts)).unwrap();
     assert!(!passed, "the run must fail (exit non-zero)");
 
+    // junit.xml read as CI tools read it: every testcase has classname (the feature), name
+    // (the scenario) and file; the late switch's failure says so.
     let junit = read(&reports.join("junit.xml"));
-    assert!(junit.contains("<failure"), "{junit}");
-    assert!(junit.contains("web failed over after"), "the measured time is in the failure message: {junit}");
+    let cases = hadrill::report::junit::read(&junit).unwrap();
+    assert_eq!(cases.len(), 2, "{junit}");
+    for c in &cases {
+        assert_eq!(c.classname.as_deref(), Some("A failover later than its deadline (a deliberate failure)"), "{c:?}");
+        assert_eq!(c.file.as_deref(), Some("harness/tests/fixtures/failing/failing.feature"), "{c:?}");
+        assert!(c.name.as_deref().is_some_and(|n| !n.contains("failing.feature")), "the name is the scenario's: {c:?}");
+    }
+    let late = cases
+        .iter()
+        .find(|c| c.name.as_deref() == Some("A switch two seconds after the fault misses a one-second deadline"))
+        .unwrap_or_else(|| panic!("{cases:#?}"));
+    let message = late.failure_message.as_deref().expect("a failure");
+    assert!(message.contains("web failed over after"), "the measured time is in the failure message: {message}");
 
     let metrics: serde_json::Value = serde_json::from_str(&read(&reports.join("metrics.json"))).unwrap();
     let scenarios = metrics["scenarios"].as_array().expect("scenarios");

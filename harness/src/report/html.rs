@@ -105,7 +105,7 @@ fn summary(h: &mut String, records: &[ScenarioRecord], wall: f64, verdict: Verdi
     let class = match verdict {
         Verdict::Passed => "pass",
         Verdict::Failed => "fail",
-        Verdict::Interrupted { .. } => "interrupted",
+        Verdict::Interrupted { .. } | Verdict::Unfinished => "interrupted",
     };
     let _ = write!(
         h,

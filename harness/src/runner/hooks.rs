@@ -13,6 +13,7 @@ use futures::future::LocalBoxFuture;
 
 use super::bundle::{self, Claims};
 use crate::HadrillWorld;
+use crate::report::junit;
 use crate::report::metrics::{FigureRecord, ScenarioRecord};
 use crate::world::RunScope;
 
@@ -78,6 +79,21 @@ impl Hooks {
         .boxed_local()
     }
 
+    /// JUnit cases of the scenarios in progress when `signal` stopped the run: skipped,
+    /// interrupted.
+    pub fn in_progress_cases(&self, signal: &str) -> Vec<junit::Case> {
+        let message = format!("interrupted by {signal} before it finished");
+        self.in_progress()
+            .iter()
+            .map(|(feature, scenario)| junit::Case {
+                feature: feature.clone(),
+                scenario: scenario.clone(),
+                outcome: junit::Outcome::Skipped { message: message.clone() },
+                ..Default::default()
+            })
+            .collect()
+    }
+
     /// The records of a run `signal` stopped: the finished scenarios', then one per scenario
     /// that was still in progress, marked interrupted (what it measured went with its World).
     pub fn interrupted_records(&self, signal: &str) -> Vec<ScenarioRecord> {
@@ -118,11 +134,7 @@ fn record(
     let failure = match finished {
         ScenarioFinished::StepPassed => None,
         ScenarioFinished::StepSkipped => Some("a step was skipped".to_string()),
-        // A step's error reaches cucumber as a panic; its prefix is noise in a report.
-        ScenarioFinished::StepFailed(_, _, err) => {
-            let text = err.to_string();
-            Some(text.strip_prefix("Step panicked. Captured output: ").map(str::to_string).unwrap_or(text))
-        }
+        ScenarioFinished::StepFailed(_, _, err) => Some(super::outcomes::failure_text(err)),
         ScenarioFinished::BeforeHookFailed(info) => Some(format!("a before hook panicked: {info:?}")),
     };
     ScenarioRecord {

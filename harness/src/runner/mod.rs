@@ -1,8 +1,11 @@
 //! The feature runner: checks the features ([`check`]), sets up the run's cluster, runs the
 //! scenarios with cucumber, and through its hooks ([`hooks`]) keeps each scenario's figures,
 //! writes a failure bundle per failed scenario ([`bundle`]) and tears each World down. Its
-//! reports: the console, `reports/junit.xml` (cucumber's JUnit writer), `reports/features.log`
-//! (the console's transcript without colours) and what [`crate::report`] renders.
+//! reports: the console, `reports/junit.xml` (each scenario's outcome collected by
+//! [`outcomes`], rendered by [`crate::report::junit`] and written atomically: at the start one
+//! that says the run is unfinished — what a killed run leaves —, then the real one when the run
+//! ends), `reports/features.log` (the console's transcript without colours) and what
+//! [`crate::report`] renders.
 //!
 //! SIGINT or SIGTERM ([`crate::signals`]) stops a run on every provider: the scenarios in
 //! progress are dropped and their Worlds torn down (faults removed, pods and embedded clusters
@@ -13,6 +16,7 @@
 pub mod bundle;
 pub mod check;
 pub mod hooks;
+pub mod outcomes;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -25,7 +29,7 @@ use cucumber::{World as _, WriterExt as _, writer};
 use crate::HadrillWorld;
 use crate::cluster::provider::{ClusterFlags, RunCluster};
 use crate::report::metrics::ScenarioRecord;
-use crate::report::{Verdict, html, metrics, scenario_log};
+use crate::report::{Verdict, html, junit, metrics, scenario_log};
 use crate::settings::{CONCURRENCY_ENV, Settings};
 use crate::signals;
 use crate::world::RunScope;
@@ -104,20 +108,25 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     }
     let dir = settings.reports_dir.clone();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let junit = File::create(dir.join("junit.xml")).context("creating reports/junit.xml")?;
     let log = File::create(dir.join("features.log")).context("creating reports/features.log")?;
+    // Until the run ends, the reports say it has not: what a killed run (SIGKILL) leaves.
+    let junit_path = dir.join("junit.xml");
+    junit::write(&junit_path, &junit::Report { cases: Vec::new(), interrupted: true })?;
+    let page = html::render(&[], &metrics::read_history(&dir), 0.0, Verdict::Unfinished);
+    metrics::write_atomically(&dir.join("index.html"), page.as_bytes())?;
     let concurrency = concurrency(settings.concurrency, cluster.shared().is_some());
     let scope = RunScope { settings: Arc::new(settings), shared: cluster.shared().cloned() };
     let hooks = hooks::Hooks::new(scope, dir.clone());
     let (before, after) = (hooks.clone(), hooks.clone());
     let started = Instant::now();
+    let outcomes = outcomes::Outcomes::default();
     let selected: Vec<PathBuf> = files.iter().filter_map(|f| f.canonicalize().ok()).collect();
     let root = common_dir(&selected).context("locating the feature files")?;
     let cucumber = HadrillWorld::cucumber()
         .with_writer(
             writer::Basic::raw(std::io::stdout(), writer::Coloring::Auto, 0)
                 .summarized()
-                .tee::<HadrillWorld, _>(writer::JUnit::for_tee(junit, 0))
+                .tee::<HadrillWorld, _>(outcomes.collector().discard_stats_writes().discard_arbitrary_writes())
                 .tee::<HadrillWorld, _>(writer::Basic::raw(log, writer::Coloring::Never, 0).discard_stats_writes())
                 .normalized(),
         )
@@ -160,14 +169,21 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     let result = match outcome {
         Ok(result) => result,
         Err(interrupted) => {
-            let verdict = Verdict::Interrupted { signal: interrupted.signal.name() };
-            let records = hooks.interrupted_records(interrupted.signal.name());
-            if let Err(e) = write_reports(&dir, &records, wall, verdict) {
+            let signal = interrupted.signal.name();
+            let verdict = Verdict::Interrupted { signal };
+            // What finished is reported; the scenarios in progress as skipped, interrupted.
+            let mut report = outcomes.report(true);
+            report.cases.extend(hooks.in_progress_cases(signal));
+            if let Err(e) = junit::write(&junit_path, &report) {
+                eprintln!("warning: {e:#}");
+            }
+            if let Err(e) = write_reports(&dir, &hooks.interrupted_records(signal), wall, verdict) {
                 eprintln!("warning: {e:#}");
             }
             return Err(cluster.interrupted(interrupted).await);
         }
     };
+    junit::write(&junit_path, &outcomes.report(false))?;
     let verdict =
         if cucumber::writer::Stats::execution_has_failed(&result) { Verdict::Failed } else { Verdict::Passed };
     write_reports(&dir, &hooks.records(), wall, verdict)?;

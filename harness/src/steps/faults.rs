@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use super::error::{StepResult, ensure};
 use super::params::{Percent, Span};
 use crate::HadrillWorld;
 use crate::chaos::lifecycle::{InjectOptions, Recovery, Run};
@@ -17,7 +18,7 @@ use crate::cluster::controller::{self, CONTROLLER_NS};
 use crate::cluster::ha_pair::{self, Side};
 use crate::scenarios::{Library, RenderOptions};
 use crate::world::MarkKind;
-use anyhow::{Context, ensure};
+use anyhow::Context;
 use cucumber::{then, when};
 
 /// The instant a [`SystemTime`] from the lifecycle's timeline stands for.
@@ -123,15 +124,15 @@ pub(crate) async fn inject(
 
 /// `When the scenario "primary-pod-kill" is injected`
 #[when(expr = "the scenario {string} is injected")]
-async fn scenario_injected(world: &mut HadrillWorld, name: String) -> anyhow::Result<()> {
-    inject(world, &name, Vec::new()).await
+async fn scenario_injected(world: &mut HadrillWorld, name: String) -> StepResult {
+    Ok(inject(world, &name, Vec::new()).await?)
 }
 
 /// `When the scenario "primary-network-loss-50" is injected with "loss=30; duration=20s"`
 #[when(expr = "the scenario {string} is injected with {string}")]
-async fn scenario_injected_with(world: &mut HadrillWorld, name: String, settings: String) -> anyhow::Result<()> {
+async fn scenario_injected_with(world: &mut HadrillWorld, name: String, settings: String) -> StepResult {
     let settings = parse_settings(&settings)?;
-    inject(world, &name, settings).await
+    Ok(inject(world, &name, settings).await?)
 }
 
 /// `When a random fault from "primary-pod-kill, primary-pod-failure" is injected with seed 42`
@@ -139,7 +140,7 @@ async fn scenario_injected_with(world: &mut HadrillWorld, name: String, settings
 /// A fault drill: picks one scenario of the list with a seeded random choice (the seed and the
 /// pick are printed and put on the timeline, so a failing drill can be replayed) and injects it.
 #[when(expr = "a random fault from {string} is injected with seed {int}")]
-async fn random_fault(world: &mut HadrillWorld, list: String, seed: u64) -> anyhow::Result<()> {
+async fn random_fault(world: &mut HadrillWorld, list: String, seed: u64) -> StepResult {
     use rand::{RngExt as _, SeedableRng as _};
     let names: Vec<String> = list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
     ensure!(!names.is_empty(), "{list:?}: expected scenario names separated by commas");
@@ -151,47 +152,41 @@ async fn random_fault(world: &mut HadrillWorld, list: String, seed: u64) -> anyh
     let pick = names[rng.random_range(0..names.len())].clone();
     world.note(format!("drill: seed {seed} picked {pick}"));
     world.mark(Instant::now(), MarkKind::Note, format!("drill seed {seed}: {pick}"));
-    inject(world, &pick, Vec::new()).await
+    Ok(inject(world, &pick, Vec::new()).await?)
 }
 
 /// `When the node hosting the primary of "dispatch" loses its network for 60 s`
 #[when(expr = "the node hosting the primary of {string} loses its network for {duration}")]
-async fn node_loses_network(world: &mut HadrillWorld, name: String, span: Span) -> anyhow::Result<()> {
+async fn node_loses_network(world: &mut HadrillWorld, name: String, span: Span) -> StepResult {
     let node = super::ha_service::node_of_primary(world, &name).await?;
     let settings = vec![("node".to_string(), node), ("duration".to_string(), span.go_duration())];
-    inject(world, "primary-node-network-loss", settings).await
+    Ok(inject(world, "primary-node-network-loss", settings).await?)
 }
 
 /// `When the primary of "dispatch" is CPU-stressed by 2 workers at 100% for 60 s`
 #[when(expr = "the primary of {string} is CPU-stressed by {int} worker(s) at {percent} for {duration}")]
-async fn cpu_stressed(
-    world: &mut HadrillWorld,
-    name: String,
-    workers: u32,
-    load: Percent,
-    span: Span,
-) -> anyhow::Result<()> {
+async fn cpu_stressed(world: &mut HadrillWorld, name: String, workers: u32, load: Percent, span: Span) -> StepResult {
     let settings = vec![
         ("primary".to_string(), label_text(&name, Side::Primary)),
         ("workers".to_string(), workers.to_string()),
         ("load".to_string(), load.0.to_string()),
         ("duration".to_string(), span.go_duration()),
     ];
-    inject(world, "primary-cpu-stress", settings).await
+    Ok(inject(world, "primary-cpu-stress", settings).await?)
 }
 
 /// `When the controller's leader is killed`
 #[when(expr = "the controller's leader is killed")]
-async fn leader_killed(world: &mut HadrillWorld) -> anyhow::Result<()> {
+async fn leader_killed(world: &mut HadrillWorld) -> StepResult {
     let leader = controller::leader(&world.client()?).await?;
-    inject(world, "controller-leader-kill", vec![("leader_pod".into(), leader)]).await
+    Ok(inject(world, "controller-leader-kill", vec![("leader_pod".into(), leader)]).await?)
 }
 
 /// `When the fault is removed`
 ///
 /// Deletes every fault still in place and waits until each is confirmed recovered.
 #[when(expr = "the fault is removed")]
-async fn fault_removed(world: &mut HadrillWorld) -> anyhow::Result<()> {
+async fn fault_removed(world: &mut HadrillWorld) -> StepResult {
     ensure!(!world.faults.injections.is_empty(), "no fault is in place");
     for injection in std::mem::take(&mut world.faults.injections) {
         let what = injection.object().to_string();
@@ -207,7 +202,7 @@ async fn fault_removed(world: &mut HadrillWorld) -> anyhow::Result<()> {
 ///
 /// For faults with a duration: waits for Chaos Mesh's `AllRecovered` and removes the object.
 #[then(expr = "the fault ends by itself within {duration}")]
-async fn fault_ends(world: &mut HadrillWorld, within: Span) -> anyhow::Result<()> {
+async fn fault_ends(world: &mut HadrillWorld, within: Span) -> StepResult {
     ensure!(!world.faults.injections.is_empty(), "no fault is in place");
     for injection in std::mem::take(&mut world.faults.injections) {
         let what = injection.object().to_string();

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::Context;
 use cucumber::{given, then, when};
 use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
+use super::error::{StepResult, bail, ensure};
 use super::params::{SideParam, Span};
 use crate::HadrillWorld;
 use crate::cluster::ha_pair::{self, Side};
@@ -24,7 +25,7 @@ use crate::world::MarkKind;
 /// controller never sees a side still starting); with a controller running, also waits until
 /// it has adopted the Service.
 #[given(expr = "an HA service {string} with a primary and a standby deployment of {int} replica(s)")]
-async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> anyhow::Result<()> {
+async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> StepResult {
     if world.traffic.traces.is_none() {
         world.traffic.traces = Some(match world.cluster.sim {
             Some(_) => crate::traces::sink::Sink::embedded().await?,
@@ -114,14 +115,14 @@ async fn kill(world: &mut HadrillWorld, name: &str, side: Side, count: Option<us
 
 /// `When every pod of the primary of "dispatch" is killed`
 #[when(expr = "every pod of the {side} of {string} is killed")]
-async fn kill_all(world: &mut HadrillWorld, side: SideParam, name: String) -> anyhow::Result<()> {
-    kill(world, &name, side.0, None).await
+async fn kill_all(world: &mut HadrillWorld, side: SideParam, name: String) -> StepResult {
+    Ok(kill(world, &name, side.0, None).await?)
 }
 
 /// `When 1 pod of the primary of "dispatch" is killed`
 #[when(expr = "{int} pod(s) of the {side} of {string} is/are killed")]
-async fn kill_some(world: &mut HadrillWorld, count: usize, side: SideParam, name: String) -> anyhow::Result<()> {
-    kill(world, &name, side.0, Some(count)).await
+async fn kill_some(world: &mut HadrillWorld, count: usize, side: SideParam, name: String) -> StepResult {
+    Ok(kill(world, &name, side.0, Some(count)).await?)
 }
 
 /// `When the standby of "dispatch" is scaled to 0`
@@ -129,7 +130,7 @@ async fn kill_some(world: &mut HadrillWorld, count: usize, side: SideParam, name
 /// Scales one side's Deployment and waits until it has exactly that many ready replicas
 /// (a side with no pods is unhealthy).
 #[when(expr = "the {side} of {string} is scaled to {int}")]
-async fn scaled(world: &mut HadrillWorld, side: SideParam, name: String, replicas: i32) -> anyhow::Result<()> {
+async fn scaled(world: &mut HadrillWorld, side: SideParam, name: String, replicas: i32) -> StepResult {
     let SideParam(side) = side;
     let workload = ha_pair::workload(&name, side);
     let deployments = world.api::<Deployment>()?;
@@ -153,7 +154,7 @@ async fn scaled(world: &mut HadrillWorld, side: SideParam, name: String, replica
 ///
 /// Measured from the last fault to the Service selecting the standby's pods, by watch.
 #[then(expr = "{string} fails over to the standby within {duration}")]
-async fn fails_over(world: &mut HadrillWorld, name: String, within: Span) -> anyhow::Result<()> {
+async fn fails_over(world: &mut HadrillWorld, name: String, within: Span) -> StepResult {
     let start = world.faults.at.context("no fault was injected before this step")?;
     let deadline = within.0;
     // Wait past the deadline (bounded) so a late switch is still measured and reported.
@@ -194,7 +195,7 @@ async fn await_side(
 /// Watches the Service for the whole window: any change of its selector away from the
 /// primary fails the step at once. (A window is the only way to observe that nothing happens.)
 #[then(expr = "{string} stays on the primary for {duration}")]
-async fn stays(world: &mut HadrillWorld, name: String, window: Span) -> anyhow::Result<()> {
+async fn stays(world: &mut HadrillWorld, name: String, window: Span) -> StepResult {
     let services = world.api::<Service>()?;
     let current = services.get(&name).await.with_context(|| format!("reading service {name}"))?;
     ensure!(ha_pair::selected_side(&name, &current) == Some(Side::Primary), "{name} does not select the primary now");
@@ -223,7 +224,7 @@ async fn stays(world: &mut HadrillWorld, name: String, window: Span) -> anyhow::
 /// Annotates the Service for the controller: failback `auto` once the primary has been healthy
 /// that long, and the same minimum dwell between switches.
 #[given(expr = "{string} fails back automatically after {duration}")]
-async fn failback_auto(world: &mut HadrillWorld, name: String, after: Span) -> anyhow::Result<()> {
+async fn failback_auto(world: &mut HadrillWorld, name: String, after: Span) -> StepResult {
     let patch = serde_json::json!({"metadata": {"annotations": {
         "failover.hadrill.io/failback": "auto",
         "failover.hadrill.io/failback-after": after.go_duration(),
@@ -242,7 +243,7 @@ async fn failback_auto(world: &mut HadrillWorld, name: String, after: Span) -> a
 /// Measured from the switch to the standby (the last Switched mark) to the Service selecting
 /// the primary again, by watch.
 #[then(expr = "{string} fails back to the primary within {duration}")]
-async fn fails_back(world: &mut HadrillWorld, name: String, within: Span) -> anyhow::Result<()> {
+async fn fails_back(world: &mut HadrillWorld, name: String, within: Span) -> StepResult {
     let switched = world
         .timeline
         .marks

@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, ensure};
+use anyhow::Context;
 use cucumber::then;
 use k8s_openapi::api::events::v1::Event;
 
+use super::error::{StepResult, ensure};
 use super::params::Span;
 use crate::HadrillWorld;
 use crate::cluster::ha_pair::{self, Side};
@@ -39,7 +40,7 @@ async fn standby_serving(world: &HadrillWorld, name: &str, limit: Duration) -> a
 /// the fault. Located: the first such Event naming every pod the fault hit. Recovered: the
 /// Service has a ready standby endpoint again (traffic can be served).
 #[then(expr = "the fault is detected within {duration}, located within {duration} and recovered within {duration}")]
-async fn one_five_ten(world: &mut HadrillWorld, detect: Span, locate: Span, recover: Span) -> anyhow::Result<()> {
+async fn one_five_ten(world: &mut HadrillWorld, detect: Span, locate: Span, recover: Span) -> StepResult {
     let (detect, locate, recover) = (detect.0, locate.0, recover.0);
     let name = world.ha_service()?.to_string();
     let fault = world.faults.at.context("no fault was injected before this step")?;
@@ -82,7 +83,7 @@ fn reason(e: &Event) -> String {
 /// An Event on the Service, written after the fault, whose note names every pod the fault hit
 /// (so an operator finds the cause with `kubectl describe service`).
 #[then(expr = "the controller reports the cause naming the dead pods")]
-async fn reports_cause(world: &mut HadrillWorld) -> anyhow::Result<()> {
+async fn reports_cause(world: &mut HadrillWorld) -> StepResult {
     let name = world.ha_service()?.to_string();
     let pods = world.faults.pods.clone();
     ensure!(!pods.is_empty(), "the fault recorded no pods");
@@ -100,7 +101,7 @@ async fn reports_cause(world: &mut HadrillWorld) -> anyhow::Result<()> {
 
 /// `Then the controller warns that both sides of "dispatch" are down`
 #[then(expr = "the controller warns that both sides of {string} are down")]
-async fn warns_both_down(world: &mut HadrillWorld, name: String) -> anyhow::Result<()> {
+async fn warns_both_down(world: &mut HadrillWorld, name: String) -> StepResult {
     let (at, event) = first_event(world, &name, crate::probes::wait::SETTLE, "a Warning", |e| {
         e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("BothUnhealthy")
     })
