@@ -17,6 +17,7 @@ pub mod bundle;
 pub mod check;
 pub mod hooks;
 pub mod outcomes;
+pub mod reports_lock;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -90,6 +91,9 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
         let selected = count_tagged(&files, op);
         anyhow::ensure!(selected > 0, "no scenario matches --tags {:?}", opts.tags.as_deref().unwrap_or_default());
     }
+    let dir = settings.reports_dir.clone();
+    // Held to the end of the run: a second run into `dir` is refused before anything starts.
+    let _lock = reports_lock::lock(&dir)?;
     // What killed runs left on this host (chains, ledgers of embedded clusters) goes first.
     for r in crate::chaos::host::sweep(&settings.ledger_dir(), false) {
         println!("host sweep: {r}");
@@ -106,8 +110,6 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
             ),
         }
     }
-    let dir = settings.reports_dir.clone();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let log = File::create(dir.join("features.log")).context("creating reports/features.log")?;
     // Until the run ends, the reports say it has not: what a killed run (SIGKILL) leaves.
     let junit_path = dir.join("junit.xml");
