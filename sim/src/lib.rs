@@ -153,6 +153,7 @@ impl Sim {
                 bookmark_interval: config.bookmark_interval,
                 anonymous_is_admin: config.anonymous_is_admin,
                 logs: Some(kubelets.log_source()),
+                streams: Some(kubelets.stream_source()),
                 ..Default::default()
             },
             close_watches: tokio::sync::watch::channel(0).0,

@@ -5,49 +5,16 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn kubectl_available() -> bool {
-    let found = Command::new("kubectl").arg("version").arg("--client").output().is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("HADRILL_REQUIRE_KUBECTL").is_err(),
-            "kubectl is required (HADRILL_REQUIRE_KUBECTL is set) but not found"
-        );
-        eprintln!("NOTICE: kubectl not found on PATH; skipping the kubectl compatibility test");
-    }
-    found
-}
+use support::kubectl::{Kubectl, available};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
-struct Kubectl {
-    kubeconfig: PathBuf,
-    home: PathBuf,
-}
-
-impl Kubectl {
-    /// Runs kubectl; panics with its output when it fails.
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, out) = self.run(args).await;
-        assert!(ok, "kubectl {} failed:\n{out}", args.join(" "));
-        out
-    }
-
-    async fn run(&self, args: &[&str]) -> (bool, String) {
-        let mut cmd = tokio::process::Command::new("kubectl");
-        cmd.args(args).arg("--kubeconfig").arg(&self.kubeconfig).env("HOME", &self.home);
-        let out = cmd.output().await.expect("kubectl runs");
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        (out.status.success(), text)
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn kubectl_applies_gets_and_deletes() {
-    if !kubectl_available() {
+    if !available("the kubectl compatibility test") {
         return;
     }
     let sim = support::start(3).await;

@@ -142,7 +142,7 @@ pub fn types() -> Vec<ResourceType> {
             short: &["po"],
             status: true,
             scale: false,
-            extra: &["log", "binding", "eviction", "proxy"],
+            extra: &["log", "binding", "eviction", "proxy", "exec", "attach", "portforward"],
             generation: true,
             validator: typed::<core::v1::Pod>,
         }),

@@ -15,6 +15,7 @@
 pub mod config;
 pub mod env;
 pub mod events;
+mod exec;
 pub mod images;
 pub mod ipam;
 pub mod logs;
@@ -201,6 +202,11 @@ impl Kubelets {
     /// The handle of node `name`.
     pub fn node(&self, name: &str) -> Option<&NodeHandle> {
         self.nodes.iter().find(|n| n.name() == name)
+    }
+
+    /// Runs `pods/exec` and `pods/attach` for the API server.
+    pub fn stream_source(&self) -> Arc<dyn crate::api::http::stream::ContainerStreams> {
+        Arc::new(exec::Streams { nodes: self.nodes.clone(), logs: self.logs.clone() })
     }
 
     /// The pod log provider for the API server.

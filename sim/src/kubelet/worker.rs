@@ -42,6 +42,11 @@ pub(crate) enum Msg {
         container: String,
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
+    /// Where a command run in a container runs (`kubectl exec`, `attach`).
+    ExecTarget {
+        container: String,
+        reply: tokio::sync::oneshot::Sender<Result<super::exec::Target, super::exec::Refusal>>,
+    },
 }
 
 /// Crash-loop back-off of one container (client-go flowcontrol semantics).
@@ -547,15 +552,32 @@ impl Worker {
         if let Some(a) = args {
             argv.extend(env::expand_all(&a, &env));
         }
-        let cwd = match spec["workingDir"].as_str().filter(|d| !d.is_empty()) {
+        ProcSpec { program, args: argv, env: env.into_vars(), cwd: self.working_dir(idx) }
+    }
+
+    /// The container's `workingDir`, else its directory under the pod's (created on demand).
+    fn working_dir(&self, idx: usize) -> PathBuf {
+        match self.containers[idx].spec["workingDir"].as_str().filter(|d| !d.is_empty()) {
             Some(d) => PathBuf::from(d),
             None => {
                 let dir = self.work_dir.join(&self.containers[idx].name);
                 let _ = std::fs::create_dir_all(&dir);
                 dir
             }
-        };
-        ProcSpec { program, args: argv, env: env.into_vars(), cwd }
+        }
+    }
+
+    /// What `kubectl exec` into container `name` needs: its environment and working directory
+    /// while its process runs.
+    fn exec_target(&self, name: &str) -> Result<super::exec::Target, super::exec::Refusal> {
+        use super::exec::{Refusal, Target};
+        let idx = self.containers.iter().position(|c| c.name == name).ok_or(Refusal::NotRunning)?;
+        let c = &self.containers[idx];
+        match (&c.proc, &c.state) {
+            (Some(_), _) => Ok(Target { env: c.env.clone(), cwd: self.working_dir(idx) }),
+            (None, CState::Running { .. }) => Err(Refusal::Virtual { image: c.image.clone() }),
+            _ => Err(Refusal::NotRunning),
+        }
     }
 
     /// Spawns the probe workers of a running container: the startup probe first (the others
@@ -611,6 +633,9 @@ impl Worker {
             }
             Msg::Kill { container, reply } => {
                 let _ = reply.send(self.kill(&container));
+            }
+            Msg::ExecTarget { container, reply } => {
+                let _ = reply.send(self.exec_target(&container));
             }
             Msg::Probe { idx, instance, kind, event } => {
                 let Some(c) = self.containers.get(idx) else { return };

@@ -1,6 +1,8 @@
 //! Shared helpers for the embedded-cluster integration tests.
 #![allow(dead_code)]
 
+pub mod kubectl;
+
 use std::time::Duration;
 
 use serde_json::Value;

@@ -152,6 +152,9 @@ fn subresources(t: &ResourceType) -> Vec<Sub> {
             "eviction" => subs.push(sub("eviction", "Eviction", Some(("policy", "v1")), vec!["create"])),
             "finalize" => subs.push(sub("finalize", "Namespace", None, vec!["update"])),
             "proxy" => subs.push(sub("proxy", &format!("{}ProxyOptions", t.kind), None, proxy_verbs())),
+            "exec" => subs.push(sub("exec", "PodExecOptions", None, vec!["create", "get"])),
+            "attach" => subs.push(sub("attach", "PodAttachOptions", None, vec!["create", "get"])),
+            "portforward" => subs.push(sub("portforward", "PodPortForwardOptions", None, vec!["create", "get"])),
             _ => {}
         }
     }

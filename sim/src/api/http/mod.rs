@@ -7,6 +7,7 @@ mod handlers;
 mod openapi;
 mod proxy;
 mod request;
+pub mod stream;
 mod table;
 mod watch;
 
@@ -61,6 +62,8 @@ pub struct ServerConfig {
     pub logs: Option<Arc<dyn LogSource>>,
     /// Requests without credentials act as the admin (see `authn`).
     pub anonymous_is_admin: bool,
+    /// Runs `pods/exec` and `pods/attach` (see [`stream`]).
+    pub streams: Option<Arc<dyn stream::ContainerStreams>>,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +73,7 @@ impl Default for ServerConfig {
             version: ("1".into(), "35".into()),
             logs: None,
             anonymous_is_admin: true,
+            streams: None,
         }
     }
 }
@@ -103,6 +107,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/openapi/v2", get(discovery::openapi_v2))
         .route("/openapi/v3", get(openapi::index))
         .route("/openapi/v3/{*rest}", get(openapi::document))
+        .merge(stream::routes())
         .fallback(handlers::dispatch)
         .layer(axum::middleware::from_fn_with_state(state.clone(), authn::authenticate))
         .with_state(state)
