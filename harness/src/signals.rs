@@ -85,10 +85,7 @@ pub fn listen() -> anyhow::Result<()> {
                 eprintln!("{got} again: exiting at once; `hadrill clean` removes what is left");
                 std::process::exit(i32::from(got.exit_code()));
             }
-            eprintln!(
-                "{got}: stopping the run — removing every fault, stopping the pods, writing the reports \
-                 (send it again to exit at once)"
-            );
+            eprintln!("{got}: stopping and cleaning up (send it again to exit at once)");
             first.send_replace(Some(got));
         }
     }));
