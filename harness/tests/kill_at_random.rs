@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 
 use rand::{RngExt as _, SeedableRng as _};
 
-/// How long a run may take to put its first fault in place (cluster, pods, images).
-const SETUP_LIMIT: Duration = Duration::from_secs(600);
+/// How long a run may take to put its first fault in place: cluster and pods, and on the first
+/// run after a source change the build of the project's images (`cargo build`, minutes on a
+/// loaded machine).
+const SETUP_LIMIT: Duration = Duration::from_secs(1200);
 /// How long a signalled run may take to clean up and exit.
 const EXIT_LIMIT: Duration = Duration::from_secs(180);
 
@@ -124,8 +126,24 @@ impl Sig {
     }
 }
 
+/// A run that a failing assertion must not leave running: dropped while it runs, it gets
+/// SIGTERM (and cleans up) and is waited for.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe {
+                libc::kill(self.0.id() as i32, libc::SIGTERM);
+            }
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts `hadrill run` of the fixture as the leader of a session of its own.
-fn start(reports: &Path, log: &Path) -> Child {
+fn start(reports: &Path, log: &Path) -> Running {
     let out = std::fs::File::create(log).unwrap();
     let err = out.try_clone().unwrap();
     let mut cmd = hadrill();
@@ -134,7 +152,7 @@ fn start(reports: &Path, log: &Path) -> Child {
     unsafe {
         cmd.pre_exec(|| if libc::setsid() < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) });
     }
-    cmd.spawn().expect("starting hadrill run")
+    Running(cmd.spawn().expect("starting hadrill run"))
 }
 
 /// What one run saw.
@@ -211,9 +229,10 @@ fn runs_stopped_at_random_moments_leave_nothing_behind() {
         std::fs::create_dir_all(&reports).unwrap();
         let log = base.join(format!("run-{i}.log"));
         let delay = Duration::from_millis(rng.random_range(0..3000));
-        let mut child = start(&reports, &log);
+        let mut run = start(&reports, &log);
+        let child = &mut run.0;
         let pid = child.id();
-        let at = fault_in_place(&mut child, sig == Sig::Kill, delay, &log);
+        let at = fault_in_place(child, sig == Sig::Kill, delay, &log);
         // SAFETY: kill(2) has no memory-safety preconditions; SIGINT goes to the process group
         // as Ctrl-C does, the others to the process as `kill` does.
         let target = if sig == Sig::Int { -(pid as i32) } else { pid as i32 };
