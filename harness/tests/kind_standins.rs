@@ -154,7 +154,7 @@ async fn the_kind_provider_runs_its_commands_in_order_and_deletes_what_it_create
     s.block("helm upgrade");
     let child = hadrill(&s).spawn().expect("hadrill starts");
     tokio::task::block_in_place(|| s.wait_blocked(Duration::from_secs(120)));
-    interrupted(child, "interrupted (Ctrl-C) while setting up the kind cluster").await;
+    interrupted(child, "setting up the kind cluster \"hadrill\": interrupted by SIGINT").await;
     // The half-set-up cluster is deleted as it is dropped; kind is then asked whether a
     // cluster is left (one interrupted inside `kind create` would be), and none is.
     let mut want = setup_commands(&s, true)[..8].to_vec();
@@ -176,7 +176,7 @@ async fn the_kind_provider_runs_its_commands_in_order_and_deletes_what_it_create
         status = child.wait() => panic!("hadrill ended before the scenario started: {status:?}\n{:?}", s.commands()),
         () = tokio::time::sleep(Duration::from_secs(300)) => panic!("the scenario did not start within 300 s"),
     };
-    interrupted(child, "the run was interrupted (Ctrl-C)").await;
+    interrupted(child, "interrupted by SIGINT").await;
     let mut want = setup_commands(&s, true);
     want.push(delete_command(&s));
     assert_commands(&s.commands(), &want);

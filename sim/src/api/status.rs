@@ -302,10 +302,13 @@ fn no_retry(n: &u32) -> bool {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StatusCause {
     /// Cause type.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub reason: String,
     /// Message.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
-    /// Field path.
+    /// Field path (`omitempty` in Go, as the other two: am `apis/meta/v1/types.go`).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub field: String,
 }
 
