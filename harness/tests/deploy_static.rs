@@ -294,8 +294,8 @@ fn chaos_mesh_values_name_the_runtime_socket_and_turn_the_dashboard_off() {
 
 /// Validates `object` against the CRD schema the embedded cluster serves for its kind.
 fn validate_against_crd(object: &Value) -> Result<(), String> {
-    let kind = object["kind"].as_str().unwrap_or_default().to_lowercase();
-    let crd = yaml(&format!("{}/{kind}.yaml", hadrill::chaos::crd::MANIFEST_DIR));
+    let kind = object["kind"].as_str().and_then(hadrill::chaos::ChaosKind::from_kind).ok_or("not a chaos kind")?;
+    let crd = yaml(&format!("{}/{}", hadrill::chaos::crd::MANIFEST_DIR, hadrill::chaos::crd::file_name(kind)));
     let version = crd["spec"]["versions"]
         .as_array()
         .and_then(|vs| vs.iter().find(|v| v["name"] == "v1alpha1"))

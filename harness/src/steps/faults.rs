@@ -154,7 +154,8 @@ async fn random_fault(world: &mut HadrillWorld, list: String, seed: u64) -> anyh
 #[when(expr = "the node hosting the primary of {string} loses its network for {duration}")]
 async fn node_loses_network(world: &mut HadrillWorld, name: String, span: Span) -> anyhow::Result<()> {
     let node = super::ha_service::node_of_primary(world, &name).await?;
-    let settings = vec![("node".to_string(), node), ("duration".to_string(), span.go_duration())];
+    // ChaosBlade's timeout is whole seconds; a partial second still holds the cut that long.
+    let settings = vec![("node".to_string(), node), ("timeout".to_string(), span.0.as_secs_f64().ceil().to_string())];
     inject(world, "primary-node-network-loss", settings).await
 }
 
