@@ -3,7 +3,6 @@
 mod common;
 
 use common::repo_root;
-use hadrill::chaos::model::ChaosStatus as _;
 use hadrill::chaos::{ChaosKind, ChaosResource, Validate, ValidateOptions};
 use hadrill::scenarios::{BUILTIN, Library, ParamType, RenderOptions, Scenario, ScenarioError};
 use serde_json::json;

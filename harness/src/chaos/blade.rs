@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
-use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, PostParams};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ListParams, PostParams};
 use kube::runtime::wait::await_condition;
 
 use super::ledger::{CleanupOptions, ObjectRef, RUN_LABEL, SCENARIO_LABEL};
@@ -133,7 +133,8 @@ impl Validate for ChaosBlade {
     }
 }
 
-/// Injects `blade` for `run`: validate, check its nodes exist, record it in the ledger, create
+/// Injects `blade` for `run`: validate, check its nodes exist (their pods, every namespace, are
+/// the injection's targets: all of them lose their network), record it in the ledger, create
 /// it (labelled with the run and scenario) and wait until the operator reports it `Running`
 /// with every experiment successful. When it does not get there, the object is removed again
 /// before the error returns.
@@ -141,10 +142,15 @@ pub(super) async fn inject(run: &Run, blade: &ChaosBlade, options: &InjectOption
     let subject = blade.subject();
     blade.validate(&ValidateOptions::default())?;
     let nodes: Api<Node> = Api::all(run.client().clone());
+    let pods: Api<Pod> = Api::all(run.client().clone());
+    let mut targets = Vec::new();
     for name in blade.nodes() {
         if nodes.get_opt(&name).await.with_context(|| format!("{subject}: reading node {name}"))?.is_none() {
             bail!("{subject}: node {name} does not exist");
         }
+        let on_node = ListParams::default().fields(&format!("spec.nodeName={name}"));
+        let listed = pods.list(&on_node).await.with_context(|| format!("{subject}: listing the pods on {name}"))?;
+        targets.extend(listed.items);
     }
     let mut labelled = blade.clone();
     let labels = labelled.metadata.labels.get_or_insert_with(Default::default);
@@ -185,7 +191,8 @@ pub(super) async fn inject(run: &Run, blade: &ChaosBlade, options: &InjectOption
             let timeline =
                 Timeline { targets_ready, created: created_at, injected: SystemTime::now(), recovered: None };
             let client = run.client().clone();
-            Ok(Injection::assembled(object, uid, ChaosResource::Blade(created), timeline, client, run.ledger().clone()))
+            let resource = ChaosResource::Blade(created);
+            Ok(Injection::assembled(object, uid, resource, targets, timeline, client, run.ledger().clone()))
         }
         Err(e) => {
             let outcome =

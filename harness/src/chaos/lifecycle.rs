@@ -655,18 +655,19 @@ impl std::fmt::Debug for Injection {
 }
 
 impl Injection {
-    /// An injection made by another kind's path ([`super::blade`]): no pod targets, an empty
-    /// Chaos Mesh status.
+    /// An injection made by another kind's path ([`super::blade`]: the pods on its nodes as
+    /// targets, an empty Chaos Mesh status).
     pub(super) fn assembled(
         object: ObjectRef,
         uid: String,
         resource: ChaosResource,
+        targets: Vec<Pod>,
         timeline: Timeline,
         client: kube::Client,
         ledger: Arc<Ledger>,
     ) -> Injection {
         let status = AnyChaosStatus::default();
-        Injection { object, uid, resource, targets: Vec::new(), status, timeline, client, ledger }
+        Injection { object, uid, resource, targets, status, timeline, client, ledger }
     }
 
     /// The object (as created).

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::params::{Percent, Span};
 use crate::HadrillWorld;
+use crate::chaos::ChaosResource;
 use crate::chaos::lifecycle::{InjectOptions, Recovery, Run};
 use crate::chaos::model::ChaosStatus as _;
 use crate::cluster::controller::{self, CONTROLLER_NS};
@@ -106,13 +107,17 @@ pub(crate) async fn inject(
     world.mark(created, MarkKind::Fault, format!("scenario {name} injected"));
     world.figure(format!("{name}: create to AllInjected"), t.injection_latency().as_secs_f64(), None);
     // Records are `ns/pod` or `ns/pod/container`; the main selector's are the fault's pods.
-    world.faults.pods = injection
-        .status()
-        .records()
-        .iter()
-        .filter(|r| r.selector_key == "." || r.selector_key.is_empty())
-        .filter_map(|r| r.id.split('/').nth(1).map(str::to_string))
-        .collect();
+    world.faults.pods = match injection.resource() {
+        // A node fault takes every pod on its nodes with it.
+        ChaosResource::Blade(_) => injection.targets().iter().filter_map(|p| p.metadata.name.clone()).collect(),
+        _ => injection
+            .status()
+            .records()
+            .iter()
+            .filter(|r| r.selector_key == "." || r.selector_key.is_empty())
+            .filter_map(|r| r.id.split('/').nth(1).map(str::to_string))
+            .collect(),
+    };
     world.faults.injections.push(injection);
     Ok(())
 }
