@@ -38,8 +38,9 @@ build: ## Build every crate and test target (and the k3s provider, behind its ca
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) check -p hadrill --features k3s
 
-test: ## Run every test (the README test command)
+test: ## Run every test (the README test command, then the k3s provider's test behind its cargo feature)
 	$(CARGO) test --workspace
+	$(CARGO) test -p hadrill --features k3s --test k3s_docker_api
 
 demo: features ## The main job: the feature suite on the embedded cluster (the README run command)
 
@@ -128,8 +129,10 @@ features-kind-managed: ## Let hadrill create the kind cluster, run @nightly (or 
 	$(HADRILL) run --tags '$(or $(FEATURE_TAGS),@nightly)' --cluster kind --kind-config $(KIND_CONFIG) \
 		$(if $(KEEP),--keep-cluster)
 
-chaos-nightly: ## Everything end to end on kind with @nightly; reports kept, cluster deleted even on failure
-	@status=0; \
+# Ctrl-C reaches every process of the terminal's group: the trap keeps this shell alive, after
+# the step in progress has stopped, to save the logs and delete the cluster.
+chaos-nightly: ## Everything end to end on kind with @nightly; reports kept, cluster deleted even on failure or Ctrl-C
+	@status=0; trap 'status=130' INT TERM; \
 	$(MAKE) --no-print-directory cluster-up chaos-mesh chaosblade images deploy \
 		&& $(MAKE) --no-print-directory features-kind FEATURE_TAGS='@nightly' \
 		|| status=$$?; \

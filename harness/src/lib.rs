@@ -17,7 +17,8 @@
 //! 5. [`world`]: the state of one scenario, grouped by concern, and its teardown.
 //! 6. [`steps`]: cucumber steps; they parse their text and call the library functions of
 //!    the layers below (which tests call without cucumber).
-//! 7. [`runner`]: the feature run (checks, the run's cluster, cucumber, the hooks that keep
+//! 7. [`runner`]: the feature run (static checks of the features, what the scenarios need of
+//!    the machine and which are skipped, the run's cluster, cucumber, the hooks that keep
 //!    figures, write failure bundles and tear Worlds down); the only owner of run-wide state.
 //!
 //! The `hadrill` binary and the `features` test sit on top and call [`runner`].

@@ -11,6 +11,10 @@ pub const REPORTS_ENV: &str = "HADRILL_REPORTS";
 /// Environment variable setting how many scenarios run at once.
 pub const CONCURRENCY_ENV: &str = "HADRILL_CONCURRENCY";
 
+/// Environment variable that turns a capability the selected scenarios need and this machine
+/// lacks (iptables, CAP_NET_ADMIN) into an immediate failure instead of skipped scenarios.
+pub const REQUIRE_IPTABLES_ENV: &str = "HADRILL_REQUIRE_IPTABLES";
+
 /// What a run reads from its environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
@@ -18,6 +22,9 @@ pub struct Settings {
     pub reports_dir: PathBuf,
     /// Scenarios run at once (`HADRILL_CONCURRENCY`); `None` leaves the choice to the runner.
     pub concurrency: Option<usize>,
+    /// A missing capability fails the run at once (`HADRILL_REQUIRE_IPTABLES=1`) instead of
+    /// skipping the scenarios that need it.
+    pub require_iptables: bool,
     /// Every `HADRILL_*` variable as read (the cluster options take theirs from here).
     vars: BTreeMap<String, String>,
 }
@@ -25,7 +32,7 @@ pub struct Settings {
 impl Default for Settings {
     /// The settings of an empty environment.
     fn default() -> Self {
-        Self { reports_dir: default_reports_dir(), concurrency: None, vars: BTreeMap::new() }
+        Self { reports_dir: default_reports_dir(), concurrency: None, require_iptables: false, vars: BTreeMap::new() }
     }
 }
 
@@ -55,7 +62,14 @@ impl Settings {
                     .with_context(|| format!("{CONCURRENCY_ENV}={v:?}: expected a whole number of 1 or more"))?,
             ),
         };
-        Ok(Settings { reports_dir, concurrency, vars })
+        let require_iptables = match vars.get(REQUIRE_IPTABLES_ENV).map(|v| v.trim()) {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(v) => anyhow::bail!(
+                "{REQUIRE_IPTABLES_ENV}={v:?}: expected 1 (or true) to require iptables, 0 (or false) not to"
+            ),
+        };
+        Ok(Settings { reports_dir, concurrency, require_iptables, vars })
     }
 
     /// The same settings with reports in `dir`.
@@ -100,6 +114,15 @@ mod tests {
         assert_eq!(s.concurrency, Some(2));
         assert_eq!(s.var("HADRILL_CLUSTER").as_deref(), Some("kind"));
         assert_eq!(settings(&[(REPORTS_ENV, " ")]).unwrap().reports_dir, Settings::default().reports_dir);
+    }
+
+    #[test]
+    fn require_iptables_is_one_or_true_and_refuses_other_words() {
+        assert!(!settings(&[]).unwrap().require_iptables);
+        assert!(settings(&[(REQUIRE_IPTABLES_ENV, "1")]).unwrap().require_iptables);
+        assert!(!settings(&[(REQUIRE_IPTABLES_ENV, "0")]).unwrap().require_iptables);
+        let err = settings(&[(REQUIRE_IPTABLES_ENV, "yes")]).unwrap_err().to_string();
+        assert!(err.starts_with("HADRILL_REQUIRE_IPTABLES=\"yes\""), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::chaos::lifecycle::{Injection, Run};
+use crate::cluster::ha_pair::{Side, workload};
 use crate::cluster::provider::SharedCluster;
 pub use crate::report::timeline::{Figure, LinkGap, Mark, MarkKind};
 use crate::settings::Settings;
@@ -64,10 +65,70 @@ pub struct FaultState {
     pub run: Option<Run>,
     /// Faults in place, in injection order.
     pub injections: Vec<Injection>,
-    /// The pods the last fault hit (killed by a step, or recorded by its chaos object).
+    /// Every fault the scenario started, in order (also those removed since).
+    pub history: Vec<Fault>,
+}
+
+/// One fault the scenario started: what, when, and the pods it hit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// What it was, as on the timeline: `scenario primary-pod-kill injected`.
+    pub label: String,
+    /// When it started (a kill's first delete, a chaos object's create).
+    pub at: Instant,
+    /// The pods it hit, `namespace/name` (killed by a step, or recorded by its chaos object).
     pub pods: Vec<String>,
-    /// When the last fault was injected (the start of the deadlines that follow).
-    pub at: Option<Instant>,
+    /// Whether any of them is a pod of one of the scenario's HA services (primary or standby).
+    pub on_service: bool,
+}
+
+impl Fault {
+    /// The names of the pods it hit.
+    pub fn pod_names(&self) -> impl Iterator<Item = &str> {
+        self.pods.iter().map(|p| p.rsplit('/').next().unwrap_or(p))
+    }
+}
+
+impl FaultState {
+    /// The incident: the earliest fault that hit an HA service's own pods. Deadlines, "fault
+    /// to switch" and the 1-5-10 figures count from it: a fault on the controller alone does
+    /// not start the clock, and a second fault on the service does not restart it.
+    pub fn incident(&self) -> Option<&Fault> {
+        self.history.iter().find(|f| f.on_service)
+    }
+
+    /// The pods of the HA services that faults hit (the cause the controller should name),
+    /// in the order hit.
+    pub fn service_pods(&self) -> Vec<String> {
+        let mut pods: Vec<String> = Vec::new();
+        for f in self.history.iter().filter(|f| f.on_service) {
+            for p in f.pod_names() {
+                if !pods.iter().any(|q| q == p) {
+                    pods.push(p.to_string());
+                }
+            }
+        }
+        pods
+    }
+
+    /// Every pod any fault hit (names).
+    pub fn all_pods(&self) -> Vec<String> {
+        self.history.iter().flat_map(|f| f.pod_names().map(str::to_string)).collect()
+    }
+
+    /// One line per fault: its label and the pods it hit (for a missed deadline's message).
+    pub fn describe(&self) -> String {
+        let lines: Vec<String> = self
+            .history
+            .iter()
+            .map(|f| {
+                let pods = if f.pods.is_empty() { "no pod recorded".to_string() } else { f.pods.join(", ") };
+                let on = if f.on_service { "" } else { " (not the HA service's pods)" };
+                format!("fault \"{}\" hit {pods}{on}", f.label)
+            })
+            .collect();
+        if lines.is_empty() { "no fault was started".to_string() } else { lines.join("\n") }
+    }
 }
 
 /// Traffic through the scenario's services and the traces it leaves.
@@ -187,12 +248,36 @@ impl HadrillWorld {
         self.timeline.marks.push(mark);
     }
 
-    /// Records that a fault starts now: the start of the deadlines that follow.
-    pub fn fault(&mut self, label: impl Into<String>) -> Instant {
-        let now = Instant::now();
-        self.faults.at = Some(now);
-        self.mark(now, MarkKind::Fault, label);
-        now
+    /// Records a fault that started at `at` and hit `pods` (`namespace/name`) and puts it on
+    /// the timeline. Whether it hit an HA service is decided here: a pod of the scenario's
+    /// namespace belonging to one of its services' sides.
+    pub fn fault(&mut self, label: impl Into<String>, at: Instant, pods: Vec<String>) {
+        let label = label.into();
+        let on_service = pods.iter().any(|p| self.is_service_pod(p));
+        self.mark(at, MarkKind::Fault, label.clone());
+        self.faults.history.push(Fault { label, at, pods, on_service });
+    }
+
+    /// Whether `pod` (`namespace/name`) belongs to a side of one of the scenario's HA services.
+    fn is_service_pod(&self, pod: &str) -> bool {
+        let Some((ns, name)) = pod.split_once('/') else { return false };
+        ns == self.cluster.namespace
+            && self.service.names.iter().any(|svc| {
+                [Side::Primary, Side::Standby]
+                    .iter()
+                    .any(|side| name.starts_with(&format!("{}-", workload(svc, *side))))
+            })
+    }
+
+    /// The incident (see [`FaultState::incident`]), or an error saying which faults there were.
+    pub fn incident(&self) -> anyhow::Result<Fault> {
+        self.faults.incident().cloned().ok_or_else(|| match self.faults.history.is_empty() {
+            true => anyhow::anyhow!("no fault was injected before this step"),
+            false => anyhow::anyhow!(
+                "no fault has hit the pods of an HA service yet, so nothing starts the incident's clock:\n{}",
+                self.faults.describe()
+            ),
+        })
     }
 
     /// The scenario's client, or an error telling the author which step is missing.
@@ -214,9 +299,16 @@ impl HadrillWorld {
 
     /// Records a figure and prints it into the scenario's log (console, features.log, JUnit).
     pub fn figure(&mut self, name: impl Into<String>, seconds: f64, deadline: Option<f64>) {
-        let figure = Figure { name: name.into(), seconds, deadline };
-        let deadline = figure.deadline.map(|d| format!(" (deadline {d} s)")).unwrap_or_default();
-        crate::report::scenario_log::line(format_args!("⏱ {}: {:.3} s{deadline}", figure.name, figure.seconds));
+        self.record_figure(Figure { name: name.into(), seconds, deadline, from: None });
+    }
+
+    /// Records a figure counted from `fault` (the incident), which it names.
+    pub fn figure_from(&mut self, fault: &Fault, name: impl Into<String>, seconds: f64, deadline: Option<f64>) {
+        self.record_figure(Figure { name: name.into(), seconds, deadline, from: Some(fault.label.clone()) });
+    }
+
+    fn record_figure(&mut self, figure: Figure) {
+        crate::report::scenario_log::line(format_args!("⏱ {figure}"));
         self.timeline.figures.push(figure);
     }
 
@@ -224,5 +316,55 @@ impl HadrillWorld {
     /// name): printed under the step and kept in the reports like a figure.
     pub fn note(&self, text: impl fmt::Display) {
         crate::report::scenario_log::line(text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn world() -> HadrillWorld {
+        let mut w = HadrillWorld::new();
+        w.cluster.namespace = "hadrill-1".into();
+        w.service.names.push("dispatch".into());
+        w
+    }
+
+    #[test]
+    fn the_incident_starts_at_the_first_fault_on_the_services_pods() {
+        let mut w = world();
+        let t0 = Instant::now();
+        // The controller alone: no incident yet, and the error lists what was hit.
+        w.fault("scenario controller-leader-kill injected", t0, vec!["hadrill-system/hadrill-controller-7f-x".into()]);
+        assert!(w.faults.incident().is_none());
+        let err = w.incident().unwrap_err().to_string();
+        assert!(err.contains("hadrill-system/hadrill-controller-7f-x (not the HA service's pods)"), "{err}");
+        // A pod of another namespace with a matching name is not the service's either.
+        w.fault("elsewhere", t0, vec!["other/dispatch-primary-5c-a".into()]);
+        assert!(w.faults.incident().is_none());
+
+        let t1 = t0 + Duration::from_millis(100);
+        w.fault("1 pod(s) of the primary of dispatch killed", t1, vec!["hadrill-1/dispatch-primary-5c-a".into()]);
+        // A later fault on the service (the standby) does not restart the clock.
+        let t2 = t1 + Duration::from_millis(100);
+        w.fault("scenario standby-partition injected", t2, vec!["hadrill-1/dispatch-standby-9d-b".into()]);
+        let incident = w.incident().unwrap();
+        assert_eq!((incident.label.as_str(), incident.at), ("1 pod(s) of the primary of dispatch killed", t1));
+        assert_eq!(w.faults.service_pods(), ["dispatch-primary-5c-a", "dispatch-standby-9d-b"]);
+        assert_eq!(w.faults.all_pods().len(), 4);
+        assert_eq!(w.timeline.marks.iter().filter(|m| m.kind == MarkKind::Fault).count(), 4);
+
+        w.figure_from(&incident, "dispatch: fault to switch", 0.53, Some(10.0));
+        let shown = w.timeline.figures[0].to_string();
+        assert_eq!(
+            shown,
+            "dispatch: fault to switch: 0.530 s (deadline 10 s) from \"1 pod(s) of the primary of dispatch killed\""
+        );
+    }
+
+    #[test]
+    fn without_any_fault_the_clock_has_nothing_to_count_from() {
+        assert_eq!(world().incident().unwrap_err().to_string(), "no fault was injected before this step");
     }
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use hadrill::chaos::ledger::{self, CleanupOptions, Ledger, ObjectRef, Outcome, RUN_LABEL};
-use hadrill::chaos::lifecycle::{InjectOptions, Recovery, Run, TargetSelector};
+use hadrill::chaos::lifecycle::{InjectOptions, NOTHING_MATCHES_GRACE, Recovery, Run, TargetSelector};
 use hadrill::chaos::validate::parse_value;
 use hadrill::chaos::{ChaosKind, ChaosResource, crd};
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -340,11 +340,8 @@ async fn injection_waits_until_the_targets_run_then_records_labels_and_creates()
     let run = Arc::new(f.run("run-t", "t").await);
     let chaos = pod_kill("t", "kill-db");
     let options = InjectOptions { scenario: Some("primary-pod-kill".into()), ..quick() };
-    let injecting = {
-        let run = run.clone();
-        tokio::spawn(async move { run.inject(&chaos, &options).await.map(|i| (i.timeline(), i.uid().to_string())) })
-    };
-    // A matching pod that cannot be scheduled stays Pending: no chaos object may appear.
+    // A matching pod that cannot be scheduled stays Pending: no chaos object may appear. (It
+    // exists before the injection starts: a selector matching no pod at all is refused.)
     let pods: Api<Pod> = Api::namespaced(f.client.clone(), "t");
     let pending: Pod = serde_json::from_value(json!({
         "metadata": {"name": "db-0", "labels": {"app": "db"}},
@@ -352,6 +349,10 @@ async fn injection_waits_until_the_targets_run_then_records_labels_and_creates()
     }))
     .unwrap();
     pods.create(&PostParams::default(), &pending).await.unwrap();
+    let injecting = {
+        let run = run.clone();
+        tokio::spawn(async move { run.inject(&chaos, &options).await.map(|i| (i.timeline(), i.uid().to_string())) })
+    };
     let mut injecting = injecting;
     assert!(tokio::time::timeout(Duration::from_millis(500), &mut injecting).await.is_err());
     assert!(f.chaos_objects("t").await.is_empty(), "created while its target was Pending");
@@ -397,8 +398,10 @@ async fn conditions_are_looked_up_by_type_and_a_deadline_quotes_what_was_seen() 
     let write_status = |conds: Value| {
         let api = api.clone();
         async move {
-            let v =
-                json!({"status": {"experiment": {"desiredPhase": "Run", "containerRecords": []}, "conditions": conds}});
+            // One record, as a selection that picked db-0 writes it (Selected=True with no record
+            // would be an injection into nothing: a failure).
+            let record = json!({"id": "c/db-0", "selectorKey": ".", "phase": "Injected", "injectedCount": 1, "recoveredCount": 0});
+            let v = json!({"status": {"experiment": {"desiredPhase": "Run", "containerRecords": [record]}, "conditions": conds}});
             api.patch("loss", &PatchParams::default(), &Patch::Merge(&v)).await.unwrap();
         }
     };
@@ -437,6 +440,90 @@ async fn conditions_are_looked_up_by_type_and_a_deadline_quotes_what_was_seen() 
     assert!(f.chaos_objects("c").await.is_empty(), "a failed injection is removed");
     let live: Vec<_> = run.ledger().live().into_iter().map(|e| e.object.kind).collect();
     assert_eq!(live, ["Namespace"]);
+
+    Arc::into_inner(run).unwrap().finish().await.unwrap();
+    f.stop().await;
+}
+
+/// A selector that matches no pod is refused before anything is created (as Steadybit refuses an
+/// attack with no targets), within [`NOTHING_MATCHES_GRACE`] and not after the targets' timeout;
+/// the refusal prints the selector.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_selector_matching_no_pod_is_refused_with_the_selector_printed() {
+    let f = Fixture::start("nothing").await;
+    let run = f.run("run-n", "nothing").await;
+    f.pod("nothing", "web-0", json!({"app": "web"})).await;
+    let started = std::time::Instant::now();
+    let err = run.inject(&pod_kill("nothing", "kill-db"), &quick()).await.unwrap_err();
+    let took = started.elapsed();
+    println!("refused after {:.3} s", took.as_secs_f64());
+    let root = err.root_cause().to_string();
+    assert!(root.starts_with("refusing to inject: selector `.` matches no pod"), "{err:#}");
+    assert!(root.contains(r#""labelSelectors":{"app":"db"}"#) && root.contains("in namespace(s) nothing"), "{root}");
+    assert!(took >= NOTHING_MATCHES_GRACE && took < quick().targets_timeout / 2, "{took:?}");
+    assert!(f.chaos_objects("nothing").await.is_empty());
+    assert!(run.ledger().live().iter().all(|e| e.object.kind == "Namespace"));
+    run.finish().await.unwrap();
+    f.stop().await;
+}
+
+/// A failure the chaos engine reports — a record whose apply failed, or a `Warning` Event
+/// `Failed` on the object — ends the injection at once with the engine's words as the root
+/// cause, and the object is removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_the_engine_reports_ends_the_injection_at_once_and_removes_the_object() {
+    let f = Fixture::start("engine-failure").await;
+    let run = Arc::new(f.run("run-e", "e").await);
+    f.pod("e", "db-0", json!({"app": "db"})).await;
+    let api: Api<DynamicObject> = Api::namespaced_with(f.client.clone(), "e", &chaos_resource(ChaosKind::NetworkChaos));
+    let exists = |o: Option<&DynamicObject>| o.is_some();
+    let words = "iptables is not installed (NetworkChaos loss and partition need it: install the iptables package)";
+
+    // The status: the record's last event is a failed Apply (no controller here: the test
+    // plays it).
+    let injecting = {
+        let run = run.clone();
+        tokio::spawn(async move { run.inject(&network_loss("e", "loss", None), &quick()).await.map(|_| ()) })
+    };
+    await_condition(api.clone(), "loss", exists).await.unwrap();
+    let started = std::time::Instant::now();
+    let record = json!({"id": "e/db-0", "selectorKey": ".", "phase": "Not Injected", "injectedCount": 0,
+        "recoveredCount": 0, "events": [{"type": "Failed", "operation": "Apply", "message": words,
+        "timestamp": "2026-01-01T00:00:00Z"}]});
+    let status = json!({"status": {"experiment": {"desiredPhase": "Run", "containerRecords": [record]},
+        "conditions": conditions(true, false, false)}});
+    api.patch("loss", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    let err = injecting.await.unwrap().unwrap_err();
+    println!("failed {:.3} s after the engine's status", started.elapsed().as_secs_f64());
+    assert!(started.elapsed() < quick().injected_timeout / 2);
+    assert_eq!(err.root_cause().to_string(), format!("e/db-0: {words}"), "{err:#}");
+    assert!(format!("{err:#}").contains("the chaos engine reports a failure in its status"), "{err:#}");
+    assert!(f.chaos_objects("e").await.is_empty(), "the failed object is removed");
+
+    // An Event: Warning, reason Failed, about the object (how a failed selection is reported).
+    let injecting = {
+        let run = run.clone();
+        tokio::spawn(async move { run.inject(&network_loss("e", "loss", None), &quick()).await.map(|_| ()) })
+    };
+    let obj = await_condition(api.clone(), "loss", exists).await.unwrap().unwrap();
+    let started = std::time::Instant::now();
+    let event: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
+        "metadata": {"name": "loss.failed", "namespace": "e"},
+        "involvedObject": {"apiVersion": "chaos-mesh.org/v1alpha1", "kind": "NetworkChaos", "namespace": "e",
+            "name": "loss", "uid": obj.metadata.uid},
+        "type": "Warning", "reason": "Failed",
+        "message": "Failed to select targets: no pod matches the selector, or the mode picked none",
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Event>::namespaced(f.client.clone(), "e")
+        .create(&PostParams::default(), &event)
+        .await
+        .unwrap();
+    let err = injecting.await.unwrap().unwrap_err();
+    println!("failed {:.3} s after the engine's Event", started.elapsed().as_secs_f64());
+    assert!(started.elapsed() < quick().injected_timeout / 2);
+    assert!(err.root_cause().to_string().starts_with("Failed to select targets: no pod matches"), "{err:#}");
+    assert!(f.chaos_objects("e").await.is_empty(), "the failed object is removed");
 
     Arc::into_inner(run).unwrap().finish().await.unwrap();
     f.stop().await;

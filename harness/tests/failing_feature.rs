@@ -1,28 +1,55 @@
 //! A deliberately failing feature (tests/fixtures/failing/): the run must exit non-zero and
 //! leave the failure, its figures and the failure bundle in every report.
 
-use std::path::{Path, PathBuf};
+mod feature_run;
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use feature_run::{read, step_seconds};
 
 #[test]
 fn a_failing_feature_reports_its_failure_figures_and_bundle() {
-    let reports = std::env::temp_dir().join(format!("hadrill-failing-{}", uuid::Uuid::new_v4().simple()));
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/failing");
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let opts = hadrill::runner::RunOptions {
-        features: vec![fixture],
-        settings: Some(hadrill::settings::Settings::default().with_reports_dir(&reports)),
-        ..Default::default()
-    };
-    let passed = rt.block_on(hadrill::runner::run_features(opts)).unwrap();
+    let reports = feature_run::reports_dir("failing");
+    let passed = feature_run::run(feature_run::in_crate("tests/fixtures/failing"), &reports);
     assert!(!passed, "the run must fail (exit non-zero)");
 
+    // junit.xml read as CI tools read it: every testcase has classname (the feature), name
+    // (the scenario) and file; the late switch's failure says so.
     let junit = read(&reports.join("junit.xml"));
-    assert!(junit.contains("<failure"), "{junit}");
-    assert!(junit.contains("web failed over after"), "the measured time is in the failure message: {junit}");
+    let cases = hadrill::report::junit::read(&junit).unwrap();
+    assert_eq!(cases.len(), 3, "{junit}");
+    for c in &cases {
+        assert_eq!(c.classname.as_deref(), Some("A failover later than its deadline (a deliberate failure)"), "{c:?}");
+        assert_eq!(c.file.as_deref(), Some("harness/tests/fixtures/failing/failing.feature"), "{c:?}");
+        assert!(c.name.as_deref().is_some_and(|n| !n.contains("failing.feature")), "the name is the scenario's: {c:?}");
+    }
+    let late = cases
+        .iter()
+        .find(|c| c.name.as_deref() == Some("A switch two seconds after the fault misses a one-second deadline"))
+        .unwrap_or_else(|| panic!("{cases:#?}"));
+    let message = late.failure_message.as_deref().expect("a failure");
+    assert!(message.starts_with("web failed over after"), "the measured time is in the failure message: {message}");
+    // A missed deadline says why: what it counts from, the controller's word (none runs here)
+    // and the pods the fault hit.
+    assert!(message.contains(r#"(counted from "1 pod(s) of the primary of web killed")"#), "{message}");
+    assert!(message.contains("the controller wrote no Event about service web"), "{message}");
+    assert!(message.contains(r#"fault "1 pod(s) of the primary of web killed" hit hadrill-"#), "{message}");
+
+    // The refused injection: its root cause (the selector, printed) starts the junit message,
+    // the HTML card and the bundle README, and the step failed within seconds.
+    let refused = cases
+        .iter()
+        .find(|c| c.name.as_deref() == Some("A fault whose selector matches no pod"))
+        .unwrap_or_else(|| panic!("{cases:#?}"));
+    let root = "refusing to inject: selector `.` matches no pod: ";
+    let message = refused.failure_message.as_deref().expect("a failure");
+    assert!(message.starts_with(root), "{message}");
+    assert!(message.contains(r#""labelSelectors":{"app":"nobody","side":"primary"}"#), "{message}");
+    assert!(message.contains("← injecting primary-pod-kill"), "the contexts follow the root cause: {message}");
+    let body = refused.failure_body.as_deref().unwrap_or_default();
+    assert!(body.starts_with(root) && body.contains("\n← "), "one cause a line: {body}");
+    let took =
+        step_seconds(refused.system_out.as_deref().unwrap_or_default(), "✘  When the scenario \"primary-pod-kill\"");
+    println!("the refused injection step failed after {took:.3} s");
+    assert!(took < 5.0, "the injection step must fail within 5 s, took {took} s");
 
     let metrics: serde_json::Value = serde_json::from_str(&read(&reports.join("metrics.json"))).unwrap();
     let scenarios = metrics["scenarios"].as_array().expect("scenarios");
@@ -42,6 +69,7 @@ fn a_failing_feature_reports_its_failure_figures_and_bundle() {
     assert!(bundle.starts_with("a-switch-two-seconds-after-the-fault"), "{bundle}");
 
     let index = read(&reports.join("index.html"));
+    assert!(index.contains(&format!("<pre class=\"failure\">{root}")), "the card starts with the root cause: {index}");
     assert!(index.contains("<article class=\"card fail\""), "{index}");
     assert!(index.contains("web failed over after"), "{index}");
     assert!(index.contains("<tr class=\"over\"><td>web: fault to switch</td>"), "{index}");
@@ -73,6 +101,11 @@ fn a_failing_feature_reports_its_failure_figures_and_bundle() {
     assert!(results["errors"].as_u64().unwrap() > 0, "heartbeats failed while cut off: {results}");
     let diagnosis = read(&dir.join("trace-diagnosis.txt"));
     assert!(diagnosis.contains("vehicle v-0 trace "), "{diagnosis}");
+
+    let refused = named("A fault whose selector matches no pod");
+    let readme = read(&reports.join(refused["bundle"].as_str().expect("a bundle")).join("README.txt"));
+    let first = readme.lines().skip(1).find(|l| !l.is_empty()).unwrap_or_default();
+    assert!(first.starts_with(&format!("failure: {root}")), "the README starts with the root cause: {readme}");
 
     std::fs::remove_dir_all(&reports).unwrap();
 }

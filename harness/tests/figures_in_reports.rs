@@ -1,43 +1,36 @@
 //! Figures of passing scenarios reach `reports/junit.xml` (each testcase's `<system-out>`) and
 //! `reports/features.log`, each in its own scenario; a second run in the same process works.
 
-use std::path::{Path, PathBuf};
+mod feature_run;
 
-fn read(path: &Path) -> String {
-    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use feature_run::read;
 
-/// The `<testcase>` element whose name starts with `Scenario: {name}`.
-fn testcase<'a>(junit: &'a str, name: &str) -> &'a str {
-    let start = junit.find(&format!("<testcase name=\"Scenario: {name}")).unwrap_or_else(|| panic!("{name}: {junit}"));
-    let len = junit[start..].find("</testcase>").unwrap_or_else(|| panic!("{name} has no end: {junit}"));
-    &junit[start..start + len]
-}
+const FEATURE: &str = "Measured figures of passing scenarios are kept in every report";
 
-/// The text of the testcase's `<system-out>`.
-fn system_out(case: &str) -> &str {
-    let start = case.find("<system-out>").unwrap_or_else(|| panic!("no system-out: {case}")) + "<system-out>".len();
-    let len = case[start..].find("</system-out>").unwrap_or_else(|| panic!("unterminated system-out: {case}"));
-    &case[start..start + len]
+/// The testcase of scenario `name`, found as CI tools find it: by classname (the feature) and name.
+fn testcase(cases: &[hadrill::report::junit::ReadCase], name: &str) -> hadrill::report::junit::ReadCase {
+    cases
+        .iter()
+        .find(|c| c.classname.as_deref() == Some(FEATURE) && c.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no testcase {FEATURE:?} / {name:?} in {cases:#?}"))
+        .clone()
 }
 
 #[test]
 fn figures_of_passing_scenarios_are_in_their_junit_system_out() {
-    let reports = std::env::temp_dir().join(format!("hadrill-figures-{}", uuid::Uuid::new_v4().simple()));
-    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/figures");
+    let reports = feature_run::reports_dir("figures");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let opts = hadrill::runner::RunOptions {
-        features: vec![fixture],
-        settings: Some(hadrill::settings::Settings::default().with_reports_dir(&reports)),
-        ..Default::default()
-    };
+    let opts = feature_run::options(feature_run::in_crate("tests/fixtures/figures"), &reports);
     assert!(rt.block_on(hadrill::runner::run_features(opts.clone())).unwrap(), "the fixture passes");
 
     let junit = read(&reports.join("junit.xml"));
-    let alpha = testcase(&junit, "Alpha stays on its primary");
-    let beta = testcase(&junit, "Beta stays on its primary");
-    assert!(!alpha.contains("<failure") && !beta.contains("<failure"), "{junit}");
-    let (alpha, beta) = (system_out(alpha), system_out(beta));
+    let cases = hadrill::report::junit::read(&junit).unwrap();
+    let alpha = testcase(&cases, "Alpha stays on its primary");
+    let beta = testcase(&cases, "Beta stays on its primary");
+    assert!(alpha.failure_message.is_none() && beta.failure_message.is_none(), "{junit}");
+    assert_eq!(alpha.file.as_deref(), Some("harness/tests/fixtures/figures/figures.feature"), "{alpha:?}");
+    assert_eq!((alpha.line.as_deref(), beta.line.as_deref()), (Some("6"), Some("11")));
+    let (alpha, beta) = (alpha.system_out.unwrap_or_default(), beta.system_out.unwrap_or_default());
     assert!(alpha.contains("⏱ alpha: stayed on the primary: 1.000 s"), "{alpha}");
     assert!(beta.contains("⏱ beta: stayed on the primary: 2.000 s"), "{beta}");
     assert!(

@@ -6,10 +6,14 @@
 //! HADRILL_REQUIRE_KUBECTL=1 (set by CI) makes its absence a failure.
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod sim_process;
+
+use sim_process::sim_up;
 
 const PORT: u16 = 18401;
 
@@ -90,29 +94,7 @@ async fn sim_up_runs_applied_deployments_as_processes_reachable_by_pod_ip_and_se
     let dir = std::env::temp_dir().join(format!("hadrill-sim-up-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let kubeconfig = dir.join("kubeconfig");
-    let mut up = tokio::process::Command::new(env!("CARGO_BIN_EXE_hadrill"))
-        .args(["sim", "up", "--nodes", "3", "--kubeconfig"])
-        .arg(&kubeconfig)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("hadrill sim up starts");
-    let mut lines = BufReader::new(up.stdout.take().expect("stdout")).lines();
-    let mut banner = Vec::new();
-    // Building missing images on first use can take a while; the banner ends the wait.
-    tokio::time::timeout(Duration::from_secs(600), async {
-        while let Some(line) = lines.next_line().await.expect("read stdout") {
-            let done = line.contains("press Ctrl-C");
-            banner.push(line);
-            if done {
-                return;
-            }
-        }
-        panic!("hadrill sim up ended early: {banner:?}");
-    })
-    .await
-    .expect("hadrill sim up prints its banner");
-    let banner = banner.join("\n");
+    let (mut up, banner) = sim_up(&kubeconfig, 3).await;
     assert!(banner.contains("image hadrill/test-server runs"), "{banner}");
 
     let k = Kubectl { kubeconfig, home: dir.clone() };

@@ -2,7 +2,10 @@
 //!
 //! - start-to-ready time (Sim::start until /readyz answers over HTTP)
 //! - create throughput: 10,000 pods through kube-rs over HTTP (32 concurrent clients)
-//! - list latency at 10,000 pods (full JSON list over HTTP, body read, not decoded)
+//! - create throughput, JSON vs protobuf bodies and answers (2,000 pods each, 32 concurrent
+//!   requests, the encoding kubectl's typed clients use)
+//! - list latency at 10,000 pods (full list over HTTP, body read, not decoded), JSON and
+//!   protobuf
 //! - watch fan-out: 50 watchers each receiving all of 10,000 events; lost/reordered counted
 //!
 //! Targets (issue "Embedded cluster, part 1"): ready < 0.5 s, list of 10,000 pods < 100 ms,
@@ -66,6 +69,67 @@ async fn start_to_ready() {
         ms(percentile(&times, 0.5)),
         ms(times[times.len() - 1])
     );
+}
+
+const ENCODED: usize = 2_000;
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
+/// Creates `ENCODED` pods named `{prefix}-N`, bodies and answers in `content_type`; pods/s.
+async fn create_encoded(client: &kube::Client, prefix: &'static str, content_type: &'static str) -> f64 {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (client, next) = (client.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= ENCODED {
+                    break;
+                }
+                let mut obj = serde_json::to_value(pod(i)).expect("pod json");
+                obj["apiVersion"] = json!("v1");
+                obj["kind"] = json!("Pod");
+                obj["metadata"]["name"] = json!(format!("{prefix}-{i:05}"));
+                let body = if content_type == PROTOBUF {
+                    sim::api::protobuf::encode(&obj).expect("protobuf pod")
+                } else {
+                    serde_json::to_vec(&obj).expect("json pod")
+                };
+                let req = http::Request::post("/api/v1/namespaces/default/pods")
+                    .header("content-type", content_type)
+                    .header("accept", content_type)
+                    .body(body)
+                    .expect("request");
+                let resp = client.send(req.map(kube::client::Body::from)).await.expect("create");
+                assert_eq!(resp.status(), 201, "create {prefix}-{i}");
+                http_body_util::BodyExt::collect(resp.into_body()).await.expect("answer");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("creator");
+    }
+    ENCODED as f64 / t0.elapsed().as_secs_f64()
+}
+
+/// p50/p95 and size of a full list of the default namespace's pods in `accept`.
+async fn list_times(client: &kube::Client, accept: &str) -> (Duration, Duration, usize) {
+    let mut times = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..20 {
+        let req = http::Request::get("/api/v1/namespaces/default/pods")
+            .header("accept", accept)
+            .body(kube::client::Body::empty())
+            .expect("request");
+        let t = Instant::now();
+        let resp = client.send(req).await.expect("list");
+        let body = http_body_util::BodyExt::collect(resp.into_body()).await.expect("list body").to_bytes();
+        times.push(t.elapsed());
+        bytes = body.len();
+    }
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.95), bytes)
 }
 
 fn pod(i: usize) -> Pod {
@@ -158,22 +222,15 @@ async fn main() {
         (done_at - t0).as_secs_f64()
     );
 
-    let mut times = Vec::new();
-    let mut bytes = 0;
-    for _ in 0..20 {
-        let req = http::Request::get("/api/v1/namespaces/default/pods").body(Vec::new()).expect("request");
-        let t = Instant::now();
-        let body = client.request_text(req).await.expect("list");
-        times.push(t.elapsed());
-        bytes = body.len();
+    for (name, accept) in [("JSON    ", "application/json"), ("protobuf", PROTOBUF)] {
+        let (p50, p95, bytes) = list_times(&client, accept).await;
+        println!(
+            "list 10,000 pods {name} p50 {}  p95 {}  ({:.1} MB; target < 100 ms)",
+            ms(p50),
+            ms(p95),
+            bytes as f64 / 1e6
+        );
     }
-    times.sort();
-    println!(
-        "list 10,000 pods        p50 {}  p95 {}  ({:.1} MB; target < 100 ms)",
-        ms(percentile(&times, 0.5)),
-        ms(percentile(&times, 0.95)),
-        bytes as f64 / 1e6
-    );
     let mut times = Vec::new();
     for _ in 0..20 {
         let req = http::Request::get("/api/v1/namespaces/default/pods?labelSelector=shard%3D3")
@@ -187,4 +244,13 @@ async fn main() {
     println!("list by label (1,000)   p50 {}", ms(percentile(&times, 0.5)));
     println!("memory                  {} (benchmark process: server + 50 watch clients)", memory());
     sim.stop().await;
+
+    // Encodings on a fresh cluster, so both measure creates into the same store size.
+    for (name, prefix, content_type) in [("JSON    ", "json", "application/json"), ("protobuf", "proto", PROTOBUF)] {
+        let sim = Sim::start(SimConfig::default()).await.expect("start");
+        let client = sim.client().expect("client");
+        let rate = create_encoded(&client, prefix, content_type).await;
+        println!("create {ENCODED} pods {name} {rate:.0} pods/s (bodies and answers in {content_type})");
+        sim.stop().await;
+    }
 }

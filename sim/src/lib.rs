@@ -158,6 +158,7 @@ impl Sim {
             close_watches: tokio::sync::watch::channel(0).0,
             shutdown: tokio::sync::watch::channel(false).0,
             watches_suspended: Default::default(),
+            serialized: Default::default(),
         });
         let router = api::http::router(state.clone());
         let mut shutdown = state.shutdown.subscribe();

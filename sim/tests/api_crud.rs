@@ -87,7 +87,7 @@ fn kinds() -> Vec<(&'static str, &'static str, &'static str, &'static str, bool,
             "Event",
             "events",
             true,
-            json!({"eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "t", "reportingInstance": "t", "action": "A", "reason": "R", "regarding": {"kind": "Pod", "name": "p"}}),
+            json!({"eventTime": "2026-01-01T00:00:00.000000Z", "reportingController": "t", "reportingInstance": "t", "action": "A", "reason": "R", "type": "Normal", "regarding": {"kind": "Pod", "name": "p"}}),
         ),
         (
             "rbac.authorization.k8s.io",

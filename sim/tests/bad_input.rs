@@ -34,8 +34,11 @@ async fn malformed_bodies_are_400_and_store_nothing() {
     assert_status(&r, 400, "BadRequest", "json parse error");
     let r = raw.send("POST", CMS, "application/yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: [unclosed\n").await;
     assert_status(&r, 400, "BadRequest", "YAML");
+    // apimachinery `runtime/serializer/protobuf/protobuf.go` refuses data without the prefix.
     let r = raw.send("POST", CMS, "application/vnd.kubernetes.protobuf", "\x00\x01").await;
-    assert_status(&r, 415, "UnsupportedMediaType", "protobuf");
+    assert_status(&r, 400, "BadRequest", "does not appear to be a protobuf message");
+    let r = raw.send("POST", CMS, "application/cbor", "\x00\x01").await;
+    assert_status(&r, 415, "UnsupportedMediaType", "cbor");
     assert_eq!(count(&raw, CMS).await, 0);
 }
 

@@ -18,11 +18,7 @@ async fn kubectl_applies_gets_and_deletes() {
         return;
     }
     let sim = support::start(3).await;
-    let dir = std::env::temp_dir().join(format!("hadrill-kubectl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let kubeconfig = dir.join("kubeconfig");
-    sim.write_kubeconfig(&kubeconfig).unwrap();
-    let k = Kubectl { kubeconfig, home: dir.clone() };
+    let (k, dir) = Kubectl::for_cluster(&sim, "apply");
     let web = fixture("web.yaml");
     let web = web.to_str().unwrap();
 
@@ -69,5 +65,123 @@ async fn kubectl_applies_gets_and_deletes() {
     assert!(!ok && out.contains("NotFound"), "{out}");
     let out = k.ok(&["delete", "podchaos", "kill-one-web"]).await;
     assert!(out.contains("deleted"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// kubectl's typed commands (`create <kind>`, `run`, `expose`, `scale`, `set image`,
+/// `rollout`) send protobuf bodies and ask for protobuf answers (client-go ≥1.32
+/// `PrefersProtobuf`, kubectl `pkg/cmd/create/*.go`); each step checks the object it made.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_typed_commands_speak_protobuf() {
+    if !available("the kubectl typed-commands test") {
+        return;
+    }
+    let sim = support::start(2).await;
+    let (k, dir) = Kubectl::for_cluster(&sim, "typed");
+
+    k.ok(&["create", "namespace", "foo"]).await;
+    let ns = k.json(&["namespace", "foo"]).await;
+    assert_eq!(ns["status"]["phase"], "Active", "{ns}");
+    assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "foo", "{ns}");
+
+    k.ok(&["create", "configmap", "x", "-n", "foo", "--from-literal=a=b"]).await;
+    let cm = k.json(&["configmap", "x", "-n", "foo"]).await;
+    assert_eq!(cm["data"], serde_json::json!({"a": "b"}), "{cm}");
+
+    k.ok(&["create", "secret", "generic", "s", "-n", "foo", "--from-literal=k=v"]).await;
+    let secret = k.json(&["secret", "s", "-n", "foo"]).await;
+    assert_eq!((secret["type"].as_str(), secret["data"]["k"].as_str()), (Some("Opaque"), Some("dg==")), "{secret}");
+
+    k.ok(&["create", "deployment", "web", "-n", "foo", "--image=hadrill/test-server:dev", "--replicas=2"]).await;
+    let d = k.json(&["deployment", "web", "-n", "foo"]).await;
+    assert_eq!(d["spec"]["replicas"], 2, "{d}");
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "hadrill/test-server:dev", "{d}");
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web", "{d}");
+    let out = k.ok(&["rollout", "status", "deployment/web", "-n", "foo", "--timeout=60s"]).await;
+    assert!(out.contains("successfully rolled out"), "{out}");
+    let d = k.json(&["deployment", "web", "-n", "foo"]).await;
+    assert_eq!(d["status"]["readyReplicas"], 2, "{d}");
+
+    k.ok(&["create", "service", "clusterip", "api", "-n", "foo", "--tcp=80:8080"]).await;
+    let svc = k.json(&["service", "api", "-n", "foo"]).await;
+    assert_eq!(svc["spec"]["ports"][0]["port"], 80, "{svc}");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080, "{svc}");
+    assert!(svc["spec"]["clusterIP"].as_str().is_some_and(|ip| !ip.is_empty()), "{svc}");
+    assert_eq!(svc["status"], serde_json::json!({"loadBalancer": {}}), "{svc}");
+
+    k.ok(&["run", "solo", "-n", "foo", "--image=hadrill/test-server:dev", "--labels=app=solo"]).await;
+    k.ok(&["wait", "--for=condition=Ready", "pod/solo", "-n", "foo", "--timeout=60s"]).await;
+    let pod = k.json(&["pod", "solo", "-n", "foo"]).await;
+    assert_eq!(pod["status"]["phase"], "Running", "{pod}");
+    assert_eq!(pod["metadata"]["labels"]["app"], "solo", "{pod}");
+
+    k.ok(&["expose", "deployment", "web", "-n", "foo", "--port=80", "--target-port=8080"]).await;
+    let svc = k.json(&["service", "web", "-n", "foo"]).await;
+    assert_eq!(svc["spec"]["selector"], serde_json::json!({"app": "web"}), "{svc}");
+    assert_eq!(svc["spec"]["ports"][0]["targetPort"], 8080, "{svc}");
+
+    k.ok(&["scale", "deployment/web", "-n", "foo", "--replicas=3"]).await;
+    k.ok(&["label", "deployment/web", "-n", "foo", "tier=front"]).await;
+    k.ok(&["annotate", "deployment/web", "-n", "foo", "note=hello"]).await;
+    let d = k.json(&["deployment", "web", "-n", "foo"]).await;
+    assert_eq!(d["spec"]["replicas"], 3, "{d}");
+    assert_eq!(d["metadata"]["labels"]["tier"], "front", "{d}");
+    assert_eq!(d["metadata"]["annotations"]["note"], "hello", "{d}");
+
+    k.ok(&["set", "image", "deployment/web", "-n", "foo", "test-server=hadrill/test-server:v2"]).await;
+    k.ok(&["rollout", "status", "deployment/web", "-n", "foo", "--timeout=60s"]).await;
+    let d = k.json(&["deployment", "web", "-n", "foo"]).await;
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "hadrill/test-server:v2", "{d}");
+    let history = k.ok(&["rollout", "history", "deployment/web", "-n", "foo"]).await;
+    let revisions: Vec<&str> =
+        history.lines().filter_map(|l| l.split_whitespace().next()).filter(|w| w.parse::<u32>().is_ok()).collect();
+    assert_eq!(revisions, ["1", "2"], "{history}");
+
+    k.ok(&["rollout", "undo", "deployment/web", "-n", "foo"]).await;
+    k.ok(&["rollout", "status", "deployment/web", "-n", "foo", "--timeout=60s"]).await;
+    let d = k.json(&["deployment", "web", "-n", "foo"]).await;
+    assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["image"], "hadrill/test-server:dev", "{d}");
+
+    k.ok(&["rollout", "restart", "deployment/web", "-n", "foo"]).await;
+    let d = k.json(&["deployment", "web", "-n", "foo"]).await;
+    let restarted = &d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"];
+    assert!(restarted.is_string(), "{d}");
+    k.ok(&["rollout", "status", "deployment/web", "-n", "foo", "--timeout=60s"]).await;
+    k.ok(&["wait", "--for=condition=Available", "deployment/web", "-n", "foo", "--timeout=60s"]).await;
+
+    k.ok(&["delete", "pod", "solo", "-n", "foo", "--wait"]).await;
+    let (ok, out) = k.run(&["get", "pod", "solo", "-n", "foo"]).await;
+    assert!(!ok && out.contains("NotFound"), "the pod is gone once delete --wait returns: {out}");
+    k.ok(&["delete", "namespace", "foo", "--wait", "--timeout=60s"]).await;
+    let (ok, out) = k.run(&["get", "namespace", "foo"]).await;
+    assert!(!ok && out.contains("NotFound"), "{out}");
+
+    let raw = k.ok(&["get", "--raw", "/openapi/v2"]).await;
+    let doc: serde_json::Value = serde_json::from_str(&raw).expect("/openapi/v2 is JSON");
+    assert_eq!(doc["swagger"], "2.0");
+    let deployment = &doc["definitions"]["io.k8s.api.apps.v1.Deployment"];
+    assert_eq!(deployment["x-kubernetes-group-version-kind"][0]["kind"], "Deployment", "{deployment}");
+    // Client-side apply computes a strategic merge patch from the v3 schemas (merge key
+    // `name` for containers and env): dropping an env var from the file removes it.
+    let manifest = |env: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: smp\nspec:\n  selector:\n    matchLabels: {{app: smp}}\n  template:\n    metadata:\n      labels: {{app: smp}}\n    spec:\n      containers:\n      - name: app\n        image: hadrill/test-server:dev\n        env:\n{env}"
+        )
+    };
+    let file = dir.join("smp.yaml");
+    std::fs::write(&file, manifest("        - {name: A, value: a}\n        - {name: B, value: b}\n")).unwrap();
+    k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    std::fs::write(&file, manifest("        - {name: B, value: b2}\n")).unwrap();
+    let out = k.ok(&["apply", "-f", file.to_str().unwrap()]).await;
+    assert!(out.contains("deployment.apps/smp configured"), "{out}");
+    let d = k.json(&["deployment", "smp"]).await;
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["env"],
+        serde_json::json!([{"name": "B", "value": "b2"}])
+    );
+
+    let out = k.ok(&["explain", "deployment.spec.replicas"]).await;
+    assert!(out.contains("FIELD: replicas <integer>") && out.contains("Number of desired pods"), "{out}");
+
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -249,6 +249,19 @@ impl TargetSelector {
         true
     }
 
+    /// Why an injection is refused when this selector matches no pod: the selector itself.
+    pub fn refusal(&self, default_ns: &str) -> String {
+        let spec = serde_json::to_string(&self.spec).unwrap_or_else(|_| format!("{:?}", self.spec));
+        let value = self.value.as_deref().map(|v| format!(" {v}")).unwrap_or_default();
+        let namespaces: Vec<String> = self.namespaces(default_ns).into_iter().collect();
+        format!(
+            "refusing to inject: selector `{}` matches no pod: {spec} (mode {}{value}) in namespace(s) {}",
+            self.key,
+            self.mode,
+            namespaces.join(", ")
+        )
+    }
+
     /// `Ok` when the candidates are ready to be selected: every named pod exists, there are
     /// enough for the mode, and each is Running and not being deleted (unless
     /// `podPhaseSelectors` asks for other phases); else why not.
@@ -325,11 +338,19 @@ pub async fn await_targets(
     let mut listed = 0usize;
     let mut why = "the pods were not listed yet".to_string();
     let deadline = tokio::time::Instant::now() + timeout;
+    // Since when a selector has matched no pod at all, and the refusal that says so.
+    let mut unmatched: Option<(tokio::time::Instant, String)> = None;
     loop {
-        let event = match tokio::time::timeout_at(deadline, events.next()).await {
+        let wake = unmatched.as_ref().map_or(deadline, |(since, _)| (*since + NOTHING_MATCHES_GRACE).min(deadline));
+        let event = match tokio::time::timeout_at(wake, events.next()).await {
             Ok(Some(e)) => e,
             Ok(None) => bail!("the pod watch ended"),
-            Err(_) => bail!("the targets were not ready after {timeout:?}: {why}"),
+            Err(_) => match unmatched {
+                Some((since, refusal)) if since + NOTHING_MATCHES_GRACE <= tokio::time::Instant::now() => {
+                    bail!(refusal)
+                }
+                _ => bail!("the targets were not ready after {timeout:?}: {why}"),
+            },
         };
         match event {
             Ok(watcher::Event::InitDone) => listed += 1,
@@ -344,9 +365,13 @@ pub async fn await_targets(
         }
         let pods: Vec<Arc<Pod>> = readers.iter().flat_map(|r| r.state()).collect();
         let mut verdict = Ok(Vec::new());
+        let mut nothing = None;
         for sel in selectors {
             let candidates: Vec<&Pod> =
                 pods.iter().map(|p| p.as_ref()).filter(|p| sel.matches(default_ns, p, &node_labels)).collect();
+            if candidates.is_empty() && nothing.is_none() {
+                nothing = Some(sel.refusal(default_ns));
+            }
             if let Err(e) = sel.ready(&candidates) {
                 verdict = Err(e);
                 break;
@@ -359,8 +384,18 @@ pub async fn await_targets(
             Ok(targets) => return Ok(targets),
             Err(e) => why = e,
         }
+        // A pod replaced right now leaves a moment with none: only a lasting nothing refuses.
+        unmatched = match (nothing, unmatched) {
+            (Some(_), Some(kept)) => Some(kept),
+            (Some(refusal), None) => Some((tokio::time::Instant::now(), refusal)),
+            (None, _) => None,
+        };
     }
 }
+
+/// How long a selector may match no pod at all before the injection is refused (a pod being
+/// replaced, killed with no grace period, leaves a short moment with none).
+pub const NOTHING_MATCHES_GRACE: Duration = Duration::from_secs(1);
 
 /// Checks that every namespace in `namespaces` exists and carries [`RUN_LABEL`]`=<run>`.
 pub async fn check_owned(client: &kube::Client, run: &str, namespaces: &BTreeSet<String>) -> anyhow::Result<()> {
@@ -599,7 +634,10 @@ impl Drop for Run {
     }
 }
 
-/// Watches the object until `Selected` and `AllInjected` are `True`.
+/// Watches the object until `Selected` and `AllInjected` are `True`. A failure the chaos
+/// engine reports meanwhile ends the wait at once, with the engine's words as the root cause:
+/// a failed `Apply` in a record or `Selected` with no target ([`ChaosStatus::injection_failure`]),
+/// or a `Warning` Event `Failed` on the object (how Chaos Mesh reports a selection that failed).
 async fn await_injected(
     client: &kube::Client,
     object: &ObjectRef,
@@ -614,7 +652,7 @@ async fn await_injected(
         Some(o) if o.metadata.uid.as_deref() != Some(uid_owned.as_str()) => true,
         Some(o) => {
             let status = AnyChaosStatus::of(o);
-            let done = status.injected();
+            let done = status.injected() || status.injection_failure().is_some();
             if let Ok(mut l) = last.lock() {
                 *l = status;
             }
@@ -622,7 +660,15 @@ async fn await_injected(
         }
     };
     let describe = || seen.lock().map(|s| s.describe()).unwrap_or_default();
-    match tokio::time::timeout(timeout, await_condition(object.api(client), &object.name, cond)).await {
+    let status = tokio::time::timeout(timeout, await_condition(object.api(client), &object.name, cond));
+    let failed_event = engine_failure_event(client, object, uid);
+    let outcome = tokio::select! {
+        outcome = status => outcome,
+        words = failed_event => {
+            return Err(anyhow::anyhow!(words).context(format!("{object}: the chaos engine reports a failure (Event Failed)")));
+        }
+    };
+    match outcome {
         Err(_) => bail!(
             "{object}: not injected after {timeout:?} (waiting for {}=True and {}=True); last seen: {}",
             ConditionType::Selected,
@@ -630,9 +676,37 @@ async fn await_injected(
             describe()
         ),
         Ok(Err(e)) => bail!("{object}: watching for injection: {e}"),
-        Ok(Ok(Some(o))) if o.metadata.uid.as_deref() == Some(uid) => Ok(AnyChaosStatus::of(&o)),
+        Ok(Ok(Some(o))) if o.metadata.uid.as_deref() == Some(uid) => {
+            let status = AnyChaosStatus::of(&o);
+            match status.injection_failure() {
+                Some(words) => Err(anyhow::anyhow!(words)
+                    .context(format!("{object}: the chaos engine reports a failure in its status"))),
+                None => Ok(status),
+            }
+        }
         Ok(Ok(_)) => bail!("{object}: deleted before it was injected; last seen: {}", describe()),
     }
+}
+
+/// The message of the first `Warning` Event `Failed` about the object (uid `uid`); pending
+/// forever when there is none (or Events cannot be watched: the status still tells).
+async fn engine_failure_event(client: &kube::Client, object: &ObjectRef, uid: &str) -> String {
+    use k8s_openapi::api::core::v1::Event;
+    let Some(ns) = object.namespace.as_deref() else { return std::future::pending().await };
+    let api: Api<Event> = Api::namespaced(client.clone(), ns);
+    let config = watcher::Config::default().fields(&format!("involvedObject.uid={uid}"));
+    let events = watcher(api, config).default_backoff().applied_objects();
+    let mut events = std::pin::pin!(events);
+    while let Some(next) = events.next().await {
+        match next {
+            Ok(e) if e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("Failed") => {
+                return e.message.unwrap_or_else(|| "(the Event has no message)".into());
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "chaos event watch error (retried)"),
+        }
+    }
+    std::future::pending().await
 }
 
 /// A fault in place. Dropping it leaves the fault in place and recorded in the ledger: the

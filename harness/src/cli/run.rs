@@ -2,8 +2,8 @@
 
 use std::path::PathBuf;
 
-use hadrill::cluster::provider::ClusterFlags;
-use hadrill::runner::{self, RunOptions, check};
+use hadrill::cluster::provider::{ClusterFlags, ProviderKind};
+use hadrill::runner::{self, RunOptions, capabilities, check};
 use hadrill::steps::catalog::CATALOG;
 
 /// Arguments of `hadrill run`.
@@ -76,19 +76,38 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses features and resolves every step, without a cluster.
+/// Checks the features statically, without a cluster: they read as UTF-8 Gherkin, every step
+/// resolves, each scenario's steps come in an order that works, and the faults and manifests
+/// they name are valid.
 pub fn check(args: CheckArgs) -> anyhow::Result<()> {
     let roots = if args.features.is_empty() { vec![runner::default_features_dir()] } else { args.features };
     let mut files = Vec::new();
     for root in &roots {
         files.extend(check::feature_files(root)?);
     }
-    let problems = check::check(&files)?;
-    for p in &problems {
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no .feature files under {}",
+        roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+    );
+    let checked = check::check(&files)?;
+    for p in &checked.problems {
         eprintln!("{p}");
     }
-    anyhow::ensure!(problems.is_empty(), "{} step(s) do not resolve", problems.len());
-    println!("{} feature file(s): every step resolves", files.len());
+    anyhow::ensure!(
+        checked.problems.is_empty(),
+        "{} problem(s) in {} feature file(s)",
+        checked.problems.len(),
+        files.len()
+    );
+    println!(
+        "{} feature file(s), {} scenario(s): every step resolves, in an order that works, with valid faults and manifests",
+        files.len(),
+        checked.plans.len()
+    );
+    for skip in capabilities::unmet(&checked.plans, ProviderKind::Sim, capabilities::probe_iptables) {
+        println!("  on the embedded cluster here, {:?} would be skipped: {}", skip.plan.scenario, skip.reason);
+    }
     Ok(())
 }
 

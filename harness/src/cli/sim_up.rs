@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 
-use hadrill::cluster::images::{Build, add_file, project_images};
+use hadrill::cluster::images::{Build, add_file, planned_build, project_images};
 
 /// Arguments of `hadrill sim up`.
 #[derive(Debug, clap::Args)]
@@ -23,8 +23,8 @@ pub struct Args {
     /// processes and override the project's own images.
     #[arg(long, value_name = "FILE")]
     images: Option<PathBuf>,
-    /// Do not build the project's images (hadrill/test-server, hadrill/controller,
-    /// hadrill/sample) when their binaries are missing.
+    /// Do not bring the project's images (hadrill/test-server, hadrill/controller,
+    /// hadrill/sample) up to date with cargo; use the binaries as built.
     #[arg(long)]
     no_build: bool,
 }
@@ -35,6 +35,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         anyhow::bail!("--nodes must be at least 1");
     }
     let policy = if args.no_build { Build::Never } else { Build::Fresh };
+    if let Some(command) = planned_build(policy) {
+        println!(
+            "bringing the project's images up to date: {command} (a no-op when nothing changed; --no-build skips it)"
+        );
+    }
     let (images, absent) = project_images(policy)?;
     if let Some(file) = &args.images {
         add_file(&images, file)?;

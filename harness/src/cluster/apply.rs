@@ -85,9 +85,9 @@ pub async fn apply_file(client: &kube::Client, path: &Path, namespace: &str) -> 
         let name = obj.metadata.name.clone().unwrap_or_default();
         let mut pp = PatchParams::apply(FIELD_MANAGER).force();
         pp.dry_run = true;
-        api.patch(&name, &pp, &Patch::Apply(obj))
-            .await
-            .with_context(|| format!("{label} from {} is refused by the API server", path.display()))?;
+        api.patch(&name, &pp, &Patch::Apply(obj)).await.map_err(|e| {
+            anyhow::anyhow!("{label} from {} is refused by the API server: {}", path.display(), refusal(&e))
+        })?;
     }
     let mut applied = Vec::new();
     for (api, obj, label) in resolved {
@@ -98,6 +98,24 @@ pub async fn apply_file(client: &kube::Client, path: &Path, namespace: &str) -> 
         applied.push(label);
     }
     Ok(applied)
+}
+
+/// The API server's reason for refusing a request: its Status reason, code, message and each
+/// cause (field and message), as `kubectl apply` prints them.
+pub fn refusal(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => {
+            let mut text = format!("{} ({}): {}", status.reason, status.code, status.message);
+            for cause in status.details.iter().flat_map(|d| d.causes.iter()) {
+                match cause.field.as_str() {
+                    "" => text.push_str(&format!("\n  - {}", cause.message)),
+                    field => text.push_str(&format!("\n  - {field}: {}", cause.message)),
+                }
+            }
+            text
+        }
+        other => format!("{other:#}"),
+    }
 }
 
 #[cfg(test)]

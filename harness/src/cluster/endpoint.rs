@@ -8,8 +8,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use http_body_util::BodyExt;
 
-/// How long one request may take.
+/// How long one direct request may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one request through the API server's proxy may take. The API server answers 503
+/// for a pod it cannot reach (killed, not running, no endpoint), and kube's client retries 503s
+/// with backoff for minutes, so a call to a dead pod would only end at the deadline: it must be
+/// short. What the harness reads through the proxy (the vehicles' results, Jaeger queries of
+/// one scenario) is answered in milliseconds.
+pub const PROXY_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Where requests go.
 #[derive(Clone)]
@@ -117,9 +123,14 @@ impl Endpoint {
                     .uri(uri)
                     .body(kube::client::Body::empty())
                     .with_context(|| format!("building {what}"))?;
-                let resp = tokio::time::timeout(TIMEOUT, client.send(req))
+                let resp = tokio::time::timeout(PROXY_TIMEOUT, client.send(req))
                     .await
-                    .with_context(|| format!("{what}: no answer within {TIMEOUT:?}"))?
+                    .with_context(|| {
+                        format!(
+                            "{what}: no answer within {PROXY_TIMEOUT:?} (the API server answers 503 while it cannot \
+                             reach the pod, and those are retried: is the pod running?)"
+                        )
+                    })?
                     .with_context(|| what.clone())?;
                 let status = resp.status();
                 let body = resp.into_body().collect().await.with_context(|| format!("reading {what}"))?.to_bytes();

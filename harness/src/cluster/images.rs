@@ -54,6 +54,36 @@ fn workspace_root() -> Option<PathBuf> {
     root.join("Cargo.toml").is_file().then_some(root)
 }
 
+/// The cargo arguments that bring the binaries of `images` up to date in the profile of `dir`.
+///
+/// The package selection is the workspace's own (`--workspace`, only the image binaries as
+/// targets): cargo then resolves dependency features exactly as a plain `cargo build` in the
+/// workspace does, so after one the build is a no-op. Selecting the image packages with `-p`
+/// would unify features over those packages only and recompile shared dependencies
+/// (k8s-openapi: tens of seconds) although the binaries were fresh.
+pub fn build_args(images: &[ProjectImage], dir: &Path) -> Vec<String> {
+    let mut args = vec!["build".to_string(), "--workspace".to_string()];
+    if dir.file_name().is_some_and(|n| n == "release") {
+        args.push("--release".into());
+    }
+    for i in images {
+        args.extend(["--bin".to_string(), i.binary.to_string()]);
+    }
+    args
+}
+
+/// The images [`project_images`] would build with `policy`, and the cargo command it would run
+/// (`None` when nothing is built: no source tree, or `Build::Never`), so that a caller can
+/// say so before the build starts.
+pub fn planned_build(policy: Build) -> Option<String> {
+    if policy == Build::Never || workspace_root().is_none() {
+        return None;
+    }
+    let dir = binary_dir().ok()?;
+    let buildable: Vec<ProjectImage> = PROJECT_IMAGES.iter().filter(|i| workspace_has(i.package)).copied().collect();
+    (!buildable.is_empty()).then(|| format!("cargo {}", build_args(&buildable, &dir).join(" ")))
+}
+
 /// Builds the binaries of `images` with cargo, in the profile of `dir` (`debug` or `release`).
 fn build(images: &[ProjectImage], dir: &Path) -> anyhow::Result<()> {
     let Some(root) = workspace_root() else {
@@ -61,13 +91,7 @@ fn build(images: &[ProjectImage], dir: &Path) -> anyhow::Result<()> {
     };
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root).args(["build", "--quiet"]);
-    if dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    for i in images {
-        cmd.args(["-p", i.package, "--bin", i.binary]);
-    }
+    cmd.current_dir(&root).args(build_args(images, dir)).arg("--quiet");
     tracing::info!(binaries = ?names(images), "building the project's images for the embedded cluster");
     let status = cmd.status().context("running cargo build for the project's images")?;
     if !status.success() {
@@ -137,6 +161,27 @@ pub fn add_file(map: &ImageMap, file: &Path) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_build_with_the_workspace_package_selection() {
+        let args = build_args(PROJECT_IMAGES, Path::new("/w/target/release"));
+        assert_eq!(
+            args,
+            [
+                "build",
+                "--workspace",
+                "--release",
+                "--bin",
+                "hadrill-test-server",
+                "--bin",
+                "hadrill-controller",
+                "--bin",
+                "hadrill-sample"
+            ]
+        );
+        assert!(!args.iter().any(|a| a == "-p"), "no -p: features unify as in the workspace build");
+        assert_eq!(planned_build(Build::Never), None);
+    }
 
     #[test]
     fn image_files_are_merged_and_missing_commands_named() {

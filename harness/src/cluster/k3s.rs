@@ -107,7 +107,18 @@ pub struct K3sCluster {
     container: ContainerAsync<K3s>,
     client: kube::Client,
     kubeconfig: PathBuf,
-    conf_dir: PathBuf,
+    conf_dir: ConfDir,
+}
+
+/// k3s's conf directory on the host (its admin kubeconfig, the images tar), removed when
+/// dropped: after `down`, and after a step of `up` failed. k3s writes its files as root; what
+/// cannot be removed stays in the temp dir.
+struct ConfDir(PathBuf);
+
+impl Drop for ConfDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl std::fmt::Debug for K3sCluster {
@@ -133,10 +144,10 @@ impl K3sCluster {
         // Built before the container starts, so a failed build costs no k3s start.
         container_images::build_all(&options.images, &options.root).await?;
 
-        let conf_dir = std::env::temp_dir().join(format!("hadrill-k3s-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&conf_dir).with_context(|| format!("creating {}", conf_dir.display()))?;
+        let conf_dir = ConfDir(std::env::temp_dir().join(format!("hadrill-k3s-{}", uuid::Uuid::new_v4().simple())));
+        std::fs::create_dir_all(&conf_dir.0).with_context(|| format!("creating {}", conf_dir.0.display()))?;
         let container = K3s::default()
-            .with_conf_mount(&conf_dir)
+            .with_conf_mount(&conf_dir.0)
             .with_tag(options.tag.as_str())
             .with_privileged(true)
             .with_userns_mode("host")
@@ -155,7 +166,7 @@ impl K3sCluster {
         let client = client_from(&options.kubeconfig).await?;
         let cluster = K3sCluster { container, client, kubeconfig: options.kubeconfig.clone(), conf_dir };
 
-        let tar = cluster.conf_dir.join("images.tar");
+        let tar = cluster.conf_dir.0.join("images.tar");
         for cmd in import_commands(&options.images, cluster.container.id(), &tar) {
             cmd.run().await.context("importing the project images into k3s")?;
         }
@@ -180,11 +191,7 @@ impl K3sCluster {
 
     /// Removes the container.
     pub async fn down(self) -> anyhow::Result<()> {
-        let dir = self.conf_dir.clone();
-        self.container.rm().await.context("removing the k3s container")?;
-        // k3s wrote the files as root; what cannot be removed stays in the temp dir.
-        let _ = std::fs::remove_dir_all(dir);
-        Ok(())
+        self.container.rm().await.context("removing the k3s container")
     }
 }
 

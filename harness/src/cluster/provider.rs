@@ -457,7 +457,9 @@ impl RunCluster {
     /// Deletes what the run created (unless kept), and the empty ledgers of its scenarios.
     pub async fn teardown(mut self) -> anyhow::Result<()> {
         if let Some(shared) = &self.shared {
-            remove_empty_ledgers(&shared.ledger_dir, &shared.registered_runs());
+            let runs = shared.registered_runs();
+            remove_empty_ledgers(&shared.ledger_dir, &runs);
+            unlabel_shared(&shared.client, &runs).await;
         }
         match std::mem::replace(&mut self.owned, Owned::Nothing) {
             Owned::Nothing => Ok(()),
@@ -490,11 +492,18 @@ async fn setup_kind(options: &KindOptions) -> anyhow::Result<(KindCluster, bool)
         anyhow::Ok(cluster)
     };
     match until_interrupted(setup).await {
-        // A cluster `up` finished is deleted by its drop (in `setup`); one interrupted while
-        // `kind create` ran is deleted here.
+        // A cluster `up` got hold of is deleted by its drop (in `setup`); one interrupted while
+        // `kind create` ran is still listed, and deleted here.
         None => {
             if !existed && !options.keep {
-                exit_on_second_interrupt(async { options.delete_command().run().await.map(drop) }).await?;
+                exit_on_second_interrupt(async {
+                    let list = ToolCommand::new(Tool::Kind).args(["get", "clusters"]).run().await?;
+                    if kind::parse_cluster_list(&list).contains(&options.name) {
+                        options.delete_command().run().await?;
+                    }
+                    anyhow::Ok(())
+                })
+                .await?;
             }
             bail!("interrupted (Ctrl-C) while setting up the kind cluster {:?}", options.name)
         }
@@ -593,6 +602,28 @@ async fn sweep_runs(shared: &SharedCluster) {
         }
     }
     remove_empty_ledgers(dir, &runs);
+}
+
+/// Takes the run label off the shared namespaces (the controller's `hadrill-system`) that a
+/// scenario of `runs` labelled into its fault scope: once the run is over, no object says it
+/// belongs to one of its scenarios. Failures are logged: the run's outcome stands.
+async fn unlabel_shared(client: &kube::Client, runs: &[String]) {
+    use k8s_openapi::api::core::v1::Namespace;
+    use kube::api::{Patch, PatchParams};
+    let api: Api<Namespace> = Api::all(client.clone());
+    let shared = ListParams::default().labels(&format!("{},{}", ledger::RUN_LABEL, ledger::SHARED_LABEL));
+    let list = match api.list(&shared).await {
+        Ok(list) => list.items,
+        Err(e) => return tracing::warn!(error = %e, "could not list the shared namespaces to unlabel"),
+    };
+    let unlabel = serde_json::json!({"metadata": {"labels": {ledger::RUN_LABEL: null, ledger::SHARED_LABEL: null}}});
+    for ns in list {
+        let ours = ns.metadata.labels.as_ref().and_then(|l| l.get(ledger::RUN_LABEL)).is_some_and(|r| runs.contains(r));
+        let Some(name) = ns.metadata.name.filter(|_| ours) else { continue };
+        if let Err(e) = api.patch(&name, &PatchParams::default(), &Patch::Merge(&unlabel)).await {
+            tracing::warn!(namespace = %name, error = %e, "could not take the run label off the shared namespace");
+        }
+    }
 }
 
 /// Deletes the ledger files of `runs` in `dir` that record nothing any more.

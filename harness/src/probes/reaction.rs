@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use futures::TryStreamExt;
-use k8s_openapi::api::core::v1::Endpoints;
+use k8s_openapi::api::core::v1::{Endpoints, Service};
 use k8s_openapi::api::events::v1::Event;
 use kube::Api;
 use kube::runtime::{WatchStreamExt, watcher};
@@ -86,5 +86,112 @@ pub async fn ready_address_of(
     match tokio::time::timeout(limit, search).await {
         Ok(found) => found,
         Err(_) => bail!("service {name}: no ready endpoint of {prefix}* within {limit:?} of the fault"),
+    }
+}
+
+/// The annotation in which a controller may publish its condition of a Service (as JSON with
+/// `type`, `status`, `reason`, `message`: Services have no custom conditions).
+pub const CONDITION_ANNOTATION: &str = "failover.hadrill.io/condition";
+
+/// What the controller last said about Service `name`, one fact a line: its latest Event
+/// regarding the Service (type, reason, note) and its condition, when it publishes one. For a
+/// missed deadline's message: what the controller thought when the deadline passed.
+pub async fn last_word(events: Api<Event>, services: Api<Service>, name: &str) -> String {
+    let event = match events.list(&kube::api::ListParams::default()).await {
+        Ok(list) => list
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("Service"))
+            .max_by_key(|e| event_offset(e, SystemTime::UNIX_EPOCH).map(|s| (s * 1e6) as i64))
+            .map_or_else(
+                || format!("the controller wrote no Event about service {name}"),
+                |e| {
+                    format!(
+                        "the controller's last Event about service {name}: {} {}: {}",
+                        e.type_.as_deref().unwrap_or("?"),
+                        e.reason.as_deref().unwrap_or("?"),
+                        e.note.as_deref().unwrap_or("(no note)")
+                    )
+                },
+            ),
+        Err(e) => format!("the Events about service {name} could not be listed: {e}"),
+    };
+    let condition = match services.get_opt(name).await {
+        Ok(Some(svc)) => match svc.metadata.annotations.as_ref().and_then(|a| a.get(CONDITION_ANNOTATION)) {
+            Some(json) => match serde_json::from_str::<serde_json::Value>(json) {
+                Ok(c) => format!(
+                    "its condition: {}={} ({}): {}",
+                    c["type"].as_str().unwrap_or("?"),
+                    c["status"].as_str().unwrap_or("?"),
+                    c["reason"].as_str().unwrap_or("?"),
+                    c["message"].as_str().unwrap_or_default()
+                ),
+                Err(_) => format!("its condition ({CONDITION_ANNOTATION}) is not JSON: {json}"),
+            },
+            None => format!("the controller publishes no condition on service {name} ({CONDITION_ANNOTATION})"),
+        },
+        Ok(None) => format!("service {name} does not exist"),
+        Err(e) => format!("service {name} could not be read: {e}"),
+    };
+    format!("{event}\n{condition}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::api::PostParams;
+
+    /// The controller's last word: its latest Event about the Service (not an older one, not one
+    /// about another object) and the condition it publishes; and what is said when it has none.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn last_word_is_the_latest_event_about_the_service_and_its_condition() {
+        use k8s_openapi::api::core::v1::Namespace;
+        sim::install_crypto_provider();
+        let sim = sim::Sim::start(sim::SimConfig { nodes: 1, ..Default::default() }).await.unwrap();
+        let client = sim.client().unwrap();
+        let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": "word"}})).unwrap();
+        Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.unwrap();
+        let (events, services) = (Api::<Event>::namespaced(client.clone(), "word"), Api::namespaced(client, "word"));
+
+        let svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+        }))
+        .unwrap();
+        services.create(&PostParams::default(), &svc).await.unwrap();
+        let word = last_word(events.clone(), services.clone(), "web").await;
+        assert_eq!(
+            word,
+            "the controller wrote no Event about service web\n\
+             the controller publishes no condition on service web (failover.hadrill.io/condition)"
+        );
+
+        let event = |name: &str, kind: &str, about: &str, at: &str, reason: &str| -> Event {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name}, "eventTime": at, "type": "Warning", "reason": reason,
+                "note": format!("{reason} note"), "action": "Check", "reportingController": "c",
+                "reportingInstance": "c-0", "regarding": {"kind": kind, "name": about, "namespace": "word"},
+            }))
+            .unwrap()
+        };
+        for e in [
+            event("a", "Service", "web", "2026-01-01T00:00:02.000000Z", "BothUnhealthy"),
+            event("b", "Service", "web", "2026-01-01T00:00:01.000000Z", "FailoverDelayed"),
+            event("c", "Pod", "web", "2026-01-01T00:00:03.000000Z", "PodEvent"),
+            event("d", "Service", "other", "2026-01-01T00:00:04.000000Z", "Other"),
+        ] {
+            events.create(&PostParams::default(), &e).await.unwrap();
+        }
+        let condition =
+            r#"{"type":"Available","status":"False","reason":"BothUnhealthy","message":"no side is healthy"}"#;
+        let patch = serde_json::json!({"metadata": {"annotations": {CONDITION_ANNOTATION: condition}}});
+        services.patch("web", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+        let word = last_word(events, services, "web").await;
+        assert_eq!(
+            word,
+            "the controller's last Event about service web: Warning BothUnhealthy: BothUnhealthy note\n\
+             its condition: Available=False (BothUnhealthy): no side is healthy"
+        );
+        sim.stop().await;
     }
 }

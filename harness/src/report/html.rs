@@ -35,6 +35,8 @@ h1 { font-size: 22px; margin: 0 0 6px; } h2 { font-size: 17px; margin: 0; } h3 {
 .card.fail { border-left-color: #d23a3a; }
 .badge { display: inline-block; font-size: 12px; padding: 1px 7px; border-radius: 10px; margin-right: 8px; color: #fff; background: #2e9d4a; vertical-align: 2px; }
 .card.fail .badge { background: #d23a3a; }
+.card.skip { border-left-color: #9aa3ad; } .card.skip .badge { background: #7a7f87; }
+pre.skipped { background: #f3f4f6; border: 1px solid #d9dde3; padding: 8px 10px; white-space: pre-wrap; word-break: break-word; margin: 8px 0; }
 .feature, .muted { color: #66707c; margin: 2px 0 8px; }
 pre.failure { background: #fff4f4; border: 1px solid #f1c6c6; padding: 8px 10px; white-space: pre-wrap; word-break: break-word; margin: 8px 0; }
 table.figures { border-collapse: collapse; margin: 6px 0; }
@@ -92,10 +94,11 @@ fn verdict(passed: bool) -> &'static str {
 }
 
 fn summary(h: &mut String, records: &[ScenarioRecord], wall: f64, passed: bool) {
-    let failed: Vec<(usize, &ScenarioRecord)> = records.iter().enumerate().filter(|(_, r)| !r.passed).collect();
+    let failed: Vec<(usize, &ScenarioRecord)> = records.iter().enumerate().filter(|(_, r)| r.failed()).collect();
+    let skipped = records.iter().filter(|r| r.skipped.is_some()).count();
     let _ = write!(
         h,
-        "<div class=\"summary {}\">{} — {} scenario(s), {} failed — wall time {wall:.1} s",
+        "<div class=\"summary {}\">{} — {} scenario(s), {} failed, {skipped} skipped — wall time {wall:.1} s",
         if passed { "pass" } else { "fail" },
         verdict(passed),
         records.len(),
@@ -112,7 +115,11 @@ fn summary(h: &mut String, records: &[ScenarioRecord], wall: f64, passed: bool) 
 }
 
 fn card(h: &mut String, i: usize, r: &ScenarioRecord) {
-    let (class, badge) = if r.passed { ("pass", "PASS") } else { ("fail", "FAIL") };
+    let (class, badge) = match (r.passed, &r.skipped) {
+        (_, Some(_)) => ("skip", "SKIPPED"),
+        (true, None) => ("pass", "PASS"),
+        (false, None) => ("fail", "FAIL"),
+    };
     let _ = writeln!(
         h,
         "<article class=\"card {class}\" id=\"s{i}\"><h2><span class=\"badge\">{badge}</span>{}</h2><p class=\"feature\">{}</p>",
@@ -121,6 +128,11 @@ fn card(h: &mut String, i: usize, r: &ScenarioRecord) {
     );
     if let Some(f) = &r.failure {
         let _ = writeln!(h, "<pre class=\"failure\">{}</pre>", esc(f));
+    }
+    if let Some(why) = &r.skipped {
+        let _ = writeln!(h, "<pre class=\"skipped\">not run: {}</pre>", esc(why));
+        h.push_str("</article>\n");
+        return;
     }
     if let Some(b) = &r.bundle {
         let _ = writeln!(
@@ -132,18 +144,21 @@ fn card(h: &mut String, i: usize, r: &ScenarioRecord) {
     if r.figures.is_empty() {
         h.push_str("<p class=\"muted\">no figures measured</p>\n");
     } else {
-        h.push_str("<table class=\"figures\"><tr><th>figure</th><th>measured</th><th>deadline</th></tr>\n");
+        h.push_str(
+            "<table class=\"figures\"><tr><th>figure</th><th>measured</th><th>deadline</th><th>counted from</th></tr>\n",
+        );
         for f in &r.figures {
             let over = f.deadline.is_some_and(|d| f.seconds > d);
             let deadline = f.deadline.map(|d| format!("{d} s")).unwrap_or_else(|| "—".into());
             let _ = writeln!(
                 h,
-                "<tr{}><td>{}</td><td class=\"num\">{:.3} s</td><td class=\"num\">{}{}</td></tr>",
+                "<tr{}><td>{}</td><td class=\"num\">{:.3} s</td><td class=\"num\">{}{}</td><td>{}</td></tr>",
                 if over { " class=\"over\"" } else { "" },
                 esc(&f.name),
                 f.seconds,
                 esc(&deadline),
-                if over { " (over)" } else { "" }
+                if over { " (over)" } else { "" },
+                esc(f.from.as_deref().unwrap_or("—"))
             );
         }
         h.push_str("</table>\n");
@@ -456,8 +471,13 @@ mod tests {
             scenario: "Every primary pod is killed".into(),
             passed,
             figures: vec![
-                FigureRecord { name: "web: fault to switch".into(), seconds: 2.5, deadline: Some(1.0) },
-                FigureRecord { name: "web: warm-up".into(), seconds: 0.25, deadline: None },
+                FigureRecord {
+                    name: "web: fault to switch".into(),
+                    seconds: 2.5,
+                    deadline: Some(1.0),
+                    from: Some("1 pod(s) of the primary of web killed".into()),
+                },
+                FigureRecord { name: "web: warm-up".into(), seconds: 0.25, deadline: None, from: None },
             ],
             timeline: vec![
                 Mark { at: 1.0, kind: MarkKind::Fault, label: "pods killed".into() },
@@ -473,7 +493,20 @@ mod tests {
             ],
             failure: (!passed).then(|| "web failed over after 2.5 s, deadline 1 s".to_string()),
             bundle: (!passed).then(|| "every-primary-pod-is-killed".to_string()),
+            skipped: None,
         }
+    }
+
+    #[test]
+    fn a_skipped_scenario_shows_why_and_does_not_count_as_failed() {
+        let skipped = ScenarioRecord::skipped("Faults", "Half the packets are lost", "needs iptables <fix>");
+        let html = render(&[record(true), skipped], &[], 3.0, true);
+        assert!(html.contains("2 scenario(s), 0 failed, 1 skipped"), "{html}");
+        assert!(
+            html.contains("<article class=\"card skip\" id=\"s1\"><h2><span class=\"badge\">SKIPPED</span>"),
+            "{html}"
+        );
+        assert!(html.contains("<pre class=\"skipped\">not run: needs iptables &lt;fix&gt;</pre>"), "{html}");
     }
 
     #[test]
@@ -496,15 +529,17 @@ mod tests {
     #[test]
     fn a_failed_scenario_shows_its_failure_figures_and_bundle() {
         let html = render(&[record(true), record(false)], &[], 12.34, false);
-        assert!(html.contains("FAILED — 2 scenario(s), 1 failed — wall time 12.3 s"), "{html}");
+        assert!(html.contains("FAILED — 2 scenario(s), 1 failed, 0 skipped — wall time 12.3 s"), "{html}");
         assert!(html.contains("<article class=\"card fail\" id=\"s1\">"));
         assert!(html.contains("<pre class=\"failure\">web failed over after 2.5 s, deadline 1 s</pre>"));
         assert!(html.contains("<a href=\"every-primary-pod-is-killed/README.txt\">"));
         // Over its deadline: highlighted; without a deadline: plain.
         assert!(html.contains(
-            "<tr class=\"over\"><td>web: fault to switch</td><td class=\"num\">2.500 s</td><td class=\"num\">1 s (over)</td></tr>"
+            "<tr class=\"over\"><td>web: fault to switch</td><td class=\"num\">2.500 s</td><td class=\"num\">1 s (over)</td><td>1 pod(s) of the primary of web killed</td></tr>"
         ));
-        assert!(html.contains("<tr><td>web: warm-up</td><td class=\"num\">0.250 s</td><td class=\"num\">—</td></tr>"));
+        assert!(html.contains(
+            "<tr><td>web: warm-up</td><td class=\"num\">0.250 s</td><td class=\"num\">—</td><td>—</td></tr>"
+        ));
         assert!(html.contains("<a href=\"#s1\">Every primary pod is killed</a>"));
         // Self-contained: nothing to fetch, no scripts.
         assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"));

@@ -30,6 +30,31 @@ pub struct ScenarioRecord {
     /// The failure bundle's directory, relative to the reports directory, when one was written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bundle: Option<String>,
+    /// Why it was not run (a capability this machine lacks, and the fix), when it was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+impl ScenarioRecord {
+    /// The record of a scenario that was not run, and why.
+    pub fn skipped(feature: &str, scenario: &str, reason: &str) -> ScenarioRecord {
+        ScenarioRecord {
+            feature: feature.to_string(),
+            scenario: scenario.to_string(),
+            passed: false,
+            figures: Vec::new(),
+            timeline: Vec::new(),
+            link_gaps: Vec::new(),
+            failure: None,
+            bundle: None,
+            skipped: Some(reason.to_string()),
+        }
+    }
+
+    /// Whether it ran and failed (a skipped scenario did not fail).
+    pub fn failed(&self) -> bool {
+        !self.passed && self.skipped.is_none()
+    }
 }
 
 /// One figure as written to the reports.
@@ -42,11 +67,14 @@ pub struct FigureRecord {
     /// The deadline, if the figure was held to one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deadline: Option<f64>,
+    /// The fault it counts from, when it counts from one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 impl From<&Figure> for FigureRecord {
     fn from(f: &Figure) -> Self {
-        Self { name: f.name.clone(), seconds: f.seconds, deadline: f.deadline }
+        Self { name: f.name.clone(), seconds: f.seconds, deadline: f.deadline, from: f.from.clone() }
     }
 }
 
@@ -83,7 +111,8 @@ pub fn write(dir: &Path, records: &[ScenarioRecord], wall_seconds: f64, passed: 
         .collect();
     let line = serde_json::json!({
         "finished_at": at, "wall_seconds": wall_seconds, "passed": passed,
-        "scenarios": records.len(), "failed": records.iter().filter(|r| !r.passed).count(), "figures": figures,
+        "scenarios": records.len(), "failed": records.iter().filter(|r| r.failed()).count(),
+        "skipped": records.iter().filter(|r| r.skipped.is_some()).count(), "figures": figures,
     });
     let path = dir.join("history.jsonl");
     let mut file = std::fs::OpenOptions::new()

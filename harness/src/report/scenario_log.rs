@@ -1,11 +1,11 @@
 //! A scenario's own log: measured figures and one-line notes (a drill's seed, a chaos object's
 //! name) recorded while it runs, kept with that scenario in every report.
 //!
-//! Cucumber's JUnit writer fills a testcase's `<system-out>` only from the scenario's events,
-//! so a plain `println!` reaches the console but never `reports/junit.xml`. During a feature
-//! run the lines are therefore emitted as `tracing` events on [`TARGET`]; cucumber's tracing
-//! integration turns those into `Scenario::Log` events, which the console, `features.log` and
-//! the JUnit writer all print with the scenario's steps. Outside such a run (or when the process
+//! The writers of a run (console, `features.log`, and the runner's collector for
+//! `reports/junit.xml`) see only the scenario's cucumber events, so a plain `println!` reaches
+//! the console but no report. During a feature run the lines are therefore emitted as
+//! `tracing` events on [`TARGET`]; cucumber's tracing integration turns those into
+//! `Scenario::Log` events, which every writer keeps with the scenario's steps. Outside such a run (or when the process
 //! already had a global subscriber) [`line`] prints to stdout instead, so a figure is never lost
 //! and never printed twice.
 

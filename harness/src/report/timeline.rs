@@ -9,6 +9,22 @@ pub struct Figure {
     pub seconds: f64,
     /// The deadline it was held to, if any.
     pub deadline: Option<f64>,
+    /// The fault it counts from, when it counts from one (the incident's first fault).
+    pub from: Option<String>,
+}
+
+/// `dispatch: fault to switch: 0.530 s (deadline 10 s) from "scenario primary-pod-kill injected"`
+impl std::fmt::Display for Figure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {:.3} s", self.name, self.seconds)?;
+        if let Some(d) = self.deadline {
+            write!(f, " (deadline {d} s)")?;
+        }
+        if let Some(from) = &self.from {
+            write!(f, " from \"{from}\"")?;
+        }
+        Ok(())
+    }
 }
 
 /// What a timeline mark stands for (the lanes of the report's timeline picture).

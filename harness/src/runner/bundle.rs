@@ -229,18 +229,19 @@ impl Bundle {
     }
 
     fn readme(&mut self, world: &HadrillWorld, about: About<'_>) -> anyhow::Result<()> {
-        let mut t = format!("{README_HEADER}\n\nfeature:  {}\nscenario: {}\n", about.feature, about.scenario);
+        // The failure first, root cause first: it is what the reader opened the bundle for.
+        let mut t = format!("{README_HEADER}\n\n");
+        if let Some(f) = about.failure {
+            let _ = writeln!(t, "failure: {}\n", f.replace('\n', "\n         "));
+        }
+        let _ = writeln!(t, "feature:  {}\nscenario: {}", about.feature, about.scenario);
         if !world.cluster.namespace.is_empty() {
             let _ = writeln!(t, "namespace: {} (controller: {CONTROLLER_NS})", world.cluster.namespace);
-        }
-        if let Some(f) = about.failure {
-            let _ = writeln!(t, "\nfailure:\n  {}", f.replace('\n', "\n  "));
         }
         if !world.timeline.figures.is_empty() {
             t.push_str("\nfigures:\n");
             for f in &world.timeline.figures {
-                let deadline = f.deadline.map(|d| format!(" (deadline {d} s)")).unwrap_or_default();
-                let _ = writeln!(t, "  {}: {:.3} s{deadline}", f.name, f.seconds);
+                let _ = writeln!(t, "  {f}");
             }
         }
         t.push_str("\nfiles:\n");
@@ -580,7 +581,7 @@ mod tests {
             }
         };
         tokio::time::timeout(std::time::Duration::from_secs(30), seen).await.expect("the recorder sees the Service");
-        world.fault("the crasher crashed");
+        world.fault("the crasher crashed", std::time::Instant::now(), Vec::new());
         world.figure("web: fault to switch", 2.5, Some(1.0));
 
         let dir = std::env::temp_dir().join(format!("hadrill-bundle-{}", uuid::Uuid::new_v4().simple()));
@@ -607,6 +608,8 @@ mod tests {
         assert_eq!(timeline["timeline"][0]["kind"], "fault");
         let readme = read("README.txt");
         assert!(readme.starts_with(README_HEADER) && is_bundle(&dir));
+        let first = readme.lines().find(|l| !l.is_empty() && *l != README_HEADER).unwrap_or_default();
+        assert_eq!(first, "failure: web failed over after 2.5 s, deadline 1 s", "the failure comes first: {readme}");
         assert!(readme.contains("web failed over after 2.5 s") && readme.contains("web: fault to switch: 2.500 s"));
         assert!(readme.contains("pods.txt") && readme.contains("logs/"), "{readme}");
         assert!(!readme.contains("not collected"), "{readme}");

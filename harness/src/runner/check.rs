@@ -1,35 +1,71 @@
-//! Static checks of feature files: every step must resolve to exactly one step definition.
-//! Runs without a cluster (`hadrill check`) and before every run, so an undefined or
-//! ambiguous step fails with its location and the closest documented steps instead of being
-//! skipped.
+//! Static checks of the selected feature files, without a cluster (`hadrill check`, and every
+//! run before anything starts): each file reads as UTF-8 Gherkin ([`super::features`]), every
+//! step resolves to exactly one step definition, and each scenario's steps make sense in their
+//! order, with the faults and manifests they name valid ([`super::plan`]). Every problem names
+//! its file, line and what is expected.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use cucumber::World as _;
-use cucumber::gherkin::{self, GherkinEnv};
+use cucumber::gherkin;
 
+use super::features;
+use super::plan::{Planner, Resolved, ScenarioPlan};
 use crate::HadrillWorld;
 use crate::steps::catalog::CATALOG;
 
-/// A step that does not resolve.
+/// Something wrong in a feature file.
 #[derive(Debug, Clone)]
 pub struct Problem {
     /// Feature file.
     pub file: PathBuf,
-    /// 1-based line of the step.
+    /// 1-based line (0: the file as a whole).
     pub line: usize,
-    /// The step as written.
+    /// 1-based column, when known.
+    pub column: Option<usize>,
+    /// The step as written, when the problem is a step's.
     pub step: String,
-    /// Why it fails.
+    /// What is wrong and what is expected.
     pub reason: String,
     /// Closest documented steps.
     pub suggestions: Vec<String>,
 }
 
+impl Problem {
+    /// A problem at a place in `file`.
+    pub fn at(file: &Path, line: usize, column: Option<usize>, reason: impl Into<String>) -> Problem {
+        Problem {
+            file: file.to_path_buf(),
+            line,
+            column,
+            step: String::new(),
+            reason: reason.into(),
+            suggestions: Vec::new(),
+        }
+    }
+
+    /// A problem of `step` in `file`.
+    pub fn step(file: &Path, step: &gherkin::Step, reason: impl Into<String>) -> Problem {
+        Problem {
+            step: format!("{}{}", step.keyword, step.value),
+            ..Problem::at(file, step.position.line, Some(step.position.col), reason)
+        }
+    }
+}
+
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}: {} — {}", self.file.display(), self.line, self.step, self.reason)?;
+        write!(f, "{}:{}", self.file.display(), self.line)?;
+        if let Some(c) = self.column {
+            write!(f, ":{c}")?;
+        }
+        if self.step.is_empty() {
+            write!(f, ": {}", self.reason)?;
+        } else {
+            write!(f, ": {} — {}", self.step.trim(), self.reason)?;
+        }
         if !self.suggestions.is_empty() {
             write!(f, "\n    closest steps:")?;
             for s in &self.suggestions {
@@ -58,43 +94,57 @@ pub fn feature_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Checks every step of every feature in `paths`; parse errors are returned as problems too.
-pub fn check(paths: &[PathBuf]) -> anyhow::Result<Vec<Problem>> {
+/// The checked features: those that could be read (outlines expanded), each scenario's plan,
+/// and every problem found.
+#[derive(Debug)]
+pub struct Checked {
+    /// The features read, in file order.
+    pub features: Vec<gherkin::Feature>,
+    /// The plan of every scenario whose steps all resolve.
+    pub plans: Vec<ScenarioPlan>,
+    /// Every problem, in file order.
+    pub problems: Vec<Problem>,
+}
+
+/// Checks every feature file of `paths` (and no other file).
+pub fn check(paths: &[PathBuf]) -> anyhow::Result<Checked> {
+    let (features, mut problems) = features::load(paths);
     let collection = HadrillWorld::collection();
-    let mut problems = Vec::new();
-    for file in paths {
-        let feature = match gherkin::Feature::parse_path(file, GherkinEnv::default()) {
-            Ok(f) => f,
-            Err(e) => {
-                problems.push(Problem {
-                    file: file.clone(),
-                    line: 0,
-                    step: String::new(),
-                    reason: format!("not valid Gherkin: {e}"),
-                    suggestions: Vec::new(),
-                });
-                continue;
+    let planner = Planner::new()?;
+    let mut plans = Vec::new();
+    for feature in &features {
+        let file = feature.path.clone().unwrap_or_default();
+        let top = feature.scenarios.iter().map(|s| (None, s));
+        let ruled = feature.rules.iter().flat_map(|r| r.scenarios.iter().map(move |s| (Some(r), s)));
+        for (rule, scenario) in top.chain(ruled) {
+            let backgrounds = feature.background.iter().chain(rule.and_then(|r| r.background.as_ref()));
+            let mut resolved = Vec::new();
+            let mut all = true;
+            for step in backgrounds.flat_map(|b| b.steps.iter()).chain(scenario.steps.iter()) {
+                let reason = match collection.find(step) {
+                    Ok(Some((_, _, location, context))) => {
+                        resolved.push(Resolved { step, location, context });
+                        continue;
+                    }
+                    Ok(None) => "no step definition matches".to_string(),
+                    Err(e) => format!("ambiguous: {} step definitions match", e.possible_matches.len()),
+                };
+                all = false;
+                problems.push(Problem { suggestions: closest(&step.value, 3), ..Problem::step(&file, step, reason) });
             }
-        };
-        let scenarios = feature.scenarios.iter().chain(feature.rules.iter().flat_map(|r| r.scenarios.iter()));
-        let backgrounds = feature.background.iter().chain(feature.rules.iter().filter_map(|r| r.background.as_ref()));
-        let steps = backgrounds.flat_map(|b| b.steps.iter()).chain(scenarios.flat_map(|s| s.steps.iter()));
-        for step in steps {
-            let reason = match collection.find(step) {
-                Ok(Some(_)) => continue,
-                Ok(None) => "no step definition matches".to_string(),
-                Err(e) => format!("ambiguous: {} step definitions match", e.possible_matches.len()),
-            };
-            problems.push(Problem {
-                file: file.clone(),
-                line: step.position.line,
-                step: format!("{}{}", step.keyword, step.value),
-                reason,
-                suggestions: closest(&step.value, 3),
-            });
+            // Order and arguments are judged only when every step is known.
+            if all {
+                let mut plan = planner.scenario(&file, feature, scenario, &resolved, &mut problems);
+                let rule_tags = rule.iter().flat_map(|r| r.tags.iter());
+                plan.tags = feature.tags.iter().chain(rule_tags).chain(scenario.tags.iter()).cloned().collect();
+                plans.push(plan);
+            }
         }
     }
-    Ok(problems)
+    // A Background's problem shows once, not once per scenario.
+    let mut seen = BTreeSet::new();
+    problems.retain(|p| seen.insert(p.to_string()));
+    Ok(Checked { features, plans, problems })
 }
 
 /// The `n` documented steps closest to `text` (word-level edit distance).
@@ -134,7 +184,7 @@ mod tests {
 
     fn step(keyword: &str, text: &str) -> gherkin::Step {
         let src = format!("Feature: f\n  Scenario: s\n    {keyword} {text}\n");
-        let feature = gherkin::Feature::parse(src, GherkinEnv::default()).expect("parses");
+        let feature = gherkin::Feature::parse(src, gherkin::GherkinEnv::default()).expect("parses");
         feature.scenarios[0].steps[0].clone()
     }
 
@@ -170,7 +220,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("x.feature");
         std::fs::write(&f, "Feature: x\n  Scenario: y\n    Given an embedded cluster with 1 node\n    Then the cluster lists three nodes\n").unwrap();
-        let problems = check(&[f]).unwrap();
+        let problems = check(&[f]).unwrap().problems;
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].line, 4);
         assert!(problems[0].suggestions[0].contains("the cluster lists 3 nodes"), "{:?}", problems[0].suggestions);

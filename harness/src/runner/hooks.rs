@@ -87,11 +87,7 @@ fn record(
     let failure = match finished {
         ScenarioFinished::StepPassed => None,
         ScenarioFinished::StepSkipped => Some("a step was skipped".to_string()),
-        // A step's error reaches cucumber as a panic; its prefix is noise in a report.
-        ScenarioFinished::StepFailed(_, _, err) => {
-            let text = err.to_string();
-            Some(text.strip_prefix("Step panicked. Captured output: ").map(str::to_string).unwrap_or(text))
-        }
+        ScenarioFinished::StepFailed(_, _, err) => Some(super::outcomes::failure_text(err)),
         ScenarioFinished::BeforeHookFailed(info) => Some(format!("a before hook panicked: {info:?}")),
     };
     ScenarioRecord {
@@ -103,6 +99,7 @@ fn record(
         link_gaps,
         failure,
         bundle: None,
+        skipped: None,
     }
 }
 

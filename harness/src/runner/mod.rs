@@ -1,12 +1,19 @@
-//! The feature runner: checks the features ([`check`]), sets up the run's cluster, runs the
-//! scenarios with cucumber, and through its hooks ([`hooks`]) keeps each scenario's figures,
-//! writes a failure bundle per failed scenario ([`bundle`]) and tears each World down. Its
-//! reports: the console, `reports/junit.xml` (cucumber's JUnit writer), `reports/features.log`
-//! (the console's transcript without colours) and what [`crate::report`] renders.
+//! The feature runner: checks the features ([`check`]: read by [`features`], planned by
+//! [`plan`]), skips the scenarios this machine cannot run ([`capabilities`]), sets up the run's
+//! cluster, runs the other scenarios with cucumber, and through its hooks ([`hooks`]) keeps
+//! each scenario's figures, writes a failure bundle per failed scenario ([`bundle`]) and tears each World down. Its
+//! reports: the console, `reports/junit.xml` (each scenario's outcome collected by
+//! [`outcomes`], rendered by [`crate::report::junit`] and written once, atomically, when the run
+//! ends), `reports/features.log` (the console's transcript without colours) and what
+//! [`crate::report`] renders.
 
 pub mod bundle;
+pub mod capabilities;
 pub mod check;
+pub mod features;
 pub mod hooks;
+pub mod outcomes;
+pub mod plan;
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -18,9 +25,11 @@ use cucumber::{World as _, WriterExt as _, writer};
 
 use crate::HadrillWorld;
 use crate::cluster::provider::{ClusterFlags, RunCluster};
-use crate::report::{html, metrics, scenario_log};
-use crate::settings::{CONCURRENCY_ENV, Settings};
+use crate::report::metrics::ScenarioRecord;
+use crate::report::{html, junit, metrics, scenario_log};
+use crate::settings::{CONCURRENCY_ENV, REQUIRE_IPTABLES_ENV, Settings};
 use crate::world::RunScope;
+use plan::ScenarioPlan;
 
 /// What to run.
 #[derive(Debug, Clone, Default)]
@@ -61,20 +70,47 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
         "no .feature files under {}",
         roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
     );
-    let problems = check::check(&files)?;
-    if !problems.is_empty() {
-        for p in &problems {
+    let checked = check::check(&files)?;
+    if !checked.problems.is_empty() {
+        for p in &checked.problems {
             eprintln!("{p}");
         }
-        anyhow::bail!("{} step(s) do not resolve; nothing was run (see `hadrill steps`)", problems.len());
+        anyhow::bail!(
+            "{} problem(s) in the features; nothing was run (`hadrill check` lists them, `hadrill steps` the step library)",
+            checked.problems.len()
+        );
     }
     let tags: Option<cucumber::gherkin::tagexpr::TagOperation> = match &opts.tags {
         Some(t) => Some(t.parse().map_err(|e| anyhow::anyhow!("--tags {t:?} is not a tag expression: {e}"))?),
         None => None,
     };
-    if let Some(op) = &tags {
-        let selected = count_tagged(&files, op);
-        anyhow::ensure!(selected > 0, "no scenario matches --tags {:?}", opts.tags.as_deref().unwrap_or_default());
+    let selected: Vec<&ScenarioPlan> = checked.plans.iter().filter(|p| tagged(tags.as_ref(), &p.tags)).collect();
+    match &opts.tags {
+        Some(t) => anyhow::ensure!(!selected.is_empty(), "no scenario matches --tags {t:?}"),
+        None => anyhow::ensure!(!selected.is_empty(), "the selected features hold no scenario"),
+    }
+    // What the machine lacks skips the scenarios that need it, before any cluster starts.
+    let skips = capabilities::unmet(selected.iter().copied(), choice.provider(), capabilities::probe_iptables);
+    if settings.require_iptables
+        && let Some(first) = skips.first()
+    {
+        anyhow::bail!(
+            "{REQUIRE_IPTABLES_ENV}=1 and {} scenario(s) cannot run on this machine; nothing was run. {:?} ({}:{}) {}",
+            skips.len(),
+            first.plan.scenario,
+            first.plan.file.display(),
+            first.plan.line,
+            first.reason
+        );
+    }
+    for skip in &skips {
+        println!(
+            "⊘ skipped {:?} ({}:{}): {}",
+            skip.plan.scenario,
+            skip.plan.file.display(),
+            skip.plan.line,
+            skip.reason
+        );
     }
     // The run-wide cluster (nothing for sim); torn down below, or by its drop on an error.
     let cluster = RunCluster::setup(&choice, settings.ledger_dir()).await?;
@@ -90,20 +126,19 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     }
     let dir = settings.reports_dir.clone();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let junit = File::create(dir.join("junit.xml")).context("creating reports/junit.xml")?;
     let log = File::create(dir.join("features.log")).context("creating reports/features.log")?;
     let concurrency = concurrency(settings.concurrency, cluster.shared().is_some());
     let scope = RunScope { settings: Arc::new(settings), shared: cluster.shared().cloned() };
     let hooks = hooks::Hooks::new(scope, dir.clone());
     let (before, after) = (hooks.clone(), hooks.clone());
     let started = Instant::now();
-    let selected: Vec<PathBuf> = files.iter().filter_map(|f| f.canonicalize().ok()).collect();
-    let root = common_dir(&selected).context("locating the feature files")?;
-    let cucumber = HadrillWorld::cucumber()
+    let outcomes = outcomes::Outcomes::default();
+    let cucumber = HadrillWorld::cucumber::<PathBuf>()
+        .with_parser(Prepared)
         .with_writer(
             writer::Basic::raw(std::io::stdout(), writer::Coloring::Auto, 0)
                 .summarized()
-                .tee::<HadrillWorld, _>(writer::JUnit::for_tee(junit, 0))
+                .tee::<HadrillWorld, _>(outcomes.collector().discard_stats_writes().discard_arbitrary_writes())
                 .tee::<HadrillWorld, _>(writer::Basic::raw(log, writer::Coloring::Never, 0).discard_stats_writes())
                 .normalized(),
         )
@@ -129,24 +164,48 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     // Default options: without them cucumber would parse the process arguments (hadrill's own,
     // or cargo test's); paths and tags come in through `opts`.
     let cucumber = cucumber.with_default_cli();
+    let skipped: Vec<ScenarioPlan> = skips.iter().map(|s| s.plan.clone()).collect();
     let filter = move |feature: &cucumber::gherkin::Feature,
                        rule: Option<&cucumber::gherkin::Rule>,
                        scenario: &cucumber::gherkin::Scenario| {
-        let in_selection =
-            feature.path.as_ref().and_then(|p| p.canonicalize().ok()).is_none_or(|p| selected.contains(&p));
-        let tagged = tags.as_ref().is_none_or(|op| tagged(op, feature, rule, scenario));
-        in_selection && tagged
+        let all: Vec<String> = feature
+            .tags
+            .iter()
+            .chain(rule.iter().flat_map(|r| r.tags.iter()))
+            .chain(scenario.tags.iter())
+            .cloned()
+            .collect();
+        tagged(tags.as_ref(), &all) && !skipped.iter().any(|p| p.is(feature.path.as_deref(), scenario))
     };
-    // One run over the deepest directory holding every selected file; the filter keeps only
-    // the selected files.
-    let outcome = cluster.run(cucumber.filter_run(root, filter)).await;
+    // Only the features the check read (outlines expanded), through the filter.
+    let outcome = cluster.run(cucumber.filter_run(checked.features, filter)).await;
     scenario_log::end();
+    let junit_path = dir.join("junit.xml");
+    // What ran, then what was skipped before the run (each a testcase with its reason).
+    let report = |interrupted: bool| {
+        let mut report = outcomes.report(interrupted);
+        report.cases.extend(skips.iter().map(|s| junit::Case {
+            feature: s.plan.feature.clone(),
+            scenario: s.plan.scenario.clone(),
+            file: Some(outcomes::display_path(&s.plan.file)),
+            line: Some(s.plan.line),
+            outcome: junit::Outcome::Skipped { message: s.reason.clone() },
+            ..junit::Case::default()
+        }));
+        report
+    };
     let Some(result) = outcome else {
+        // What finished is reported; the error says why the rest did not run.
+        if let Err(e) = junit::write(&junit_path, &report(true)) {
+            eprintln!("warning: {e:#}");
+        }
         return Err(cluster.interrupted().await);
     };
+    junit::write(&junit_path, &report(false))?;
     let passed = !cucumber::writer::Stats::execution_has_failed(&result);
     let wall = started.elapsed().as_secs_f64();
-    let records = hooks.records();
+    let mut records = hooks.records();
+    records.extend(skips.iter().map(|s| ScenarioRecord::skipped(&s.plan.feature, &s.plan.scenario, &s.reason)));
     metrics::write(&dir, &records, wall, passed)?;
     let page = html::render(&records, &metrics::read_history(&dir), wall, passed);
     let index = dir.join("index.html");
@@ -155,7 +214,7 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
         "feature suite {} in {wall:.1} s; reports: {}, {}, {}, {}",
         if passed { "passed" } else { "FAILED" },
         index.display(),
-        dir.join("junit.xml").display(),
+        junit_path.display(),
         dir.join("features.log").display(),
         dir.join("metrics.json").display()
     );
@@ -176,41 +235,21 @@ fn concurrency(set: Option<usize>, shared: bool) -> usize {
     set.unwrap_or(if shared { 1 } else { 3 })
 }
 
-/// The deepest directory containing every path.
-fn common_dir(paths: &[PathBuf]) -> Option<PathBuf> {
-    let mut common = paths.first()?.parent()?.to_path_buf();
-    for p in paths {
-        while !p.starts_with(&common) {
-            common = common.parent()?.to_path_buf();
-        }
-    }
-    Some(common)
-}
-
-/// Scenarios (across rules) whose tags satisfy `op`.
-fn count_tagged(files: &[PathBuf], op: &cucumber::gherkin::tagexpr::TagOperation) -> usize {
-    let mut n = 0;
-    for f in files {
-        let Ok(feature) = cucumber::gherkin::Feature::parse_path(f, cucumber::gherkin::GherkinEnv::default()) else {
-            continue;
-        };
-        let top = feature.scenarios.iter().map(|s| (None, s));
-        let ruled = feature.rules.iter().flat_map(|r| r.scenarios.iter().map(move |s| (Some(r), s)));
-        for (rule, scenario) in top.chain(ruled) {
-            n += usize::from(tagged(op, &feature, rule, scenario));
-        }
-    }
-    n
-}
-
-/// Whether the tags of `scenario` (with its feature's and rule's) satisfy `op`.
-fn tagged(
-    op: &cucumber::gherkin::tagexpr::TagOperation,
-    feature: &cucumber::gherkin::Feature,
-    rule: Option<&cucumber::gherkin::Rule>,
-    scenario: &cucumber::gherkin::Scenario,
-) -> bool {
+/// Whether `tags` (a scenario's with its feature's and rule's) satisfy `op` (any, without one).
+fn tagged(op: Option<&cucumber::gherkin::tagexpr::TagOperation>, tags: &[String]) -> bool {
     use cucumber::tag::Ext as _;
-    let all = feature.tags.iter().chain(rule.iter().flat_map(|r| r.tags.iter())).chain(scenario.tags.iter());
-    op.eval(all)
+    op.is_none_or(|op| op.eval(tags.iter()))
+}
+
+/// Hands cucumber the features the check read, outlines expanded: only the named files are
+/// parsed, once, and what cucumber runs is what was checked.
+struct Prepared;
+
+impl cucumber::Parser<Vec<cucumber::gherkin::Feature>> for Prepared {
+    type Cli = cucumber::cli::Empty;
+    type Output = futures::stream::Iter<std::vec::IntoIter<cucumber::parser::Result<cucumber::gherkin::Feature>>>;
+
+    fn parse(self, features: Vec<cucumber::gherkin::Feature>, _: Self::Cli) -> Self::Output {
+        futures::stream::iter(features.into_iter().map(Ok).collect::<Vec<_>>())
+    }
 }

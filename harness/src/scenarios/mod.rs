@@ -546,7 +546,7 @@ impl Scenario {
                     Err(e) => diags.push(Diagnostic::at(
                         file,
                         p.location,
-                        format!("parameter `{}` ({}) from --set {}={text}: {e}", p.name, p.ty, p.name),
+                        format!("parameter `{}` ({}) set to `{text}`: {e}", p.name, p.ty),
                     )),
                 },
                 (None, Some(d)) => {

@@ -2,6 +2,7 @@
 
 use cucumber::given;
 
+use super::error::StepResult;
 use crate::HadrillWorld;
 use crate::cluster::controller::{self, ControllerOptions};
 
@@ -10,8 +11,8 @@ use crate::cluster::controller::{self, ControllerOptions};
 /// Applies deploy/controller/ unchanged (its kustomization: namespace, RBAC, Deployment), scales it, and waits
 /// until the replicas are available and one holds the leader Lease.
 #[given(expr = "the failover controller runs with {int} replica(s)")]
-async fn controller_runs(world: &mut HadrillWorld, replicas: i32) -> anyhow::Result<()> {
-    deploy(world, replicas, Vec::new()).await
+async fn controller_runs(world: &mut HadrillWorld, replicas: i32) -> StepResult {
+    Ok(deploy(world, replicas, Vec::new()).await?)
 }
 
 /// `Given the failover controller runs with 2 replicas and black-box probing off`
@@ -19,8 +20,8 @@ async fn controller_runs(world: &mut HadrillWorld, replicas: i32) -> anyhow::Res
 /// The same, with the controller's own probes of the pods switched off
 /// (`HADRILL_BLACK_BOX=false`): it then learns of a lost node only from the node's status.
 #[given(expr = "the failover controller runs with {int} replica(s) and black-box probing off")]
-async fn controller_runs_white_box(world: &mut HadrillWorld, replicas: i32) -> anyhow::Result<()> {
-    deploy(world, replicas, vec![("HADRILL_BLACK_BOX", "false")]).await
+async fn controller_runs_white_box(world: &mut HadrillWorld, replicas: i32) -> StepResult {
+    Ok(deploy(world, replicas, vec![("HADRILL_BLACK_BOX", "false")]).await?)
 }
 
 /// Deploys the controller into the scenario's cluster; the scenario's run owns its namespace.

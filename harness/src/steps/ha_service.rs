@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::Context;
 use cucumber::{given, then, when};
 use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
+use super::error::{StepResult, bail, ensure};
 use super::params::{SideParam, Span};
 use crate::HadrillWorld;
 use crate::cluster::ha_pair::{self, Side};
@@ -24,11 +25,11 @@ use crate::world::MarkKind;
 /// controller never sees a side still starting); with a controller running, also waits until
 /// it has adopted the Service.
 #[given(expr = "an HA service {string} with a primary and a standby deployment of {int} replica(s)")]
-async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> anyhow::Result<()> {
+async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> StepResult {
     if world.traffic.traces.is_none() {
         world.traffic.traces = Some(match world.cluster.sim {
             Some(_) => crate::traces::sink::Sink::embedded().await?,
-            None => crate::traces::sink::Sink::jaeger(world.client()?),
+            None => crate::traces::sink::Sink::jaeger(world.client()?).await?,
         });
     }
     let otlp = world.traffic.traces.as_ref().map(|t| t.otlp_endpoint());
@@ -94,7 +95,7 @@ async fn kill(world: &mut HadrillWorld, name: &str, side: Side, count: Option<us
     let n = count.unwrap_or(pods.len());
     ensure!(n <= pods.len(), "asked to kill {n} pods of the {which} of {name}, it has {}", pods.len());
     let api = world.api::<Pod>()?;
-    world.fault(format!("{n} pod(s) of the {which} of {name} killed"));
+    let at = Instant::now();
     let names: Vec<String> =
         pods.iter().take(n).map(|p| p.metadata.name.clone().context("pod without a name")).collect::<Result<_, _>>()?;
     // All at once, as a PodChaos pod-kill does: one by one, the Deployment's replacement for the
@@ -108,20 +109,21 @@ async fn kill(world: &mut HadrillWorld, name: &str, side: Side, count: Option<us
         }
     });
     futures::future::try_join_all(kills).await?;
-    world.faults.pods = names;
+    let pods = names.iter().map(|p| format!("{}/{p}", world.cluster.namespace)).collect();
+    world.fault(format!("{n} pod(s) of the {which} of {name} killed"), at, pods);
     Ok(())
 }
 
 /// `When every pod of the primary of "dispatch" is killed`
 #[when(expr = "every pod of the {side} of {string} is killed")]
-async fn kill_all(world: &mut HadrillWorld, side: SideParam, name: String) -> anyhow::Result<()> {
-    kill(world, &name, side.0, None).await
+async fn kill_all(world: &mut HadrillWorld, side: SideParam, name: String) -> StepResult {
+    Ok(kill(world, &name, side.0, None).await?)
 }
 
 /// `When 1 pod of the primary of "dispatch" is killed`
 #[when(expr = "{int} pod(s) of the {side} of {string} is/are killed")]
-async fn kill_some(world: &mut HadrillWorld, count: usize, side: SideParam, name: String) -> anyhow::Result<()> {
-    kill(world, &name, side.0, Some(count)).await
+async fn kill_some(world: &mut HadrillWorld, count: usize, side: SideParam, name: String) -> StepResult {
+    Ok(kill(world, &name, side.0, Some(count)).await?)
 }
 
 /// `When the standby of "dispatch" is scaled to 0`
@@ -129,7 +131,7 @@ async fn kill_some(world: &mut HadrillWorld, count: usize, side: SideParam, name
 /// Scales one side's Deployment and waits until it has exactly that many ready replicas
 /// (a side with no pods is unhealthy).
 #[when(expr = "the {side} of {string} is scaled to {int}")]
-async fn scaled(world: &mut HadrillWorld, side: SideParam, name: String, replicas: i32) -> anyhow::Result<()> {
+async fn scaled(world: &mut HadrillWorld, side: SideParam, name: String, replicas: i32) -> StepResult {
     let SideParam(side) = side;
     let workload = ha_pair::workload(&name, side);
     let deployments = world.api::<Deployment>()?;
@@ -151,20 +153,38 @@ async fn scaled(world: &mut HadrillWorld, side: SideParam, name: String, replica
 
 /// `Then "dispatch" fails over to the standby within 10 s`
 ///
-/// Measured from the last fault to the Service selecting the standby's pods, by watch.
+/// Measured from the incident (the first fault that hit the service's pods) to the Service
+/// selecting the standby's pods, by watch. A miss says why: the controller's last word on the
+/// Service and the pods each fault hit.
 #[then(expr = "{string} fails over to the standby within {duration}")]
-async fn fails_over(world: &mut HadrillWorld, name: String, within: Span) -> anyhow::Result<()> {
-    let start = world.faults.at.context("no fault was injected before this step")?;
+async fn fails_over(world: &mut HadrillWorld, name: String, within: Span) -> StepResult {
+    let incident = world.incident()?;
+    let start = incident.at;
     let deadline = within.0;
     // Wait past the deadline (bounded) so a late switch is still measured and reported.
     let limit = deadline * 3 + Duration::from_secs(5);
+    let from = format!("counted from \"{}\"", incident.label);
     let Some(took) = await_side(world, &name, Side::Standby, start, limit, "fail over").await? else {
-        bail!("{name} did not fail over within {:.1?} (deadline {within})", start.elapsed());
+        let why = missed_why(world, &name).await;
+        bail!("{name} did not fail over within {:.1?} (deadline {within}, {from})\n{why}", start.elapsed());
     };
     world.mark(start + took, MarkKind::Switched, format!("{name} switched to the standby"));
-    world.figure(format!("{name}: fault to switch"), took.as_secs_f64(), Some(within.secs()));
-    ensure!(took <= deadline, "{name} failed over after {took:.3?}, deadline {within}");
+    world.figure_from(&incident, format!("{name}: fault to switch"), took.as_secs_f64(), Some(within.secs()));
+    if took > deadline {
+        let why = missed_why(world, &name).await;
+        bail!("{name} failed over after {took:.3?}, deadline {within} ({from})\n{why}");
+    }
     Ok(())
+}
+
+/// Why a deadline was missed, one fact a line: the controller's last Event about Service
+/// `name` and its condition (what it thought), then the pods each fault hit.
+async fn missed_why(world: &HadrillWorld, name: &str) -> String {
+    let word = match (world.api(), world.api()) {
+        (Ok(events), Ok(services)) => crate::probes::reaction::last_word(events, services, name).await,
+        (Err(e), _) | (_, Err(e)) => format!("the controller's word on {name} could not be read: {e}"),
+    };
+    format!("{word}\n{}", world.faults.describe())
 }
 
 /// Waits by watch (printing progress) until Service `name` selects `side`, at most `limit`;
@@ -194,7 +214,7 @@ async fn await_side(
 /// Watches the Service for the whole window: any change of its selector away from the
 /// primary fails the step at once. (A window is the only way to observe that nothing happens.)
 #[then(expr = "{string} stays on the primary for {duration}")]
-async fn stays(world: &mut HadrillWorld, name: String, window: Span) -> anyhow::Result<()> {
+async fn stays(world: &mut HadrillWorld, name: String, window: Span) -> StepResult {
     let services = world.api::<Service>()?;
     let current = services.get(&name).await.with_context(|| format!("reading service {name}"))?;
     ensure!(ha_pair::selected_side(&name, &current) == Some(Side::Primary), "{name} does not select the primary now");
@@ -223,7 +243,7 @@ async fn stays(world: &mut HadrillWorld, name: String, window: Span) -> anyhow::
 /// Annotates the Service for the controller: failback `auto` once the primary has been healthy
 /// that long, and the same minimum dwell between switches.
 #[given(expr = "{string} fails back automatically after {duration}")]
-async fn failback_auto(world: &mut HadrillWorld, name: String, after: Span) -> anyhow::Result<()> {
+async fn failback_auto(world: &mut HadrillWorld, name: String, after: Span) -> StepResult {
     let patch = serde_json::json!({"metadata": {"annotations": {
         "failover.hadrill.io/failback": "auto",
         "failover.hadrill.io/failback-after": after.go_duration(),
@@ -242,7 +262,7 @@ async fn failback_auto(world: &mut HadrillWorld, name: String, after: Span) -> a
 /// Measured from the switch to the standby (the last Switched mark) to the Service selecting
 /// the primary again, by watch.
 #[then(expr = "{string} fails back to the primary within {duration}")]
-async fn fails_back(world: &mut HadrillWorld, name: String, within: Span) -> anyhow::Result<()> {
+async fn fails_back(world: &mut HadrillWorld, name: String, within: Span) -> StepResult {
     let switched = world
         .timeline
         .marks

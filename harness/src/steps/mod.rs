@@ -2,6 +2,7 @@
 //!
 //! - [`cluster`]: starting the embedded cluster, applying manifests, what the cluster lists.
 //! - [`controller`]: deploying the failover controller under test.
+//! - [`error`]: what a failed step reports (its cause chain, root cause first).
 //! - [`faults`]: faults from the scenario library (Chaos Mesh objects), and their removal.
 //! - [`ha_service`]: an HA service (primary, standby, Service), faults on it, failover deadlines.
 //! - [`recovery`]: what the controller reports (detection, cause, alerts) and the 1-5-10 deadlines.
@@ -12,6 +13,7 @@
 pub mod catalog;
 pub mod cluster;
 pub mod controller;
+pub mod error;
 pub mod faults;
 pub mod ha_service;
 pub mod params;

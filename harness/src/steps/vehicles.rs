@@ -4,12 +4,13 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::Context;
 use cucumber::{given, then};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{ListParams, PostParams};
 
+use super::error::{StepResult, bail, ensure};
 use super::params::Span;
 use crate::HadrillWorld;
 use crate::cluster::endpoint::Endpoint;
@@ -38,7 +39,7 @@ fn unix_ms_now() -> u64 {
 /// in its own session trace (W3C and SkyWalking propagation alternating), and waits until
 /// every vehicle has been served a few times.
 #[given(expr = "{int} vehicles send heartbeats to {string} every {int} ms")]
-async fn vehicles_send(world: &mut HadrillWorld, count: usize, target: String, every_ms: u64) -> anyhow::Result<()> {
+async fn vehicles_send(world: &mut HadrillWorld, count: usize, target: String, every_ms: u64) -> StepResult {
     ensure!(count >= 1, "at least 1 vehicle, got {count}");
     ensure!(every_ms >= 10, "heartbeats every {every_ms} ms: the interval must be at least 10 ms");
     ensure!(world.traffic.fleet.is_none(), "vehicles already run in this scenario (one fleet per scenario)");
@@ -108,7 +109,7 @@ fn last_disruption_ms(world: &HadrillWorld) -> Option<u64> {
 /// holds every vehicle's longest link gap (between two served heartbeats) to the limit. The
 /// gaps go on the report's timeline.
 #[then(expr = "no vehicle loses its link for more than {duration}")]
-async fn no_link_loss(world: &mut HadrillWorld, limit: Span) -> anyhow::Result<()> {
+async fn no_link_loss(world: &mut HadrillWorld, limit: Span) -> StepResult {
     let fleet = world.traffic.fleet.clone().context(NO_FLEET)?;
     let limit_ms = limit.0.as_millis() as u64;
     let since = last_disruption_ms(world).unwrap_or_else(unix_ms_now);
@@ -166,8 +167,8 @@ fn record_gaps(world: &mut HadrillWorld, r: &Results, recovered: bool) {
             to: world.offset_of_unix_ms(to),
         })
         .collect();
-    let Some(fault) = world.faults.at.filter(|_| recovered) else { return };
-    let fault_offset = world.offset(fault);
+    let Some(fault) = world.faults.incident().filter(|_| recovered).cloned() else { return };
+    let fault_offset = world.offset(fault.at);
     let back = world
         .timeline
         .link_gaps
@@ -180,7 +181,7 @@ fn record_gaps(world: &mut HadrillWorld, r: &Results, recovered: bool) {
     {
         let at = world.timeline.started + Duration::from_secs_f64(back.max(0.0));
         world.mark(at, MarkKind::Recovered, "traffic recovered: every vehicle served again");
-        world.figure("fault to traffic recovered", back - fault_offset, None);
+        world.figure_from(&fault, "fault to traffic recovered", back - fault_offset, None);
     }
 }
 
@@ -191,7 +192,7 @@ fn record_gaps(world: &mut HadrillWorld, r: &Results, recovered: bool) {
 /// broken chain, one trace per vehicle session, and, when the Service has switched to the
 /// standby, every session served by the primary and then the standby in the same trace.
 #[then(expr = "every vehicle's session trace is continuous")]
-async fn traces_continuous(world: &mut HadrillWorld) -> anyhow::Result<()> {
+async fn traces_continuous(world: &mut HadrillWorld) -> StepResult {
     let fleet = world.traffic.fleet.as_mut().context(NO_FLEET)?;
     let results = fleet.stop().await.context("stopping the vehicles")?;
     let (target, count) = (fleet.target.clone(), fleet.count);
@@ -239,7 +240,8 @@ async fn traces_continuous(world: &mut HadrillWorld) -> anyhow::Result<()> {
 /// the heartbeat sent when the exit span started.
 async fn lost_with_killed_pods(world: &HadrillWorld, report: &mut Report) -> anyhow::Result<usize> {
     let has_broken = report.findings.iter().any(|f| matches!(f, Finding::BrokenChain { .. }));
-    let Some(fleet) = world.traffic.fleet.as_ref().filter(|_| has_broken && !world.faults.pods.is_empty()) else {
+    let killed = world.faults.all_pods();
+    let Some(fleet) = world.traffic.fleet.as_ref().filter(|_| has_broken && !killed.is_empty()) else {
         return Ok(0);
     };
     let heartbeats = fleet.client.heartbeats(None).await.context("reading the vehicles' heartbeats")?;
@@ -254,7 +256,7 @@ async fn lost_with_killed_pods(world: &HadrillWorld, report: &mut Report) -> any
     let before = report.findings.len();
     report.findings.retain(|f| match f {
         Finding::BrokenChain { vehicle: Some(v), exit, .. } => {
-            !answered_by(v, exit.start_ns).is_some_and(|pod| world.faults.pods.contains(&pod))
+            !answered_by(v, exit.start_ns).is_some_and(|pod| killed.contains(&pod))
         }
         _ => true,
     });

@@ -32,12 +32,24 @@ pub struct Jaeger {
     endpoint: Endpoint,
 }
 
+/// The query service's envelope (`data`, `total`, `limit`, `offset`, `errors`); on an error
+/// `data` is `null` and `errors` says why.
 #[derive(Deserialize)]
-struct Response {
-    #[serde(default)]
-    data: Vec<JTrace>,
+struct Response<T> {
+    #[serde(default = "Option::default")]
+    data: Option<T>,
     #[serde(default)]
     errors: Option<Vec<Value>>,
+}
+
+impl<T> Response<T> {
+    /// The data, or Jaeger's errors.
+    fn data(self) -> anyhow::Result<Option<T>> {
+        if let Some(errors) = self.errors.filter(|e| !e.is_empty()) {
+            bail!("Jaeger answered errors: {}", Value::Array(errors));
+        }
+        Ok(self.data)
+    }
 }
 
 #[derive(Deserialize)]
@@ -112,12 +124,9 @@ fn padded(hex: &str, width: usize) -> String {
 
 /// Spans of a Jaeger `/api/traces` (or `/api/traces/{id}`) response body.
 pub fn parse_traces(body: &[u8], interner: &mut Interner) -> anyhow::Result<Vec<Span>> {
-    let resp: Response = serde_json::from_slice(body).context("reading a Jaeger query response")?;
-    if let Some(errors) = resp.errors.filter(|e| !e.is_empty()) {
-        bail!("Jaeger answered errors: {}", Value::Array(errors));
-    }
+    let resp: Response<Vec<JTrace>> = serde_json::from_slice(body).context("reading a Jaeger query response")?;
     let mut out = Vec::new();
-    for t in resp.data {
+    for t in resp.data()?.unwrap_or_default() {
         for s in t.spans {
             let trace_id = TraceId::from_hex(&padded(&s.trace_id, 32))
                 .with_context(|| format!("span {}: trace id {:?} is not hex", s.operation_name, s.trace_id))?;
@@ -178,6 +187,15 @@ impl Jaeger {
         let what = format!("GET {path} ({})", self.endpoint.describe());
         let body = self.endpoint.get(path, query).await?.success(&what)?;
         parse_traces(&body, &mut Interner::default()).with_context(|| what)
+    }
+
+    /// The services Jaeger has spans of (`/api/services`).
+    pub async fn services(&self) -> anyhow::Result<Vec<String>> {
+        let what = format!("GET /api/services ({})", self.endpoint.describe());
+        let body = self.endpoint.get("/api/services", &[]).await?.success(&what)?;
+        let resp: Response<Vec<String>> =
+            serde_json::from_slice(&body).with_context(|| format!("{what}: reading the response"))?;
+        Ok(resp.data().with_context(|| what)?.unwrap_or_default())
     }
 
     /// The spans of one trace.

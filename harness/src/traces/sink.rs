@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use k8s_openapi::api::core::v1::Service;
 
 use super::Span;
 use super::jaeger::Jaeger;
@@ -14,16 +15,18 @@ use crate::cluster::endpoint::Endpoint;
 
 /// Namespace of Jaeger on real clusters (deploy/jaeger).
 pub const JAEGER_NS: &str = "observability";
-/// OTLP/HTTP endpoint of Jaeger's collector, as pods in other namespaces reach it.
+/// OTLP/HTTP endpoint of Jaeger's collector, as pods in other namespaces reach it by name.
 pub const JAEGER_OTLP: &str = "http://jaeger-collector.observability.svc:4318";
+/// Jaeger's collector Service (deploy/jaeger) and its OTLP/HTTP port.
+const COLLECTOR: (&str, i32) = ("jaeger-collector", 4318);
 
 /// The scenario's span sink.
 #[derive(Debug)]
 pub enum Sink {
     /// The harness's own OTLP receiver (embedded cluster).
     Embedded(Receiver),
-    /// Jaeger in the cluster.
-    Jaeger(Jaeger),
+    /// Jaeger in the cluster, and where the pods send it their spans.
+    Jaeger(Jaeger, String),
 }
 
 impl Sink {
@@ -32,16 +35,30 @@ impl Sink {
         Ok(Sink::Embedded(Receiver::start().await.context("starting the OTLP receiver")?))
     }
 
-    /// Jaeger of deploy/jaeger, read through the API server.
-    pub fn jaeger(client: kube::Client) -> Self {
-        Sink::Jaeger(Jaeger::at(Endpoint::service(client, JAEGER_NS, "jaeger-query", "16686")))
+    /// Jaeger of deploy/jaeger, read through the API server. The pods send their spans to the
+    /// collector Service's cluster IP, which every pod reaches whether or not the cluster has
+    /// DNS (the embedded cluster has none); without that Service, to its DNS name.
+    pub async fn jaeger(client: kube::Client) -> anyhow::Result<Self> {
+        let services: kube::Api<Service> = kube::Api::namespaced(client.clone(), JAEGER_NS);
+        let (name, port) = COLLECTOR;
+        let svc = services.get_opt(name).await.with_context(|| format!("reading service {JAEGER_NS}/{name}"))?;
+        let ip = svc.as_ref().and_then(|s| s.spec.as_ref()).and_then(|s| s.cluster_ip.clone());
+        let otlp = match ip.filter(|ip| !ip.is_empty() && ip != "None") {
+            Some(ip) if ip.contains(':') => format!("http://[{ip}]:{port}"),
+            Some(ip) => format!("http://{ip}:{port}"),
+            None => {
+                tracing::warn!("no service {JAEGER_NS}/{name} (deploy/jaeger): the pods' spans go to {JAEGER_OTLP}");
+                JAEGER_OTLP.to_string()
+            }
+        };
+        Ok(Sink::Jaeger(Jaeger::at(Endpoint::service(client, JAEGER_NS, "jaeger-query", "16686")), otlp))
     }
 
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` for the pods.
     pub fn otlp_endpoint(&self) -> String {
         match self {
             Sink::Embedded(r) => r.endpoint(),
-            Sink::Jaeger(_) => JAEGER_OTLP.to_string(),
+            Sink::Jaeger(_, otlp) => otlp.clone(),
         }
     }
 
@@ -53,7 +70,7 @@ impl Sink {
                 r.store().wait_quiet(Duration::from_secs(1), limit).await.context("waiting for the pods' spans")?;
                 Ok(r.store().spans())
             }
-            Sink::Jaeger(j) => {
+            Sink::Jaeger(j, _) => {
                 // Jaeger indexes spans a little after it receives them: read until two reads
                 // a second apart agree.
                 let deadline = Instant::now() + limit;
@@ -77,7 +94,7 @@ impl Sink {
     pub async fn spans_now(&self, service: &str, lookback: Duration) -> anyhow::Result<Vec<Span>> {
         match self {
             Sink::Embedded(r) => Ok(r.store().spans()),
-            Sink::Jaeger(j) => j.spans_of_service(service, lookback, 100_000).await,
+            Sink::Jaeger(j, _) => j.spans_of_service(service, lookback, 100_000).await,
         }
     }
 

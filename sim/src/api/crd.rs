@@ -110,6 +110,19 @@ pub fn prepare_update(crd: &mut Value) {
     }
 }
 
+/// Marks a CRD whose deletion was just requested, as its registry does before the finalizer
+/// controller starts (apiextensions-apiserver `registry/customresourcedefinition/etcd.go`):
+/// `Terminating=True`, reason `InstanceDeletionPending`.
+pub fn mark_deletion_pending(crd: &mut Value) {
+    prepare_update(crd);
+    if let Some(conditions) = crd["status"]["conditions"].as_array_mut()
+        && let Some(c) = conditions.iter_mut().find(|c| c["type"] == "Terminating")
+    {
+        c["reason"] = json!("InstanceDeletionPending");
+        c["message"] = json!("CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon");
+    }
+}
+
 /// The resource types a CRD serves (one per served version).
 pub fn served_types(crd: &Value) -> Vec<ResourceType> {
     let spec = &crd["spec"];

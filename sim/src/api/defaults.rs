@@ -19,6 +19,14 @@ fn child<'a>(obj: &'a mut Value, key: &str) -> Option<&'a mut Value> {
 pub fn apply(group: &str, resource: &str, obj: &mut Value) {
     match (group, resource) {
         ("", "namespaces") => {
+            // k/k `pkg/registry/core/namespace/strategy.go`: the name label is always set.
+            let name = obj["metadata"]["name"].clone();
+            if let Some(meta) = ensure_object(obj, "metadata")
+                && let Some(labels) = ensure_object(meta, "labels")
+                && let Some(labels) = labels.as_object_mut()
+            {
+                labels.insert("kubernetes.io/metadata.name".into(), name);
+            }
             if let Some(spec) = ensure_object(obj, "spec") {
                 set_default(spec, "finalizers", json!(["kubernetes"]));
             }
@@ -38,13 +46,24 @@ pub fn apply(group: &str, resource: &str, obj: &mut Value) {
                 if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
                     for p in ports {
                         set_default(p, "protocol", json!("TCP"));
+                        // k/k `pkg/apis/core/v1/defaults.go`: a zero targetPort (0 or "") is
+                        // unset too; protobuf clients always send one.
                         let port = p.get("port").cloned().unwrap_or(Value::Null);
-                        set_default(p, "targetPort", port);
+                        if p.get("targetPort").is_none_or(|t| t.is_null() || *t == json!(0) || *t == json!(""))
+                            && let Some(map) = p.as_object_mut()
+                        {
+                            map.insert("targetPort".into(), port);
+                        }
                     }
                 }
             }
+            // Go encodes the non-pointer status struct even when empty.
+            if let Some(status) = ensure_object(obj, "status") {
+                set_default(status, "loadBalancer", json!({}));
+            }
         }
         ("", "secrets") => {
+            set_default(obj, "type", json!("Opaque"));
             // stringData is write-only: merged into data (base64) and dropped, as kube-apiserver does.
             if let Some(string_data) = obj.as_object_mut().and_then(|m| m.remove("stringData"))
                 && let Some(entries) = string_data.as_object()
@@ -65,13 +84,20 @@ pub fn apply(group: &str, resource: &str, obj: &mut Value) {
                 set_default(spec, "replicas", json!(1));
                 set_default(spec, "revisionHistoryLimit", json!(10));
                 set_default(spec, "progressDeadlineSeconds", json!(600));
-                set_default(
-                    spec,
-                    "strategy",
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
-                );
+                // k/k `pkg/apis/apps/v1/defaults.go`: an empty type is RollingUpdate, whose
+                // parameters default to 25%/25% (protobuf clients send `strategy: {}`).
+                if let Some(strategy) = ensure_object(spec, "strategy") {
+                    set_default(strategy, "type", json!("RollingUpdate"));
+                    if strategy["type"] == "RollingUpdate"
+                        && let Some(ru) = ensure_object(strategy, "rollingUpdate")
+                    {
+                        set_default(ru, "maxSurge", json!("25%"));
+                        set_default(ru, "maxUnavailable", json!("25%"));
+                    }
+                }
                 template(spec);
             }
+            ensure_object(obj, "status");
         }
         ("apps", "replicasets") => {
             if let Some(spec) = child(obj, "spec") {
@@ -84,11 +110,14 @@ pub fn apply(group: &str, resource: &str, obj: &mut Value) {
                 set_default(spec, "replicas", json!(1));
                 set_default(spec, "podManagementPolicy", json!("OrderedReady"));
                 set_default(spec, "revisionHistoryLimit", json!(10));
-                set_default(
-                    spec,
-                    "updateStrategy",
-                    json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
-                );
+                if let Some(strategy) = ensure_object(spec, "updateStrategy") {
+                    set_default(strategy, "type", json!("RollingUpdate"));
+                    if strategy["type"] == "RollingUpdate"
+                        && let Some(ru) = ensure_object(strategy, "rollingUpdate")
+                    {
+                        set_default(ru, "partition", json!(0));
+                    }
+                }
                 template(spec);
             }
         }

@@ -4,7 +4,7 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// One field-level cause of an `Invalid` (422) error.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,6 +140,13 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
 
+    /// 403 Forbidden about one object (`apierrors.NewForbidden`): `gr "name" is forbidden: why`.
+    pub fn forbidden_object(group: &str, resource: &str, name: &str, why: &str) -> Self {
+        let display = if name.is_empty() { String::new() } else { format!(" \"{name}\"") };
+        Self::new(403, "Forbidden", format!("{}{display} is forbidden: {why}", qualified(group, resource)))
+            .with_details(group, resource, name)
+    }
+
     /// 503 ServiceUnavailable.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(503, "ServiceUnavailable", message)
@@ -171,39 +178,152 @@ impl ApiError {
         Self::new(500, "InternalError", message)
     }
 
-    /// The `Status` object as JSON.
-    pub fn to_status(&self) -> Value {
-        let mut status = json!({
-            "kind": "Status",
-            "apiVersion": "v1",
-            "metadata": {},
-            "status": "Failure",
-            "message": self.message,
-            "reason": self.reason,
-            "code": self.code,
-        });
-        if self.details.is_some() || !self.causes.is_empty() {
-            let mut details = serde_json::Map::new();
-            if let Some(d) = &self.details {
-                if !d.name.is_empty() {
-                    details.insert("name".into(), json!(d.name));
-                }
-                if !d.group.is_empty() {
-                    details.insert("group".into(), json!(d.group));
-                }
-                details.insert("kind".into(), json!(d.kind));
-            }
-            if !self.causes.is_empty() {
-                let causes: Vec<Value> = self
+    /// 406 NotAcceptable (no acceptable response media type).
+    pub fn not_acceptable(offered: &str) -> Self {
+        Self::new(406, "NotAcceptable", format!("only the following media types are accepted: {offered}"))
+    }
+
+    /// The `Status` body in kube-apiserver's field order (Go struct order: kind, apiVersion,
+    /// metadata, status, message, reason, details, code; am `apis/meta/v1/types.go`).
+    pub fn status_body(&self) -> StatusBody {
+        let details = (self.details.is_some() || !self.causes.is_empty()).then(|| {
+            let d = self.details.as_deref().cloned().unwrap_or_default();
+            StatusDetails {
+                name: d.name,
+                group: d.group,
+                kind: d.kind,
+                uid: String::new(),
+                causes: self
                     .causes
                     .iter()
-                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
-                    .collect();
-                details.insert("causes".into(), Value::Array(causes));
+                    .map(|c| StatusCause {
+                        reason: c.reason.clone(),
+                        message: c.message.clone(),
+                        field: c.field.clone(),
+                    })
+                    .collect(),
             }
-            status["details"] = Value::Object(details);
+        });
+        StatusBody {
+            kind: "Status",
+            api_version: "v1",
+            metadata: EmptyMeta {},
+            status: "Failure",
+            message: self.message.clone(),
+            reason: self.reason.to_string(),
+            details,
+            code: self.code,
         }
-        status
+    }
+
+    /// The `Status` object as JSON.
+    pub fn to_status(&self) -> Value {
+        serde_json::to_value(self.status_body()).unwrap_or_default()
+    }
+}
+
+/// `metav1.Status` with Go's field order and `omitempty` rules.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusBody {
+    /// Always `Status`.
+    pub kind: &'static str,
+    /// Always `v1`.
+    #[serde(rename = "apiVersion")]
+    pub api_version: &'static str,
+    /// Always `{}`.
+    pub metadata: EmptyMeta,
+    /// `Success` or `Failure`.
+    pub status: &'static str,
+    /// Human-readable description.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Machine-readable reason.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    /// What the status is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub details: Option<StatusDetails>,
+    /// HTTP code (0 = omitted, as on a delete's Success).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub code: u16,
+}
+
+fn is_zero(n: &u16) -> bool {
+    *n == 0
+}
+
+/// The always-present empty `metadata` of a Status.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EmptyMeta {}
+
+/// `metav1.StatusDetails` (Go order: name, group, kind, uid, causes).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StatusDetails {
+    /// Object name.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// API group.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub group: String,
+    /// Resource (plural) or kind.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// Object UID.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub uid: String,
+    /// Field causes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<StatusCause>,
+}
+
+/// `metav1.StatusCause` (Go order: reason, message, field).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatusCause {
+    /// Cause type.
+    pub reason: String,
+    /// Message.
+    pub message: String,
+    /// Field path.
+    pub field: String,
+}
+
+impl StatusBody {
+    fn success_with(details: Option<StatusDetails>, code: u16) -> Self {
+        StatusBody {
+            kind: "Status",
+            api_version: "v1",
+            metadata: EmptyMeta {},
+            status: "Success",
+            message: String::new(),
+            reason: String::new(),
+            details,
+            code,
+        }
+    }
+
+    /// The Success Status of a delete whose registry does not return the object (apiserver
+    /// `registry/generic/registry/store.go` `finalizeDelete`): no message, reason or code.
+    pub fn deleted(name: &str, group: &str, resource: &str, uid: &str) -> Self {
+        let details = StatusDetails {
+            name: name.to_string(),
+            group: group.to_string(),
+            kind: resource.to_string(),
+            uid: uid.to_string(),
+            causes: Vec::new(),
+        };
+        Self::success_with(Some(details), 0)
+    }
+
+    /// A Success Status with a code (`binding`, `eviction`: 201).
+    pub fn success(code: u16) -> Self {
+        Self::success_with(None, code)
+    }
+
+    /// JSON as `json.Encoder.Encode` writes it: Go field order and a trailing newline.
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string(self).unwrap_or_default();
+        text.push('\n');
+        text
     }
 }
 
@@ -215,7 +335,7 @@ pub fn qualified(group: &str, resource: &str) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = self.to_status().to_string();
+        let body = self.status_body().to_json();
         (code, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
     }
 }

@@ -246,7 +246,7 @@ fn plan(shared: &Shared, obj: &Value, records: &[Record]) -> Result<Plan, String
         "partition" => plan.rules = drop_rules(&flows, None),
         "loss" => {
             let loss = percent(&spec["loss"]["loss"], "spec.loss.loss")?;
-            if loss > 0.0 {
+            if needs_iptables(obj) {
                 plan.rules = drop_rules(&flows, Some(loss / 100.0));
             }
         }
@@ -273,6 +273,18 @@ fn plan(shared: &Shared, obj: &Value, records: &[Record]) -> Result<Plan, String
         other => return Err(format!("spec.action {other:?} is not a NetworkChaos action")),
     }
     Ok(plan)
+}
+
+/// Whether the NetworkChaos object `obj` needs iptables on the embedded cluster: `partition`
+/// always, `loss` above 0 %; `delay` goes through the service proxy and needs nothing of the
+/// host. Feature runs check this before any cluster starts, to skip what cannot run here.
+pub fn needs_iptables(obj: &Value) -> bool {
+    let spec = &obj["spec"];
+    match spec["action"].as_str() {
+        Some("partition") => true,
+        Some("loss") => percent(&spec["loss"]["loss"], "spec.loss.loss").is_ok_and(|p| p > 0.0),
+        _ => false,
+    }
 }
 
 /// iptables rules dropping `flows`, each packet with `probability` (all when `None`).
@@ -384,6 +396,15 @@ fn duration(v: &Value, at: &str) -> Result<Option<std::time::Duration>, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loss_above_zero_and_partition_need_iptables_delay_does_not() {
+        let obj = |spec: Value| serde_json::json!({"kind": "NetworkChaos", "spec": spec});
+        assert!(needs_iptables(&obj(serde_json::json!({"action": "partition"}))));
+        assert!(needs_iptables(&obj(serde_json::json!({"action": "loss", "loss": {"loss": "50"}}))));
+        assert!(!needs_iptables(&obj(serde_json::json!({"action": "loss", "loss": {"loss": "0"}}))));
+        assert!(!needs_iptables(&obj(serde_json::json!({"action": "delay", "delay": {"latency": "10ms"}}))));
+    }
 
     #[test]
     fn rules_per_direction() {

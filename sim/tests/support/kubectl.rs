@@ -33,6 +33,25 @@ pub struct Run {
 }
 
 impl Kubectl {
+    /// kubectl with the cluster's kubeconfig and a HOME of its own (a fresh discovery cache)
+    /// in a temporary directory, which is returned for the test's files.
+    pub fn for_cluster(sim: &sim::Sim, tag: &str) -> (Kubectl, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("hadrill-kubectl-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("kubectl's temporary directory");
+        let kubeconfig = dir.join("kubeconfig");
+        sim.write_kubeconfig(&kubeconfig).expect("write the kubeconfig");
+        (Kubectl { kubeconfig, home: dir.clone() }, dir)
+    }
+
+    /// `kubectl get ARGS -o json`: the object.
+    pub async fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["-o", "json"]);
+        let out = self.ok(&all).await;
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("kubectl get {args:?} is not JSON ({e}): {out}"))
+    }
+
     /// A command line for `args`, for callers that stream its output.
     pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new("kubectl");

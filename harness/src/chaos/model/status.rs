@@ -179,6 +179,26 @@ pub trait ChaosStatus {
     fn recovered(&self) -> bool {
         self.is(ConditionType::AllRecovered)
     }
+
+    /// What the status says went wrong with the injection, in the controller's words: each
+    /// record whose last attempt is a failed `Apply` (`ns/pod: message`), or `Selected=True`
+    /// with no target recorded. `None` while nothing failed.
+    fn injection_failure(&self) -> Option<String> {
+        let failed: Vec<String> = self
+            .records()
+            .iter()
+            .filter_map(|r| {
+                let last = r.events.as_deref().unwrap_or_default().last()?;
+                (last.r#type == "Failed" && last.operation == "Apply")
+                    .then(|| format!("{}: {}", r.id, last.message.as_deref().unwrap_or("(no message)")))
+            })
+            .collect();
+        if !failed.is_empty() {
+            return Some(failed.join("; "));
+        }
+        (self.is(ConditionType::Selected) && self.records().is_empty())
+            .then(|| "Selected=True, but no target was recorded (the selector picked no pod)".to_string())
+    }
 }
 
 /// Implements [`ChaosStatus`] for a status struct with `conditions` and `experiment` fields.

@@ -31,11 +31,6 @@ pub async fn ok() -> &'static str {
     "ok"
 }
 
-/// `/openapi/v2`: not served; clients use `/openapi/v3`.
-pub async fn openapi_v2() -> Response {
-    crate::api::status::ApiError::no_route("/openapi/v2").into_response()
-}
-
 fn wants_aggregated(headers: &HeaderMap) -> bool {
     headers
         .get(axum::http::header::ACCEPT)

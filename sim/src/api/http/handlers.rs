@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use super::negotiate::{self, Format};
 use super::request::{self, Query, Target};
 use super::{LogQuery, ServerState, table, watch};
 use crate::api::auth::{Attributes, User};
@@ -15,7 +16,7 @@ use crate::api::ops::{
     DeleteOptions, FieldValidation, ListOptions, PatchKind, Propagation, Subresource, WriteCtx, Written,
 };
 use crate::api::resources::ResourceType;
-use crate::api::status::{ApiError, ApiResult};
+use crate::api::status::{ApiError, ApiResult, StatusBody};
 
 /// Entry point for every `/api/...` and `/apis/...` request that is not discovery.
 pub async fn dispatch(
@@ -45,7 +46,8 @@ pub async fn dispatch(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Resolves the resource and the response format, then serves the request; errors after
+/// negotiation are encoded in the negotiated format.
 async fn handle(
     state: &Arc<ServerState>,
     user: &User,
@@ -55,8 +57,26 @@ async fn handle(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> ApiResult<Response> {
+    let rt = state.api.resource(&t.group, &t.version, &t.plural)?;
+    let fmt = negotiate::response_format(headers, negotiate::serves_protobuf(&rt))?;
+    let req = Request { user, method, t, query, headers, body, fmt };
+    Ok(serve(state, rt, &req).await.unwrap_or_else(|e| negotiate::error(fmt, e)))
+}
+
+/// One resource request, as parsed.
+struct Request<'a> {
+    user: &'a User,
+    method: &'a Method,
+    t: &'a Target,
+    query: &'a Query,
+    headers: &'a HeaderMap,
+    body: &'a Bytes,
+    fmt: Format,
+}
+
+async fn serve(state: &Arc<ServerState>, rt: Arc<ResourceType>, req: &Request<'_>) -> ApiResult<Response> {
+    let Request { user, method, t, query, headers, body, fmt } = *req;
     let api = &state.api;
-    let rt = api.resource(&t.group, &t.version, &t.plural)?;
     if !rt.namespaced && t.namespace.is_some() {
         return Err(ApiError::no_route(&format!("{} is not namespaced", rt.plural)));
     }
@@ -89,13 +109,13 @@ async fn handle(
                         "the server is currently unable to handle the request (watches suspended)",
                     ));
                 }
-                return Ok(watch::serve(state.clone(), rt, all_ns.map(str::to_string), opts, query));
+                return Ok(watch::serve(state.clone(), rt, all_ns.map(str::to_string), opts, query, fmt));
             }
             let result = api.list(&rt, all_ns, &opts)?;
             if request::wants_table(headers) {
                 return Ok(json_response(StatusCode::OK, &table::list_table(&rt, &result, query), &[]));
             }
-            Ok(list_response(&rt, &result))
+            Ok(list_response(&rt, &result, fmt, &state.serialized))
         }
         (&Method::GET, Some(name)) => {
             let obj = api.get(&rt, &ns, name)?;
@@ -106,17 +126,17 @@ async fn handle(
             if request::wants_table(headers) && sub == Subresource::Main {
                 return Ok(json_response(StatusCode::OK, &table::object_table(&rt, &obj, query), &[]));
             }
-            Ok(json_response(StatusCode::OK, &obj, &[]))
+            Ok(negotiate::respond(fmt, StatusCode::OK, &obj, &[]))
         }
         (&Method::POST, None) => {
-            let obj = request::parse_body(body, &request::content_type(headers))?;
+            let obj = body_object(&rt, headers, body)?;
             let w = api.create(&rt, &ns, obj, &ctx)?;
-            Ok(written(&rt, w, StatusCode::CREATED))
+            Ok(written(&rt, w, StatusCode::CREATED, fmt))
         }
         (&Method::PUT, Some(name)) => {
-            let obj = request::parse_body(body, &request::content_type(headers))?;
+            let obj = body_object(&rt, headers, body)?;
             let w = api.update(&rt, &ns, name, obj, sub, &ctx)?;
-            Ok(written(&rt, w, StatusCode::OK))
+            Ok(written(&rt, w, StatusCode::OK, fmt))
         }
         (&Method::PATCH, Some(name)) => {
             let ct = request::content_type(headers);
@@ -124,33 +144,33 @@ async fn handle(
             let patch = request::parse_body(body, &ct)?;
             let w = api.patch(&rt, &ns, name, kind, patch, sub, &ctx)?;
             let code = if w.created { StatusCode::CREATED } else { StatusCode::OK };
-            Ok(written(&rt, w, code))
+            Ok(written(&rt, w, code, fmt))
         }
         (&Method::DELETE, Some(name)) if sub == Subresource::Main => {
-            let opts = delete_options(query, body)?;
+            let opts = delete_options(query, headers, body)?;
             let obj = api.delete(&rt, &ns, name, &opts)?;
             let still_there = api
                 .store
                 .get(&rt.group_resource(), &ns, name)
                 .is_some_and(|o| o["metadata"]["uid"] == obj["metadata"]["uid"]);
             // kube-apiserver answers the object while deletion is pending (finalizers, graceful
-            // pods) and, for most kinds, a Success Status once it is gone; pods and custom
-            // resources return the deleted object.
-            if still_there || opts.dry_run || (rt.group.is_empty() && rt.plural == "pods") || rt.crd.is_some() {
-                return Ok(json_response(StatusCode::OK, &present(&rt, &obj), &[]));
+            // pods) and, once it is gone, the object for the kinds whose registry sets
+            // `ReturnDeletedObject`, a Success Status for the others.
+            if still_there || opts.dry_run || returns_deleted_object(&rt) {
+                return Ok(negotiate::respond(fmt, StatusCode::OK, &present(&rt, &obj), &[]));
             }
-            let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                "details": {"name": name, "group": rt.group, "kind": rt.plural, "uid": obj["metadata"]["uid"]}});
-            Ok(json_response(StatusCode::OK, &status, &[]))
+            let uid = obj["metadata"]["uid"].as_str().unwrap_or_default();
+            let status = StatusBody::deleted(name, &rt.group, &rt.plural, uid);
+            Ok(negotiate::status(fmt, StatusCode::OK, &status))
         }
         (&Method::DELETE, None) => {
             let list = list_options(&rt, query)?;
-            let opts = delete_options(query, body)?;
+            let opts = delete_options(query, headers, body)?;
             let deleted = api.delete_collection(&rt, t.namespace.as_deref(), &list, &opts)?;
             let items: Vec<Value> = deleted.iter().map(|o| present(&rt, o)).collect();
             let out = json!({"kind": rt.list_kind(), "apiVersion": rt.api_version(),
                 "metadata": {"resourceVersion": api.store.resource_version().to_string()}, "items": items});
-            Ok(json_response(StatusCode::OK, &out, &[]))
+            Ok(negotiate::respond(fmt, StatusCode::OK, &out, &[]))
         }
         (m, _) => Err(ApiError::method_not_allowed(format!(
             "the server does not allow this method on the requested resource ({m} {})",
@@ -205,9 +225,7 @@ async fn extra_subresource(
             let body = request::parse_body(body, "application/json")?;
             let target = body["target"]["name"].as_str().unwrap_or_default();
             state.api.bind(ns, name, target)?;
-            let status =
-                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
-            Ok(json_response(StatusCode::CREATED, &status, &[]))
+            Ok(negotiate::status(Format::Json, StatusCode::CREATED, &StatusBody::success(201)))
         }
         ("eviction", &Method::POST) => {
             // No PodDisruptionBudgets are served, so an eviction is a graceful delete.
@@ -292,11 +310,12 @@ fn list_options(rt: &ResourceType, query: &Query) -> ApiResult<ListOptions> {
     Ok(opts)
 }
 
-fn delete_options(query: &Query, body: &Bytes) -> ApiResult<DeleteOptions> {
+fn delete_options(query: &Query, headers: &HeaderMap, body: &Bytes) -> ApiResult<DeleteOptions> {
     let mut opts = if body.iter().all(u8::is_ascii_whitespace) {
         DeleteOptions::default()
     } else {
-        DeleteOptions::from_json(&request::parse_body(body, "application/json")?)?
+        // client-go's typed clients send DeleteOptions in their content type (protobuf).
+        DeleteOptions::from_json(&request::parse_body(body, &request::content_type(headers))?)?
     };
     if let Some(p) = query.get("propagationPolicy").filter(|p| !p.is_empty()) {
         opts.propagation = Some(Propagation::parse(p)?);
@@ -310,39 +329,86 @@ fn delete_options(query: &Query, body: &Bytes) -> ApiResult<DeleteOptions> {
     Ok(opts)
 }
 
+/// The object of a create/update body: JSON, YAML or (built-in kinds only) protobuf.
+fn body_object(rt: &ResourceType, headers: &HeaderMap, body: &Bytes) -> ApiResult<Value> {
+    let ct = request::content_type(headers);
+    if crate::api::protobuf::is_protobuf(&ct) && !negotiate::serves_protobuf(rt) {
+        // Custom resources have no protobuf form (apiextensions-apiserver's codecs).
+        return Err(ApiError::unsupported_media_type(&ct));
+    }
+    request::parse_body(body, &ct)
+}
+
+/// Whether DELETE answers the deleted object rather than a Status once it is gone: the
+/// registries that set `ReturnDeletedObject` (k/k `pkg/registry/core/{pod,service,
+/// serviceaccount,namespace,persistentvolume,persistentvolumeclaim}/storage/storage.go`,
+/// `pkg/registry/storage/storageclass/storage/storage.go`).
+fn returns_deleted_object(rt: &ResourceType) -> bool {
+    let core = ["pods", "services", "serviceaccounts", "namespaces", "persistentvolumes", "persistentvolumeclaims"];
+    (rt.group.is_empty() && core.contains(&rt.plural.as_str()))
+        || (rt.group == "storage.k8s.io" && rt.plural == "storageclasses")
+}
+
 /// A list response, serialised straight from the stored objects (no intermediate copies:
 /// a list of 10,000 pods is several megabytes).
-fn list_response(rt: &ResourceType, result: &crate::api::ops::ListResult) -> Response {
+fn list_response(
+    rt: &ResourceType,
+    result: &crate::api::ops::ListResult,
+    fmt: Format,
+    cache: &super::serialized::Serialized,
+) -> Response {
+    use super::serialized::Encoding;
+    let api_version = rt.api_version();
     let mut meta = serde_json::Map::new();
     meta.insert("resourceVersion".into(), json!(result.resource_version.to_string()));
     if let Some(c) = &result.continue_token {
         meta.insert("continue".into(), json!(c));
     }
-    let mut buf = Vec::with_capacity(256 + result.items.len() * 1024);
-    buf.extend_from_slice(
-        format!(
-            r#"{{"kind":{},"apiVersion":{},"metadata":{},"items":["#,
-            Value::from(rt.list_kind()),
-            Value::from(rt.api_version()),
-            Value::Object(meta)
-        )
-        .as_bytes(),
+    if fmt == Format::Protobuf {
+        use crate::api::protobuf::{encode_item, encode_list};
+        let items = result.items.iter().map(|o| {
+            if o["apiVersion"].as_str() == Some(api_version.as_str()) {
+                cache.get_or_make(Encoding::Protobuf, o, |o| encode_item(&api_version, &rt.kind, o))
+            } else {
+                encode_item(&api_version, &rt.kind, &present(rt, o)).map(Bytes::from)
+            }
+        });
+        return match encode_list(&api_version, &rt.list_kind(), &Value::Object(meta), items) {
+            Ok(bytes) => {
+                (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, crate::api::protobuf::MEDIA_TYPE)], bytes)
+                    .into_response()
+            }
+            Err(e) => ApiError::internal(format!("encoding the list as protobuf: {e}")).into_response(),
+        };
+    }
+    // Every item's bytes first (cached per object version), so the body is allocated once.
+    let mut parts = Vec::with_capacity(result.items.len());
+    for obj in &result.items {
+        let bytes = if obj["apiVersion"].as_str() == Some(api_version.as_str()) {
+            cache.get_or_make(Encoding::Json, obj, serde_json::to_vec)
+        } else {
+            serde_json::to_vec(&present(rt, obj)).map(Bytes::from)
+        };
+        match bytes {
+            Ok(b) => parts.push(b),
+            Err(e) => return ApiError::internal(format!("serialising the list: {e}")).into_response(),
+        }
+    }
+    let head = format!(
+        r#"{{"kind":{},"apiVersion":{},"metadata":{},"items":["#,
+        Value::from(rt.list_kind()),
+        Value::from(rt.api_version()),
+        Value::Object(meta)
     );
-    let api_version = rt.api_version();
-    for (i, obj) in result.items.iter().enumerate() {
+    let mut buf = Vec::with_capacity(head.len() + parts.iter().map(|p| p.len() + 1).sum::<usize>() + 3);
+    buf.extend_from_slice(head.as_bytes());
+    for (i, part) in parts.iter().enumerate() {
         if i > 0 {
             buf.push(b',');
         }
-        let written = if obj["apiVersion"].as_str() == Some(api_version.as_str()) {
-            serde_json::to_writer(&mut buf, &**obj)
-        } else {
-            serde_json::to_writer(&mut buf, &present(rt, obj))
-        };
-        if let Err(e) = written {
-            return ApiError::internal(format!("serialising the list: {e}")).into_response();
-        }
+        buf.extend_from_slice(part);
     }
-    buf.extend_from_slice(b"]}");
+    buf.extend_from_slice(b"]}\n");
     (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], buf).into_response()
 }
 
@@ -360,13 +426,16 @@ pub fn present(rt: &ResourceType, obj: &Value) -> Value {
     o
 }
 
-fn written(rt: &ResourceType, w: Written, code: StatusCode) -> Response {
-    json_response(code, &present(rt, &w.object), &w.warnings)
+fn written(rt: &ResourceType, w: Written, code: StatusCode, fmt: Format) -> Response {
+    negotiate::respond(fmt, code, &present(rt, &w.object), &w.warnings)
 }
 
-/// A JSON response with optional `Warning` headers.
+/// A JSON response with optional `Warning` headers; a trailing newline as Go's
+/// `json.Encoder` writes.
 pub fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
-    let mut resp = (code, [(axum::http::header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    let mut text = body.to_string();
+    text.push('\n');
+    let mut resp = (code, [(axum::http::header::CONTENT_TYPE, "application/json")], text).into_response();
     for w in warnings {
         let text = format!("299 - \"{}\"", w.replace('"', "\\\""));
         if let Ok(v) = HeaderValue::from_str(&text) {

@@ -4,9 +4,11 @@
 mod authn;
 mod discovery;
 mod handlers;
+mod negotiate;
 mod openapi;
 mod proxy;
 mod request;
+mod serialized;
 pub mod stream;
 mod table;
 mod watch;
@@ -90,6 +92,8 @@ pub struct ServerState {
     pub shutdown: tokio_watch::Sender<bool>,
     /// While set, new watch requests are answered 503 (as an apiserver that is not ready).
     pub watches_suspended: std::sync::atomic::AtomicBool,
+    /// Serialised objects reused by list responses.
+    pub serialized: serialized::Serialized,
 }
 
 /// Builds the router.
@@ -104,7 +108,7 @@ pub fn router(state: Arc<ServerState>) -> Router {
         .route("/api/", get(discovery::core_versions))
         .route("/apis", get(discovery::groups))
         .route("/apis/", get(discovery::groups))
-        .route("/openapi/v2", get(discovery::openapi_v2))
+        .route("/openapi/v2", get(openapi::v2))
         .route("/openapi/v3", get(openapi::index))
         .route("/openapi/v3/{*rest}", get(openapi::document))
         .merge(stream::routes())

@@ -128,10 +128,14 @@ pub fn content_type(headers: &HeaderMap) -> String {
         .to_string()
 }
 
-/// Parses a JSON or YAML body (by content type) into a JSON value.
+/// Parses a JSON, YAML or Kubernetes protobuf body (by content type) into a JSON value.
 pub fn parse_body(body: &[u8], content_type: &str) -> ApiResult<Value> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_request("the request body is empty"));
+    }
+    if crate::api::protobuf::is_protobuf(content_type) {
+        return crate::api::protobuf::decode(body)
+            .map_err(|e| ApiError::bad_request(format!("the protobuf body could not be decoded: {e}")));
     }
     if content_type.contains("protobuf") || content_type.contains("cbor") {
         return Err(ApiError::unsupported_media_type(content_type));

@@ -13,8 +13,10 @@ use tokio::sync::mpsc;
 
 use super::ServerState;
 use super::handlers::present;
+use super::negotiate::Format;
 use super::request::Query;
 use crate::api::ops::ListOptions;
+use crate::api::protobuf;
 use crate::api::resources::ResourceType;
 use crate::api::status::ApiError;
 use crate::api::store::{Event, EventType};
@@ -28,6 +30,7 @@ struct WatchParams {
     start: Start,
     bookmarks: bool,
     timeout: Duration,
+    format: Format,
 }
 
 enum Start {
@@ -44,6 +47,7 @@ pub fn serve(
     namespace: Option<String>,
     opts: ListOptions,
     q: &Query,
+    format: Format,
 ) -> Response {
     let send_initial = q.flag("sendInitialEvents");
     let bookmarks = q.flag("allowWatchBookmarks");
@@ -63,24 +67,51 @@ pub fn serve(
         Ok(_) => DEFAULT_TIMEOUT,
         Err(e) => return e.into_response(),
     };
-    let params = WatchParams { namespace, opts, start, bookmarks, timeout };
+    let params = WatchParams { namespace, opts, start, bookmarks, timeout, format };
     let (tx, rx) = mpsc::channel::<Bytes>(256);
     tokio::spawn(run(state, rt, params, tx));
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let body = Body::from_stream(futures::StreamExt::map(stream, Ok::<_, std::convert::Infallible>));
-    ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+    let content_type = match format {
+        Format::Json => "application/json",
+        Format::Protobuf => protobuf::WATCH_MEDIA_TYPE,
+    };
+    ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
-fn line(kind: &str, object: &Value) -> Bytes {
-    Bytes::from(format!("{{\"type\":\"{kind}\",\"object\":{object}}}\n"))
+/// One event: a JSON line, or a length-prefixed protobuf `WatchEvent`.
+fn line(format: Format, kind: &str, object: &Value) -> Bytes {
+    match format {
+        Format::Json => Bytes::from(format!("{{\"type\":\"{kind}\",\"object\":{object}}}\n")),
+        Format::Protobuf => match protobuf::watch_frame(kind, object) {
+            Ok(frame) => Bytes::from(frame),
+            Err(e) => {
+                // Stored objects are valid built-ins; an object that cannot be encoded ends the
+                // stream with an ERROR event instead of being silently skipped.
+                tracing::error!(error = %e, "encoding a watch event as protobuf");
+                error_line(format, &ApiError::internal(format!("encoding a watch event as protobuf: {e}")))
+            }
+        },
+    }
 }
 
-fn bookmark(rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
+/// An `ERROR` event carrying a Status.
+fn error_line(format: Format, e: &ApiError) -> Bytes {
+    match format {
+        Format::Json => {
+            let status = serde_json::to_string(&e.status_body()).unwrap_or_default();
+            Bytes::from(format!("{{\"type\":\"ERROR\",\"object\":{status}}}\n"))
+        }
+        Format::Protobuf => protobuf::watch_frame("ERROR", &e.to_status()).map(Bytes::from).unwrap_or_default(),
+    }
+}
+
+fn bookmark(format: Format, rt: &ResourceType, rv: u64, initial_end: bool) -> Bytes {
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if initial_end {
         meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
-    line("BOOKMARK", &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": meta}))
+    line(format, "BOOKMARK", &json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": meta}))
 }
 
 fn in_scope(p: &WatchParams, obj: &Value) -> bool {
@@ -116,17 +147,21 @@ async fn run(state: Arc<ServerState>, rt: Arc<ResourceType>, p: WatchParams, tx:
             let list = match state.api.list(&rt, p.namespace.as_deref(), &p.opts) {
                 Ok(l) => l,
                 Err(e) => {
-                    let _ = tx.send(line("ERROR", &e.to_status())).await;
+                    let _ = tx.send(error_line(p.format, &e)).await;
                     return;
                 }
             };
             for obj in &list.items {
-                let text = if same_version(obj) { line("ADDED", obj) } else { line("ADDED", &present(&rt, obj)) };
+                let text = if same_version(obj) {
+                    line(p.format, "ADDED", obj)
+                } else {
+                    line(p.format, "ADDED", &present(&rt, obj))
+                };
                 if tx.send(text).await.is_err() {
                     return;
                 }
             }
-            if end_bookmark && tx.send(bookmark(&rt, list.resource_version, true)).await.is_err() {
+            if end_bookmark && tx.send(bookmark(p.format, &rt, list.resource_version, true)).await.is_err() {
                 return;
             }
             list.resource_version
@@ -139,9 +174,8 @@ async fn run(state: Arc<ServerState>, rt: Arc<ResourceType>, p: WatchParams, tx:
         let events = match store.events_after(&gr, cursor, 512) {
             Ok(ev) => ev,
             Err(expired) => {
-                let status =
-                    ApiError::gone(format!("too old resource version: {cursor} ({})", expired.oldest)).to_status();
-                let _ = tx.send(line("ERROR", &status)).await;
+                let gone = ApiError::gone(format!("too old resource version: {cursor} ({})", expired.oldest));
+                let _ = tx.send(error_line(p.format, &gone)).await;
                 return;
             }
         };
@@ -149,8 +183,11 @@ async fn run(state: Arc<ServerState>, rt: Arc<ResourceType>, p: WatchParams, tx:
         for e in events {
             cursor = e.rv;
             if let Some(kind) = visible(&p, &e) {
-                let text =
-                    if same_version(&e.object) { line(kind, &e.object) } else { line(kind, &present(&rt, &e.object)) };
+                let text = if same_version(&e.object) {
+                    line(p.format, kind, &e.object)
+                } else {
+                    line(p.format, kind, &present(&rt, &e.object))
+                };
                 if tx.send(text).await.is_err() {
                     return;
                 }
@@ -164,7 +201,7 @@ async fn run(state: Arc<ServerState>, rt: Arc<ResourceType>, p: WatchParams, tx:
             _ = ticker.tick() => {
                 if p.bookmarks {
                     let rv = cursor;
-                    if tx.send(bookmark(&rt, rv, false)).await.is_err() { return; }
+                    if tx.send(bookmark(p.format, &rt, rv, false)).await.is_err() { return; }
                 }
             }
             _ = tokio::time::sleep_until(deadline) => return,

@@ -248,6 +248,11 @@ fn plan_delete(rt: &ResourceType, cur: &Arc<Value>, opts: &DeleteOptions, has_de
             return if meta_changed { Mutation::Update(obj) } else { Mutation::Unchanged(cur.clone()) };
         }
         mark_deleting(&mut obj, &now, 0);
+        if rt.group == "apiextensions.k8s.io" && rt.plural == "customresourcedefinitions" {
+            // The CRD registry sets Terminating as it marks the CRD deleted
+            // (apiextensions-apiserver `registry/customresourcedefinition/etcd.go`).
+            crate::api::crd::mark_deletion_pending(&mut obj);
+        }
         return Mutation::Update(obj);
     }
     if !deleting {

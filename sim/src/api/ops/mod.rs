@@ -5,6 +5,7 @@
 pub mod admission;
 mod binding;
 mod delete;
+mod events;
 mod read;
 mod write;
 

@@ -251,9 +251,10 @@ impl Api {
             self.check_namespace_writable(namespace)?;
         }
         let now = now_rfc3339();
-        let (obj, warnings) = validate(rt, obj, ctx)?;
-        let mut obj = to_storage(rt, obj);
+        let (mut obj, warnings) = validate(rt, obj, ctx)?;
+        // managedFields describe the object as this API version names its fields.
         ssa::record_update(None, &mut obj, &*list_types(rt), &ctx.manager, &rt.api_version(), &now, None);
+        let obj = to_storage(rt, obj);
         if ctx.dry_run {
             return Ok(Written { object: Arc::new(obj), created: true, warnings });
         }
@@ -336,9 +337,45 @@ impl Api {
             ("apiextensions.k8s.io", "customresourcedefinitions") => crd::prepare_create(obj),
             ("", "services") => self.allocate_cluster_ip(obj)?,
             ("", "pods") => super::admission::default_tolerations(obj),
+            ("", "events") | ("events.k8s.io", "events") => {
+                let events_api = !rt.group.is_empty();
+                let core;
+                let event = if events_api {
+                    core = crate::api::conversion::event_to_storage(obj);
+                    &core
+                } else {
+                    &*obj
+                };
+                let causes = super::events::validate_create(event, namespace, events_api);
+                if !causes.is_empty() {
+                    return Err(ApiError::invalid(&rt.kind, &name, &rt.group, causes));
+                }
+            }
             _ => {}
         }
+        self.check_crd_not_terminating(rt, &name)?;
         Ok(name)
+    }
+
+    /// Refuses to create a custom resource while its CRD is being deleted (1.34+: 403 from
+    /// apiextensions-apiserver's `forbidCreateAdmission`, `customresource_handler.go`).
+    fn check_crd_not_terminating(&self, rt: &ResourceType, name: &str) -> ApiResult<()> {
+        let Some(crd_name) = &rt.crd else { return Ok(()) };
+        let gr = crate::api::resources::GroupResource {
+            group: "apiextensions.k8s.io".into(),
+            resource: "customresourcedefinitions".into(),
+        };
+        let terminating =
+            self.store.get(&gr, "", crd_name).is_some_and(|crd| !crd["metadata"]["deletionTimestamp"].is_null());
+        if terminating {
+            return Err(ApiError::forbidden_object(
+                &rt.group,
+                &rt.plural,
+                name,
+                "create not allowed while custom resource definition is terminating",
+            ));
+        }
+        Ok(())
     }
 
     /// Replaces an object (PUT), the object itself or its `/status` or `/scale`.
