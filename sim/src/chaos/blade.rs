@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::{Shared, network, status};
+use super::{Shared, engine, network, status};
 use crate::api::resources::GroupResource;
 use crate::api::store::Event;
 
@@ -198,7 +198,7 @@ async fn reconcile(shared: &Shared, memory: &mut HashMap<String, Memory>, name: 
     let mem = memory.entry(uid.clone()).or_insert_with(|| Memory {
         name: name.to_string(),
         // Seen first after an engine restart: count from the creation, the earliest apply.
-        ends: spec.as_ref().ok().and_then(|s| s.timeout).map(|t| created(&obj) + t),
+        ends: spec.as_ref().ok().and_then(|s| s.timeout).map(|t| engine::creation(&obj) + t),
         ..Memory::default()
     });
     if mem.ends.is_some_and(|end| SystemTime::now() >= end) {
@@ -261,15 +261,6 @@ fn phase(obj: &Value, phase: &str, error: Option<&str>) -> Value {
         })
         .collect();
     json!({"phase": phase, "expStatuses": exps})
-}
-
-fn created(obj: &Value) -> SystemTime {
-    obj["metadata"]["creationTimestamp"]
-        .as_str()
-        .and_then(|s| s.parse::<k8s_openapi::jiff::Timestamp>().ok())
-        .and_then(|t| u64::try_from(t.as_millisecond()).ok())
-        .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms))
-        .unwrap_or_else(SystemTime::now)
 }
 
 #[cfg(test)]
