@@ -67,6 +67,8 @@ pub struct FaultState {
     pub injections: Vec<Injection>,
     /// Every fault the scenario started, in order (also those removed since).
     pub history: Vec<Fault>,
+    /// Nodes a step cordoned (drained), made schedulable again when the scenario ends.
+    pub cordoned: Vec<String>,
 }
 
 /// One fault the scenario started: what, when, and the pods it hit.
@@ -195,16 +197,25 @@ impl HadrillWorld {
         Self::default()
     }
 
-    /// Ends the scenario: removes its faults and what its chaos run created (the namespace on
-    /// a run-wide cluster) and waits until they are gone, then stops its traffic, its recorder
+    /// Ends the scenario: removes its faults (nodes it cordoned are uncordoned) and what its
+    /// chaos run created (the namespace on a run-wide cluster) and waits until they are gone, then stops its traffic, its recorder
     /// and its embedded cluster. Called by the after-scenario hook; what it could not remove
     /// is the error (its ledger then stays for `hadrill clean`).
     pub async fn teardown(&mut self) -> anyhow::Result<()> {
         self.faults.injections.clear();
+        let mut uncordoned = Ok(());
+        for node in std::mem::take(&mut self.faults.cordoned) {
+            if let Some(client) = self.cluster.client.clone()
+                && let Err(e) = crate::cluster::drain::uncordon(&client, &node).await
+            {
+                uncordoned = Err(e);
+            }
+        }
         let removed = match self.faults.run.take() {
             Some(run) => run.finish().await.map(drop),
             None => Ok(()),
         };
+        let removed = removed.and(uncordoned);
         self.cluster.recorder.take();
         self.traffic.fleet.take();
         if let Some(traces) = self.traffic.traces.take() {

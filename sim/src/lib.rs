@@ -47,8 +47,10 @@ pub struct SimConfig {
     /// token over plain HTTP, so this keeps the admin kubeconfig working for it; clients that
     /// present a token (kube-rs, pods' ServiceAccount kubeconfigs) are authorized by RBAC.
     pub anonymous_is_admin: bool,
-    /// Whether the Deployment, ReplicaSet, StatefulSet, Endpoints and EndpointSlice controllers
-    /// run. Off, a test stages workload pods and their status itself. Default on.
+    /// Whether the workload controllers (Deployment, ReplicaSet, ReplicationController,
+    /// StatefulSet, Job, CronJob, TTL after finished, disruption budgets) and the Endpoints and
+    /// EndpointSlice controllers run. Off, a test stages workload pods and their status itself.
+    /// Default on.
     pub workload_controllers: bool,
     /// The scheduler.
     pub scheduler: controllers::scheduler::SchedulerConfig,

@@ -185,3 +185,83 @@ async fn kubectl_typed_commands_speak_protobuf() {
 
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `kubectl drain` (cordon, then evictions retried while a budget refuses them) of the node
+/// whose only pod a PodDisruptionBudget protects: refused with kube-apiserver's budget message
+/// (k/k `pkg/registry/core/pod/storage/eviction.go`) until a second replica is ready elsewhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_drain_waits_for_the_disruption_budget() {
+    use k8s_openapi::api::core::v1::{Node, Pod};
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use kube::api::{Api, ListParams};
+
+    if !available("the kubectl drain test") {
+        return;
+    }
+    let sim = support::start(2).await;
+    let (k, dir) = Kubectl::for_cluster(&sim, "drain");
+    let manifest = dir.join("web.yaml");
+    std::fs::write(
+        &manifest,
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: virtual/web}]}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  minAvailable: 1
+  selector: {matchLabels: {app: web}}
+"#,
+    )
+    .unwrap();
+    k.ok(&["apply", "-f", manifest.to_str().unwrap()]).await;
+    let client = sim.client().unwrap();
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), "default");
+    let healthy = |n: i32, allowed: i32| {
+        move |p: Option<&PodDisruptionBudget>| {
+            p.and_then(|p| p.status.as_ref())
+                .is_some_and(|s| s.current_healthy == n && s.disruptions_allowed == allowed)
+        }
+    };
+    support::await_cond(&pdbs, "web", "the budget counting one healthy pod", healthy(1, 0)).await;
+    let out = k.ok(&["get", "pdb", "web"]).await;
+    let header = out.lines().next().unwrap_or_default();
+    for col in ["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"] {
+        assert!(header.contains(col), "column {col} in {header:?}");
+    }
+    let row: Vec<&str> = out.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    assert_eq!(row[..4], ["web", "1", "N/A", "0"], "{out}");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let first = pods.list(&ListParams::default().labels("app=web")).await.unwrap().items.remove(0);
+    let node = first.spec.and_then(|s| s.node_name).expect("the pod is scheduled");
+    let first = first.metadata.name.unwrap();
+
+    let (ok, out) = k.run(&["drain", &node, "--ignore-daemonsets", "--timeout=8s"]).await;
+    assert!(!ok, "the drain must not succeed while the budget forbids it:\n{out}");
+    assert!(out.contains("Cannot evict pod as it would violate the pod's disruption budget."), "{out}");
+    assert!(out.contains(&format!("evicting pod default/{first}")), "{out}");
+    let nodes: Api<Node> = Api::all(client.clone());
+    let cordoned = nodes.get(&node).await.unwrap();
+    assert_eq!(cordoned.spec.and_then(|s| s.unschedulable), Some(true), "drain cordons first");
+    assert!(pods.get(&first).await.unwrap().metadata.deletion_timestamp.is_none(), "the protected pod stays");
+
+    k.ok(&["scale", "deployment/web", "--replicas=2"]).await;
+    support::await_cond(&pdbs, "web", "a second healthy pod", healthy(2, 1)).await;
+    let out = k.ok(&["drain", &node, "--ignore-daemonsets", "--timeout=30s"]).await;
+    assert!(out.contains(&format!("pod/{first} evicted")) && out.contains(&format!("node/{node} drained")), "{out}");
+    let left = pods.list(&ListParams::default().fields(&format!("spec.nodeName={node}"))).await.unwrap().items;
+    assert!(
+        left.is_empty(),
+        "nothing runs on the drained node: {:?}",
+        left.iter().map(|p| &p.metadata.name).collect::<Vec<_>>()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

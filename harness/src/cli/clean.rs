@@ -1,5 +1,6 @@
 //! `hadrill clean`: removes what earlier runs left behind — objects still recorded in the run
-//! ledgers (reports/.ledger/) and every chaos object and namespace labelled `hadrill.io/run`.
+//! ledgers (reports/.ledger/), every chaos object and namespace labelled `hadrill.io/run`, and
+//! the cordon of nodes a drain step left (annotated `hadrill.io/cordoned-by`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -73,7 +74,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     let dir: Option<&Path> = Some(&args.ledger_dir);
     let removals = ledger::sweep(&client, args.run.as_deref(), dir, &options).await?;
-    if removals.is_empty() {
+    let uncordoned = hadrill::cluster::drain::uncordon_leftovers(&client, args.run.as_deref(), args.dry_run).await?;
+    for node in &uncordoned {
+        let verb = if args.dry_run { "would uncordon" } else { "uncordoned" };
+        println!("node/{node} {verb} (cordoned by a drain)");
+    }
+    if removals.is_empty() && uncordoned.is_empty() {
         println!("nothing to clean");
     }
     let mut failed = 0;

@@ -1,5 +1,6 @@
 //! An HA service as the failover controller expects it: a primary and a standby Deployment of
-//! the same program, and a Service annotated with both that selects the primary.
+//! the same program, each with a disruption budget, and a Service annotated with both that
+//! selects the primary.
 //!
 //! The program is the sample service (`hadrill-sample serve`): it answers the vehicles'
 //! heartbeats, says which side served them, and exports its spans when given an OTLP endpoint,
@@ -11,6 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde_json::json;
 
 /// Image the pair runs (`hadrill-sample`: `/readyz`, `/healthz`, heartbeats, port 8080).
@@ -105,6 +107,16 @@ pub fn deployment(name: &str, side: Side, replicas: i32, otlp_endpoint: Option<&
         },
     }))
     .with_context(|| format!("building deployment {}", workload(name, side)))
+}
+
+/// The disruption budget of one side, `<name>-<side>`: planned disruptions (a node drain) take
+/// at most one of its pods at a time.
+pub fn budget(name: &str, side: Side) -> anyhow::Result<PodDisruptionBudget> {
+    serde_json::from_value(json!({
+        "metadata": {"name": workload(name, side), "labels": labels(name, side)},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels(name, side)}},
+    }))
+    .with_context(|| format!("building the disruption budget of {}", workload(name, side)))
 }
 
 /// The environment of a sample program (`hadrill-sample`): `POD_NAME` and `POD_IP` from the

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod chaos_mesh;
 pub mod container_images;
 pub mod controller;
+pub mod drain;
 pub mod embedded;
 pub mod endpoint;
 pub mod existing;

@@ -583,7 +583,7 @@ async fn exit_on_second_interrupt<T>(f: impl Future<Output = T>) -> T {
 
 /// Removes what the ledgers of the scenarios started on `shared` still record, and their
 /// chaos objects found by label (namespaces only through the ledger: hadrill-system carries a
-/// run label too).
+/// run label too); uncordons the nodes they drained.
 async fn sweep_runs(shared: &SharedCluster) {
     let options = CleanupOptions::default();
     let (client, dir, runs) = (&shared.client, &shared.ledger_dir, shared.registered_runs());
@@ -599,6 +599,10 @@ async fn sweep_runs(shared: &SharedCluster) {
         match ledger::sweep_labelled(client, Some(run), false, &options, removals).await {
             Ok(removals) => removals.iter().for_each(|r| eprintln!("  {r}")),
             Err(e) => eprintln!("  sweeping the chaos objects of run {run}: {e:#}"),
+        }
+        match super::drain::uncordon_leftovers(client, Some(run), false).await {
+            Ok(nodes) => nodes.iter().for_each(|n| eprintln!("  node/{n} uncordoned")),
+            Err(e) => eprintln!("  uncordoning the nodes run {run} drained: {e:#}"),
         }
     }
     remove_empty_ledgers(dir, &runs);

@@ -140,7 +140,7 @@ pub const CATALOG: &[StepDoc] = &[
     StepDoc {
         keyword: "Given",
         example: "an HA service \"dispatch\" with a primary and a standby deployment of 2 replicas",
-        description: "Creates dispatch-primary, dispatch-standby and the annotated Service; waits until both are available (and adopted, with a controller).",
+        description: "Creates dispatch-primary, dispatch-standby (each with a disruption budget of `maxUnavailable: 1`) and the annotated Service; waits until both are available (and adopted, with a controller).",
         module: "ha_service",
         role: Role::HaService,
     },
@@ -155,6 +155,13 @@ pub const CATALOG: &[StepDoc] = &[
         keyword: "When",
         example: "1 pod of the primary of \"dispatch\" is killed",
         description: "Deletes that many pods of one side (grace period 0); deadlines count from here.",
+        module: "ha_service",
+        role: Role::OnService { fault: true },
+    },
+    StepDoc {
+        keyword: "When",
+        example: "the node hosting the primary of \"dispatch\" is drained",
+        description: "Drains the node of the primary's first pod as kubectl drain does: cordon, then evictions that honour the disruption budgets (refused ones asked again every 5 s, 60 s in all), until its pods are gone. Uncordoned when the scenario ends.",
         module: "ha_service",
         role: Role::OnService { fault: true },
     },

@@ -8,12 +8,14 @@ use cucumber::{given, then, when};
 use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 
 use super::error::{StepResult, bail, ensure};
 use super::params::{SideParam, Span};
 use crate::HadrillWorld;
+use crate::cluster::drain::{self, DrainOptions};
 use crate::cluster::ha_pair::{self, Side};
 use crate::probes::wait::until;
 use crate::world::MarkKind;
@@ -21,7 +23,7 @@ use crate::world::MarkKind;
 /// `Given an HA service "dispatch" with a primary and a standby deployment of 2 replicas`
 ///
 /// Creates both Deployments (the sample service, exporting spans to the scenario's trace
-/// sink), waits until both sides are available, then creates the annotated Service (so the
+/// sink) with their disruption budgets, waits until both sides are available, then creates the annotated Service (so the
 /// controller never sees a side still starting); with a controller running, also waits until
 /// it has adopted the Service.
 #[given(expr = "an HA service {string} with a primary and a standby deployment of {int} replica(s)")]
@@ -34,12 +36,17 @@ async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> St
     }
     let otlp = world.traffic.traces.as_ref().map(|t| t.otlp_endpoint());
     let deployments = world.api::<Deployment>()?;
+    let budgets = world.api::<PodDisruptionBudget>()?;
     for side in [Side::Primary, Side::Standby] {
         let d = ha_pair::deployment(&name, side, replicas, otlp.as_deref())?;
         deployments
             .create(&PostParams::default(), &d)
             .await
             .with_context(|| format!("creating deployment {}", ha_pair::workload(&name, side)))?;
+        budgets
+            .create(&PostParams::default(), &ha_pair::budget(&name, side)?)
+            .await
+            .with_context(|| format!("creating the disruption budget {}", ha_pair::workload(&name, side)))?;
     }
     for side in [Side::Primary, Side::Standby] {
         let what = format!("{} {replicas} available replica(s)", ha_pair::workload(&name, side));
@@ -111,6 +118,30 @@ async fn kill(world: &mut HadrillWorld, name: &str, side: Side, count: Option<us
     futures::future::try_join_all(kills).await?;
     let pods = names.iter().map(|p| format!("{}/{p}", world.cluster.namespace)).collect();
     world.fault(format!("{n} pod(s) of the {which} of {name} killed"), at, pods);
+    Ok(())
+}
+
+/// `When the node hosting the primary of "dispatch" is drained`
+///
+/// Drains the node of the primary's first pod as `kubectl drain` does (`cluster::drain`: cordon,
+/// evictions honouring the disruption budgets, refused ones asked again every 5 s, 60 s in
+/// all) and returns once its pods are gone; deadlines count from the cordon. The node is
+/// uncordoned when the scenario ends.
+#[when(expr = "the node hosting the primary of {string} is drained")]
+async fn primary_node_drained(world: &mut HadrillWorld, name: String) -> StepResult {
+    let node = node_of_primary(world, &name).await?;
+    let opts = DrainOptions { run: Some(world.cluster.run_id.clone()), ..Default::default() };
+    let client = world.client()?;
+    world.faults.cordoned.push(node.clone());
+    let at = Instant::now();
+    let drained = drain::drain(&client, &node, &opts).await?;
+    // The evicted pods are the fault's: a drain of the primary's node is an incident of the service.
+    world.fault(format!("node {node} (hosting the primary of {name}) drained"), at, drained.evicted.clone());
+    world.figure(
+        format!("drain of node {node} ({} pod(s) evicted)", drained.evicted.len()),
+        drained.took.as_secs_f64(),
+        None,
+    );
     Ok(())
 }
 

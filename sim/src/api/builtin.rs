@@ -2,8 +2,9 @@
 //! deserialising into the k8s-openapi types (a body that does not fit is 422 naming the field;
 //! fields the type does not know are reported so `fieldValidation` can prune, warn or refuse).
 
-use k8s_openapi::api::{apps, coordination, core, discovery, events, rbac};
+use k8s_openapi::api::{admissionregistration, apps, batch, coordination, core, discovery, events, policy, rbac};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::kube_aggregator::pkg::apis::apiregistration::v1::APIService;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -90,7 +91,18 @@ struct Spec {
 }
 
 fn build(s: Spec) -> ResourceType {
-    let all = matches!(s.plural, "pods" | "services" | "deployments" | "replicasets" | "statefulsets" | "daemonsets");
+    let all = matches!(
+        s.plural,
+        "pods"
+            | "services"
+            | "deployments"
+            | "replicasets"
+            | "statefulsets"
+            | "daemonsets"
+            | "replicationcontrollers"
+            | "jobs"
+            | "cronjobs"
+    );
     ResourceType {
         group: s.group.into(),
         version: s.version.into(),
@@ -392,6 +404,97 @@ pub fn types() -> Vec<ResourceType> {
             extra: &[],
             generation: false,
             validator: typed::<rbac::v1::ClusterRoleBinding>,
+        }),
+        build(Spec {
+            group: "",
+            version: "v1",
+            kind: "ReplicationController",
+            plural: "replicationcontrollers",
+            namespaced: ns,
+            short: &["rc"],
+            status: true,
+            scale: true,
+            extra: &[],
+            generation: true,
+            validator: typed::<core::v1::ReplicationController>,
+        }),
+        build(Spec {
+            group: "batch",
+            version: "v1",
+            kind: "Job",
+            plural: "jobs",
+            namespaced: ns,
+            short: &[],
+            status: true,
+            scale: false,
+            extra: &[],
+            generation: true,
+            validator: typed::<batch::v1::Job>,
+        }),
+        build(Spec {
+            group: "batch",
+            version: "v1",
+            kind: "CronJob",
+            plural: "cronjobs",
+            namespaced: ns,
+            short: &["cj"],
+            status: true,
+            scale: false,
+            extra: &[],
+            generation: true,
+            validator: typed::<batch::v1::CronJob>,
+        }),
+        build(Spec {
+            group: "policy",
+            version: "v1",
+            kind: "PodDisruptionBudget",
+            plural: "poddisruptionbudgets",
+            namespaced: ns,
+            short: &["pdb"],
+            status: true,
+            scale: false,
+            extra: &[],
+            generation: true,
+            validator: typed::<policy::v1::PodDisruptionBudget>,
+        }),
+        build(Spec {
+            group: "apiregistration.k8s.io",
+            version: "v1",
+            kind: "APIService",
+            plural: "apiservices",
+            namespaced: cluster,
+            short: &[],
+            status: true,
+            scale: false,
+            extra: &[],
+            generation: false,
+            validator: typed::<APIService>,
+        }),
+        build(Spec {
+            group: "admissionregistration.k8s.io",
+            version: "v1",
+            kind: "ValidatingWebhookConfiguration",
+            plural: "validatingwebhookconfigurations",
+            namespaced: cluster,
+            short: &[],
+            status: false,
+            scale: false,
+            extra: &[],
+            generation: true,
+            validator: typed::<admissionregistration::v1::ValidatingWebhookConfiguration>,
+        }),
+        build(Spec {
+            group: "admissionregistration.k8s.io",
+            version: "v1",
+            kind: "MutatingWebhookConfiguration",
+            plural: "mutatingwebhookconfigurations",
+            namespaced: cluster,
+            short: &[],
+            status: false,
+            scale: false,
+            extra: &[],
+            generation: true,
+            validator: typed::<admissionregistration::v1::MutatingWebhookConfiguration>,
         }),
         build(Spec {
             group: "apiextensions.k8s.io",

@@ -99,6 +99,55 @@ pub fn apply(group: &str, resource: &str, obj: &mut Value) {
             }
             ensure_object(obj, "status");
         }
+        ("", "replicationcontrollers") => {
+            // An RC without selector or labels takes its template's labels (SetDefaults_ReplicationController).
+            let template_labels = obj["spec"]["template"]["metadata"]["labels"].clone();
+            if template_labels.as_object().is_some_and(|l| !l.is_empty()) {
+                if obj["spec"]["selector"].as_object().is_none_or(|s| s.is_empty())
+                    && let Some(spec) = child(obj, "spec")
+                    && let Some(map) = spec.as_object_mut()
+                {
+                    map.insert("selector".into(), template_labels.clone());
+                }
+                if obj["metadata"]["labels"].as_object().is_none_or(|l| l.is_empty())
+                    && let Some(meta) = child(obj, "metadata")
+                    && let Some(map) = meta.as_object_mut()
+                {
+                    map.insert("labels".into(), template_labels);
+                }
+            }
+            if let Some(spec) = child(obj, "spec") {
+                set_default(spec, "replicas", json!(1));
+                template(spec);
+            }
+        }
+        ("batch", "jobs") => {
+            if let Some(spec) = child(obj, "spec") {
+                // SetDefaults_Job: neither set means one pod; parallelism alone leaves a work queue.
+                if spec["completions"].is_null() && spec["parallelism"].is_null() {
+                    set_default(spec, "completions", json!(1));
+                }
+                set_default(spec, "parallelism", json!(1));
+                set_default(spec, "backoffLimit", json!(6));
+                set_default(spec, "completionMode", json!("NonIndexed"));
+                set_default(spec, "suspend", json!(false));
+                if spec["podFailurePolicy"].is_null() {
+                    set_default(spec, "podReplacementPolicy", json!("TerminatingOrFailed"));
+                }
+                template(spec);
+            }
+        }
+        ("batch", "cronjobs") => {
+            if let Some(spec) = child(obj, "spec") {
+                set_default(spec, "concurrencyPolicy", json!("Allow"));
+                set_default(spec, "suspend", json!(false));
+                set_default(spec, "successfulJobsHistoryLimit", json!(3));
+                set_default(spec, "failedJobsHistoryLimit", json!(1));
+                if let Some(job_spec) = child(spec, "jobTemplate").and_then(|t| child(t, "spec")) {
+                    template(job_spec);
+                }
+            }
+        }
         ("apps", "replicasets") => {
             if let Some(spec) = child(obj, "spec") {
                 set_default(spec, "replicas", json!(1));

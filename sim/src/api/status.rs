@@ -42,6 +42,8 @@ pub struct Details {
     pub group: String,
     /// Plural resource name (Kubernetes puts the resource in `kind` here).
     pub kind: String,
+    /// `retryAfterSeconds` (0: not sent), also answered as a `Retry-After` header.
+    pub retry_after_seconds: u32,
 }
 
 impl ApiError {
@@ -50,8 +52,12 @@ impl ApiError {
     }
 
     fn with_details(mut self, group: &str, resource: &str, name: &str) -> Self {
-        self.details =
-            Some(Box::new(Details { name: name.to_string(), group: group.to_string(), kind: resource.to_string() }));
+        self.details = Some(Box::new(Details {
+            name: name.to_string(),
+            group: group.to_string(),
+            kind: resource.to_string(),
+            ..Default::default()
+        }));
         self
     }
 
@@ -173,6 +179,14 @@ impl ApiError {
         )
     }
 
+    /// 429 TooManyRequests (`errors.NewTooManyRequests`): `retry_after_seconds` 0 sends none.
+    pub fn too_many_requests(message: impl Into<String>, retry_after_seconds: u32, causes: Vec<Cause>) -> Self {
+        let mut e = Self::new(429, "TooManyRequests", message);
+        e.details = Some(Box::new(Details { retry_after_seconds, ..Default::default() }));
+        e.causes = causes;
+        e
+    }
+
     /// 500 InternalError.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(500, "InternalError", message)
@@ -193,6 +207,7 @@ impl ApiError {
                 group: d.group,
                 kind: d.kind,
                 uid: String::new(),
+                retry_after_seconds: d.retry_after_seconds,
                 causes: self
                     .causes
                     .iter()
@@ -256,7 +271,7 @@ fn is_zero(n: &u16) -> bool {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EmptyMeta {}
 
-/// `metav1.StatusDetails` (Go order: name, group, kind, uid, causes).
+/// `metav1.StatusDetails` (Go order: name, group, kind, uid, causes, retryAfterSeconds).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct StatusDetails {
     /// Object name.
@@ -274,6 +289,13 @@ pub struct StatusDetails {
     /// Field causes.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub causes: Vec<StatusCause>,
+    /// Seconds a client should wait before retrying (0: not sent).
+    #[serde(rename = "retryAfterSeconds", skip_serializing_if = "no_retry")]
+    pub retry_after_seconds: u32,
+}
+
+fn no_retry(n: &u32) -> bool {
+    *n == 0
 }
 
 /// `metav1.StatusCause` (Go order: reason, message, field).
@@ -310,6 +332,7 @@ impl StatusBody {
             kind: resource.to_string(),
             uid: uid.to_string(),
             causes: Vec::new(),
+            retry_after_seconds: 0,
         };
         Self::success_with(Some(details), 0)
     }
@@ -336,7 +359,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let code = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = self.status_body().to_json();
-        (code, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        let mut resp = (code, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
+        if let Some(after) = self.details.as_ref().map(|d| d.retry_after_seconds).filter(|s| *s > 0) {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, after.into());
+        }
+        resp
     }
 }
 

@@ -1,19 +1,25 @@
 //! In-process controllers of the embedded cluster (the kube-controller-manager and
 //! apiextensions subset): garbage collection, namespace lifecycle and the workload controllers
-//! (Deployment, ReplicaSet, StatefulSet, Endpoints, EndpointSlice).
+//! (Deployment, ReplicaSet, ReplicationController, StatefulSet, Job, CronJob, TTL after
+//! finished, disruption budgets, Endpoints, EndpointSlice).
 
 pub mod crd;
+pub mod cronjob;
 pub mod deployment;
+pub mod disruption;
 pub mod endpoints;
 pub mod endpointslice;
 pub mod gc;
+pub mod job;
 pub mod namespace;
 pub mod node_lifecycle;
 pub mod podutil;
 pub mod queue;
 pub mod replicaset;
+pub mod replication;
 pub mod scheduler;
 pub mod statefulset;
+pub mod ttl_after_finished;
 
 use std::sync::Arc;
 
@@ -65,8 +71,13 @@ pub fn spawn_all(api: &Arc<Api>, workloads: bool) -> Vec<tokio::task::JoinHandle
     if workloads {
         tasks.extend([
             tokio::spawn(deployment::run(api.clone(), api.store.subscribe())),
-            tokio::spawn(replicaset::run(api.clone(), api.store.subscribe())),
+            tokio::spawn(replicaset::run(api.clone(), api.store.subscribe(), replicaset::REPLICA_SETS)),
+            tokio::spawn(replication::run(api.clone(), api.store.subscribe())),
             tokio::spawn(statefulset::run(api.clone(), api.store.subscribe())),
+            tokio::spawn(job::run(api.clone(), api.store.subscribe())),
+            tokio::spawn(cronjob::run(api.clone(), api.store.subscribe())),
+            tokio::spawn(disruption::run(api.clone(), api.store.subscribe())),
+            tokio::spawn(ttl_after_finished::run(api.clone(), api.store.subscribe())),
             tokio::spawn(endpoints::run(api.clone(), api.store.subscribe())),
             tokio::spawn(endpointslice::run(api.clone(), api.store.subscribe())),
         ]);

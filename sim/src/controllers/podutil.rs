@@ -88,6 +88,18 @@ pub fn controller_ref(obj: &Value) -> Option<&Value> {
     obj["metadata"]["ownerReferences"].as_array()?.iter().find(|r| r["controller"] == true)
 }
 
+/// `(namespace, name)` of the object of `kind` (`api_version`) controlling `obj`, if that is
+/// what controls it.
+pub fn controller_key(obj: &Value, api_version: &str, kind: &str) -> Option<Key> {
+    let r = controller_ref(obj)?;
+    (r["kind"] == kind && r["apiVersion"] == api_version).then(|| {
+        (
+            obj["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
+            r["name"].as_str().unwrap_or_default().to_string(),
+        )
+    })
+}
+
 /// Whether `obj` is controlled by the object with this uid.
 pub fn controlled_by(obj: &Value, uid: &str) -> bool {
     controller_ref(obj).is_some_and(|r| r["uid"] == uid)

@@ -1,4 +1,5 @@
-//! The ReplicaSet controller: keeps `spec.replicas` active pods (neither terminal nor being
+//! The ReplicaSet controller (and, as [`REPLICATION_CONTROLLERS`], the ReplicationController
+//! manager): keeps `spec.replicas` active pods (neither terminal nor being
 //! deleted) created from the template, and reports `status`.
 //!
 //! As kube-controller-manager: pods are created with `generateName: <rs>-` and a controller
@@ -29,50 +30,94 @@ use crate::api::selectors::LabelSelector;
 use crate::api::status::ApiResult;
 use crate::api::store::{Event, key_of};
 
-const MANAGER: &str = "replicaset-controller";
 /// Most pods created or deleted in one pass (`BurstReplicas`).
 const BURST: i64 = 500;
 
-/// The ReplicaSet reconciler.
-#[derive(Debug, Default)]
-pub struct ReplicaSetController;
-
-/// Runs the ReplicaSet controller until the event channel closes.
-pub async fn run(api: Arc<Api>, events: tokio::sync::mpsc::UnboundedReceiver<(GroupResource, Arc<Event>)>) {
-    super::queue::run(api, events, ReplicaSetController).await
+/// Which kind a [`ReplicaSetController`] keeps replicas of. kube-controller-manager runs the
+/// ReplicationController manager as this same controller over converted objects; the
+/// differences left are the kind's names, its plain-map selector and its status fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flavor {
+    group: &'static str,
+    plural: &'static str,
+    kind: &'static str,
+    api_version: &'static str,
+    manager: &'static str,
+    /// `spec.selector` is a plain label map (ReplicationController), not a `LabelSelector`.
+    map_selector: bool,
 }
 
-fn owner_key(obj: &Value, kind: &str) -> Option<Key> {
-    let r = podutil::controller_ref(obj)?;
-    (r["kind"] == kind && r["apiVersion"] == "apps/v1")
-        .then(|| (meta_str(obj, "namespace").to_string(), r["name"].as_str().unwrap_or_default().to_string()))
+/// apps/v1 ReplicaSets.
+pub const REPLICA_SETS: Flavor = Flavor {
+    group: "apps",
+    plural: "replicasets",
+    kind: "ReplicaSet",
+    api_version: "apps/v1",
+    manager: "replicaset-controller",
+    map_selector: false,
+};
+
+/// v1 ReplicationControllers.
+pub const REPLICATION_CONTROLLERS: Flavor = Flavor {
+    group: "",
+    plural: "replicationcontrollers",
+    kind: "ReplicationController",
+    api_version: "v1",
+    manager: "replication-controller",
+    map_selector: true,
+};
+
+impl Flavor {
+    fn selector(&self, obj: &Value) -> Result<LabelSelector, crate::api::selectors::SelectorError> {
+        if self.map_selector {
+            return Ok(match obj["spec"]["selector"].as_object() {
+                Some(labels) if !labels.is_empty() => LabelSelector::from_labels(labels),
+                _ => LabelSelector::nothing(),
+            });
+        }
+        LabelSelector::from_json(&obj["spec"]["selector"])
+    }
+}
+
+/// The ReplicaSet (or ReplicationController) reconciler.
+#[derive(Debug)]
+pub struct ReplicaSetController {
+    flavor: Flavor,
+}
+
+/// Runs the controller of `flavor` until the event channel closes.
+pub async fn run(
+    api: Arc<Api>,
+    events: tokio::sync::mpsc::UnboundedReceiver<(GroupResource, Arc<Event>)>,
+    flavor: Flavor,
+) {
+    super::queue::run(api, events, ReplicaSetController { flavor }).await
 }
 
 impl Reconciler for ReplicaSetController {
     fn name(&self) -> &'static str {
-        MANAGER
+        self.flavor.manager
     }
 
     fn keys(&mut self, api: &Api, gr: &GroupResource, event: &Event, out: &mut Vec<Key>) {
+        let f = self.flavor;
         match (gr.group.as_str(), gr.resource.as_str()) {
-            ("apps", "replicasets") => out.push(key_of(&event.object)),
+            (g, r) if g == f.group && r == f.plural => out.push(key_of(&event.object)),
             ("", "pods") => {
                 let pod = &event.object;
                 let owners: Vec<Key> = [Some(&**pod), event.old.as_deref()]
                     .into_iter()
                     .flatten()
-                    .filter_map(|p| owner_key(p, "ReplicaSet"))
+                    .filter_map(|p| podutil::controller_key(p, f.api_version, f.kind))
                     .collect();
                 if podutil::controller_ref(pod).is_none()
                     && !podutil::is_terminating(pod)
-                    && let Ok(rt) = podutil::builtin(api, "apps", "replicasets")
+                    && let Ok(rt) = podutil::builtin(api, f.group, f.plural)
                 {
                     // An orphan: the ReplicaSets that could adopt it.
                     let ns = meta_str(pod, "namespace");
                     for rs in podutil::list_in(api, &rt, ns, None).unwrap_or_default() {
-                        if LabelSelector::from_json(&rs["spec"]["selector"])
-                            .is_ok_and(|s| s.matches(pod["metadata"]["labels"].as_object()))
-                        {
+                        if f.selector(&rs).is_ok_and(|s| s.matches(pod["metadata"]["labels"].as_object())) {
                             out.push(key_of(&rs));
                         }
                     }
@@ -84,29 +129,30 @@ impl Reconciler for ReplicaSetController {
     }
 
     fn reconcile(&mut self, api: &Api, key: &Key) -> ApiResult<Option<Duration>> {
-        let rs_rt = podutil::builtin(api, "apps", "replicasets")?;
+        let f = self.flavor;
+        let rs_rt = podutil::builtin(api, f.group, f.plural)?;
         let pod_rt = podutil::builtin(api, "", "pods")?;
         let rs = match api.get(&rs_rt, &key.0, &key.1) {
             Ok(rs) => rs,
             Err(e) if e.code == 404 => return Ok(None),
             Err(e) => return Err(e),
         };
-        let Ok(selector) = LabelSelector::from_json(&rs["spec"]["selector"]) else {
+        let Ok(selector) = f.selector(&rs) else {
             tracing::warn!(replicaset = %key.1, "invalid selector");
             return Ok(None);
         };
         let deleting = podutil::is_terminating(&rs);
-        let owner_ref = podutil::controller_owner_ref(&rs, "apps/v1", "ReplicaSet");
+        let owner_ref = podutil::controller_owner_ref(&rs, f.api_version, f.kind);
         let claim = |api: &Api| -> ApiResult<Vec<Arc<Value>>> {
             let pods = podutil::list_in(api, &pod_rt, &key.0, None)?;
-            Ok(podutil::claim(api, &pod_rt, &rs, &owner_ref, &selector, pods, !deleting, MANAGER, &|_| true))
+            Ok(podutil::claim(api, &pod_rt, &rs, &owner_ref, &selector, pods, !deleting, f.manager, &|_| true))
         };
         let pods = claim(api)?;
         let active: Vec<Arc<Value>> = pods.iter().filter(|p| podutil::is_active(p)).cloned().collect();
         let want = int(&rs["spec"]["replicas"], 1);
         let mut manage_result = Ok(());
         let pods = if !deleting && active.len() as i64 != want {
-            manage_result = manage(api, &rs, &active, want);
+            manage_result = manage(api, f, &rs, &active, want);
             claim(api)?
         } else {
             pods
@@ -133,24 +179,30 @@ impl Reconciler for ReplicaSetController {
             "terminatingReplicas": terminating,
             "observedGeneration": rs["metadata"]["generation"],
         });
+        if f.map_selector {
+            // ReplicationControllerStatus has no terminatingReplicas.
+            if let Some(m) = status.as_object_mut() {
+                m.remove("terminatingReplicas");
+            }
+        }
         if let Some(conds) = rs["status"]["conditions"].as_array().filter(|c| !c.is_empty()) {
             status["conditions"] = Value::Array(conds.clone());
         }
-        podutil::write_status(api, &rs_rt, &rs, status, MANAGER)?;
+        podutil::write_status(api, &rs_rt, &rs, status, f.manager)?;
         manage_result?;
         Ok(podutil::next_availability(&active, min_ready, now))
     }
 }
 
 /// Creates or deletes pods so that `want` are active.
-fn manage(api: &Api, rs: &Value, active: &[Arc<Value>], want: i64) -> ApiResult<()> {
+fn manage(api: &Api, f: Flavor, rs: &Value, active: &[Arc<Value>], want: i64) -> ApiResult<()> {
     let pod_rt = podutil::builtin(api, "", "pods")?;
     let ns = meta_str(rs, "namespace");
     let diff = active.len() as i64 - want;
     if diff < 0 {
-        let pod = pod_from_template(rs, &rs["spec"]["template"], "ReplicaSet");
+        let pod = pod_from_template(rs, &rs["spec"]["template"], f.api_version, f.kind);
         for _ in 0..(-diff).min(BURST) {
-            api.create(&pod_rt, ns, pod.clone(), &WriteCtx::controller(MANAGER))?;
+            api.create(&pod_rt, ns, pod.clone(), &WriteCtx::controller(f.manager))?;
         }
     } else if diff > 0 {
         for pod in pods_to_delete(active, diff.min(BURST) as usize) {
@@ -166,7 +218,7 @@ fn manage(api: &Api, rs: &Value, active: &[Arc<Value>], want: i64) -> ApiResult<
 
 /// `controller.GetPodFromTemplate`: a pod for `owner` (labels, annotations and finalizers of the
 /// template, `generateName: <owner>-`, controller owner reference).
-pub fn pod_from_template(owner: &Value, template: &Value, kind: &str) -> Value {
+pub fn pod_from_template(owner: &Value, template: &Value, api_version: &str, kind: &str) -> Value {
     let mut meta = serde_json::Map::new();
     for key in ["labels", "annotations", "finalizers"] {
         if let Some(v) = template["metadata"].get(key).filter(|v| !v.is_null()) {
@@ -175,7 +227,7 @@ pub fn pod_from_template(owner: &Value, template: &Value, kind: &str) -> Value {
     }
     meta.insert("generateName".into(), json!(format!("{}-", meta_str(owner, "name"))));
     meta.insert("namespace".into(), owner["metadata"]["namespace"].clone());
-    meta.insert("ownerReferences".into(), json!([podutil::controller_owner_ref(owner, "apps/v1", kind)]));
+    meta.insert("ownerReferences".into(), json!([podutil::controller_owner_ref(owner, api_version, kind)]));
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template["spec"]})
 }
 

@@ -408,7 +408,7 @@ impl Sync<'_> {
         let rolling = strategy["type"].as_str().unwrap_or("RollingUpdate") == "RollingUpdate";
         let partition = int(&strategy["rollingUpdate"]["partition"], 0);
         let rev = if rolling && ordinal < self.start() + partition { current } else { update };
-        let mut pod = super::replicaset::pod_from_template(&self.set, &rev.template, "StatefulSet");
+        let mut pod = super::replicaset::pod_from_template(&self.set, &rev.template, "apps/v1", "StatefulSet");
         let name = format!("{}-{ordinal}", meta_str(&self.set, "name"));
         pod["metadata"]["name"] = json!(name);
         if !pod["metadata"]["labels"].is_object() {

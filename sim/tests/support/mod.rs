@@ -172,11 +172,23 @@ where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
     C: kube::runtime::wait::Condition<K>,
 {
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        kube::runtime::wait::await_condition(api.clone(), name, cond),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
-    .expect("watch")
+    await_cond_within(api, name, what, std::time::Duration::from_secs(10), cond).await
+}
+
+/// [`await_cond`] with a deadline of `within`, for conditions that take longer by design.
+pub async fn await_cond_within<K, C>(
+    api: &kube::Api<K>,
+    name: &str,
+    what: &str,
+    within: std::time::Duration,
+    cond: C,
+) -> Option<K>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+    C: kube::runtime::wait::Condition<K>,
+{
+    tokio::time::timeout(within, kube::runtime::wait::await_condition(api.clone(), name, cond))
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+        .expect("watch")
 }

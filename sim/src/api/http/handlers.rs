@@ -228,11 +228,8 @@ async fn extra_subresource(
             Ok(negotiate::status(Format::Json, StatusCode::CREATED, &StatusBody::success(201)))
         }
         ("eviction", &Method::POST) => {
-            // No PodDisruptionBudgets are served, so an eviction is a graceful delete.
             let body = request::parse_body(body, "application/json")?;
-            let mut opts = DeleteOptions::from_json(&body["deleteOptions"])?;
-            opts.dry_run |= query.get("dryRun") == Some("All");
-            state.api.delete(rt, ns, name, &opts)?;
+            state.api.evict(ns, name, &body, query.get("dryRun") == Some("All"))?;
             let status =
                 json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201});
             Ok(json_response(StatusCode::CREATED, &status, &[]))

@@ -66,7 +66,7 @@ fn columns(rt: &ResourceType) -> Vec<(String, String, i64)> {
             col("Images", "string", 1),
             col("Selector", "string", 1),
         ],
-        ("apps", "replicasets") => &[
+        ("apps", "replicasets") | ("", "replicationcontrollers") => &[
             col("Name", "string", 0),
             col("Desired", "integer", 0),
             col("Current", "integer", 0),
@@ -74,6 +74,29 @@ fn columns(rt: &ResourceType) -> Vec<(String, String, i64)> {
             col("Age", "string", 0),
         ],
         ("apps", "statefulsets") => &[col("Name", "string", 0), col("Ready", "string", 0), col("Age", "string", 0)],
+        ("batch", "jobs") => &[
+            col("Name", "string", 0),
+            col("Status", "string", 0),
+            col("Completions", "string", 0),
+            col("Duration", "string", 0),
+            col("Age", "string", 0),
+        ],
+        ("batch", "cronjobs") => &[
+            col("Name", "string", 0),
+            col("Schedule", "string", 0),
+            col("Timezone", "string", 0),
+            col("Suspend", "boolean", 0),
+            col("Active", "integer", 0),
+            col("Last Schedule", "string", 0),
+            col("Age", "string", 0),
+        ],
+        ("policy", "poddisruptionbudgets") => &[
+            col("Name", "string", 0),
+            col("Min Available", "string", 0),
+            col("Max Unavailable", "string", 0),
+            col("Allowed Disruptions", "integer", 0),
+            col("Age", "string", 0),
+        ],
         ("", "services") => &[
             col("Name", "string", 0),
             col("Type", "string", 0),
@@ -174,13 +197,63 @@ fn row(rt: &ResourceType, obj: &Value, q: &Query) -> Value {
                 json!(selector),
             ]
         }
-        ("apps", "replicasets") => vec![
+        ("apps", "replicasets") | ("", "replicationcontrollers") => vec![
             json!(name),
             json!(n(&obj["spec"]["replicas"])),
             json!(n(&obj["status"]["replicas"])),
             json!(n(&obj["status"]["readyReplicas"])),
             json!(age),
         ],
+        ("batch", "jobs") => {
+            let st = &obj["status"];
+            let condition = |t: &str| {
+                st["conditions"].as_array().is_some_and(|c| c.iter().any(|c| c["type"] == t && c["status"] == "True"))
+            };
+            let status = ["Complete", "Failed", "FailureTarget", "SuccessCriteriaMet", "Suspended"]
+                .into_iter()
+                .find(|t| condition(t))
+                .unwrap_or("Running");
+            let completions = match obj["spec"]["completions"].as_i64() {
+                Some(c) => format!("{}/{c}", n(&st["succeeded"])),
+                None if n(&obj["spec"]["parallelism"]) > 1 => {
+                    format!("{}/1 of {}", n(&st["succeeded"]), n(&obj["spec"]["parallelism"]))
+                }
+                None => format!("{}/1", n(&st["succeeded"])),
+            };
+            let ts = |v: &Value| v.as_str().and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok());
+            let duration = match (ts(&st["startTime"]), ts(&st["completionTime"])) {
+                (Some(a), Some(b)) => human((b.as_second() - a.as_second()).max(0)),
+                (Some(_), None) => self::age(st["startTime"].as_str()),
+                _ => String::new(),
+            };
+            vec![json!(name), json!(status), json!(completions), json!(duration), json!(age)]
+        }
+        ("batch", "cronjobs") => {
+            let last = obj["status"]["lastScheduleTime"].as_str();
+            vec![
+                json!(name),
+                json!(s(&obj["spec"]["schedule"])),
+                json!(obj["spec"]["timeZone"].as_str().unwrap_or("<none>")),
+                json!(obj["spec"]["suspend"] == true),
+                json!(obj["status"]["active"].as_array().map_or(0, Vec::len)),
+                json!(if last.is_some() { self::age(last) } else { "<none>".into() }),
+                json!(age),
+            ]
+        }
+        ("policy", "poddisruptionbudgets") => {
+            let shown = |v: &Value| match v {
+                Value::Null => "N/A".to_string(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            vec![
+                json!(name),
+                json!(shown(&obj["spec"]["minAvailable"])),
+                json!(shown(&obj["spec"]["maxUnavailable"])),
+                json!(n(&obj["status"]["disruptionsAllowed"])),
+                json!(age),
+            ]
+        }
         ("apps", "statefulsets") => vec![
             json!(name),
             json!(format!("{}/{}", n(&obj["status"]["readyReplicas"]), n(&obj["spec"]["replicas"]))),
@@ -287,7 +360,11 @@ fn age_of_value(v: &Value) -> String {
 /// kubectl's short human duration since an RFC 3339 time ("5s", "3m2s", "4h", "12d").
 fn age(ts: Option<&str>) -> String {
     let Some(t) = ts.and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok()) else { return "<unknown>".into() };
-    let secs = (k8s_openapi::jiff::Timestamp::now().as_second() - t.as_second()).max(0);
+    human((k8s_openapi::jiff::Timestamp::now().as_second() - t.as_second()).max(0))
+}
+
+/// `duration.HumanDuration` of a number of seconds.
+fn human(secs: i64) -> String {
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 600 => format!("{}m{}s", s / 60, s % 60),

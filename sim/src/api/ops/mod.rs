@@ -3,9 +3,11 @@
 //! status/scale subresource separation, finalizers, managedFields, validation).
 
 pub mod admission;
+pub mod batch;
 mod binding;
 mod delete;
 mod events;
+pub mod eviction;
 mod read;
 mod write;
 

@@ -118,32 +118,32 @@ fn semantic(rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
     let invalid = |field: &str, reason: &str, msg: String| {
         ApiError::invalid_field(&rt.kind, &name, &rt.group, reason, field, msg)
     };
+    let one = |c: Cause| ApiError::invalid(&rt.kind, &name, &rt.group, vec![c]);
     match (rt.group.as_str(), rt.plural.as_str()) {
-        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => {
-            let selector = &obj["spec"]["selector"];
-            if selector.is_null() {
+        ("batch", "jobs") => {
+            super::batch::generate_job_selector(obj);
+            selector_matches_template(obj, &invalid)?;
+            super::batch::check_completions(obj).map_err(one)?;
+            super::batch::check_restart_policy(&obj["spec"]["template"]["spec"], "spec.template.spec").map_err(one)?;
+            containers(&obj["spec"]["template"]["spec"], "spec.template.spec")
+                .map_err(|(f, r, m)| invalid(&f, r, m))?;
+        }
+        ("batch", "cronjobs") => {
+            super::batch::check_cronjob(obj).map_err(one)?;
+            containers(&obj["spec"]["jobTemplate"]["spec"]["template"]["spec"], "spec.jobTemplate.spec.template.spec")
+                .map_err(|(f, r, m)| invalid(&f, r, m))?;
+        }
+        ("policy", "poddisruptionbudgets") => super::batch::check_pdb(obj).map_err(one)?,
+        ("", "replicationcontrollers") => {
+            let Some(selector) = obj["spec"]["selector"].as_object().filter(|s| !s.is_empty()) else {
                 return Err(invalid("spec.selector", "FieldValueRequired", "Required value".into()));
-            }
-            let sel = crate::api::selectors::LabelSelector::from_json(selector)
-                .map_err(|e| invalid("spec.selector", "FieldValueInvalid", format!("Invalid value: {e}")))?;
-            if sel.is_empty() {
-                return Err(invalid(
-                    "spec.selector",
-                    "FieldValueInvalid",
-                    "Invalid value: empty selector is invalid for deployment".into(),
-                ));
-            }
-            let labels = obj["spec"]["template"]["metadata"]["labels"].as_object();
-            if !sel.matches(labels) {
-                return Err(invalid(
-                    "spec.template.metadata.labels",
-                    "FieldValueInvalid",
-                    format!(
-                        "Invalid value: {}: `selector` does not match template `labels`",
-                        serde_json::to_string(&obj["spec"]["template"]["metadata"]["labels"]).unwrap_or_default()
-                    ),
-                ));
-            }
+            };
+            template_labels_selected(obj, &crate::api::selectors::LabelSelector::from_labels(selector), &invalid)?;
+            containers(&obj["spec"]["template"]["spec"], "spec.template.spec")
+                .map_err(|(f, r, m)| invalid(&f, r, m))?;
+        }
+        ("apps", "deployments" | "replicasets" | "statefulsets" | "daemonsets") => {
+            selector_matches_template(obj, &invalid)?;
             containers(&obj["spec"]["template"]["spec"], "spec.template.spec")
                 .map_err(|(f, r, m)| invalid(&f, r, m))?;
         }
@@ -153,6 +153,45 @@ fn semantic(rt: &ResourceType, obj: &mut Value) -> ApiResult<()> {
         _ => {}
     }
     Ok(())
+}
+
+/// `spec.selector` (a `metav1.LabelSelector`) is set, not empty, and selects the template's
+/// labels.
+fn selector_matches_template(obj: &Value, invalid: &dyn Fn(&str, &str, String) -> ApiError) -> ApiResult<()> {
+    let selector = &obj["spec"]["selector"];
+    if selector.is_null() {
+        return Err(invalid("spec.selector", "FieldValueRequired", "Required value".into()));
+    }
+    let sel = crate::api::selectors::LabelSelector::from_json(selector)
+        .map_err(|e| invalid("spec.selector", "FieldValueInvalid", format!("Invalid value: {e}")))?;
+    if sel.is_empty() {
+        return Err(invalid(
+            "spec.selector",
+            "FieldValueInvalid",
+            "Invalid value: empty selector is invalid for deployment".into(),
+        ));
+    }
+    template_labels_selected(obj, &sel, invalid)
+}
+
+/// The template's labels are selected by `sel`.
+fn template_labels_selected(
+    obj: &Value,
+    sel: &crate::api::selectors::LabelSelector,
+    invalid: &dyn Fn(&str, &str, String) -> ApiError,
+) -> ApiResult<()> {
+    let labels = &obj["spec"]["template"]["metadata"]["labels"];
+    if sel.matches(labels.as_object()) {
+        return Ok(());
+    }
+    Err(invalid(
+        "spec.template.metadata.labels",
+        "FieldValueInvalid",
+        format!(
+            "Invalid value: {}: `selector` does not match template `labels`",
+            serde_json::to_string(labels).unwrap_or_default()
+        ),
+    ))
 }
 
 /// Pod spec container rules: at least one container, each with a DNS-label name (unique) and
@@ -329,6 +368,13 @@ impl Api {
                 map.remove("status");
                 if rt.group.is_empty() && rt.plural == "pods" {
                     map.insert("status".into(), json!({"phase": "Pending", "qosClass": "BestEffort"}));
+                }
+                if rt.group == "policy" && rt.plural == "poddisruptionbudgets" {
+                    // PodDisruptionBudgetStatus' four counters are not omitempty.
+                    map.insert(
+                        "status".into(),
+                        json!({"disruptionsAllowed": 0, "currentHealthy": 0, "desiredHealthy": 0, "expectedPods": 0}),
+                    );
                 }
             }
         }
@@ -765,6 +811,10 @@ pub fn scale_view(rt: &ResourceType, obj: &Value) -> Value {
         .map(|s| match s {
             Value::String(s) => s.clone(),
             Value::Null => String::new(),
+            // The core group's one scalable kind, ReplicationController, selects with a plain map.
+            Value::Object(labels) if rt.group.is_empty() => {
+                crate::api::selectors::LabelSelector::from_labels(labels).to_string()
+            }
             other => crate::api::selectors::LabelSelector::from_json(other).map(|l| l.to_string()).unwrap_or_default(),
         })
         .unwrap_or_default();
