@@ -28,7 +28,7 @@ HINT_kind = curl -Lo kind https://kind.sigs.k8s.io/dl/v0.33.0/kind-linux-amd64 &
 HINT_helm = curl -fsSL https://raw.githubusercontent.com/helm/helm/main/scripts/get-helm-3 | bash   (other systems: https://helm.sh/docs/intro/install/)
 HINT_kubectl = curl -LO https://dl.k8s.io/release/v1.35.8/bin/linux/amd64/kubectl && sudo install -m 0755 kubectl /usr/local/bin/kubectl   (other systems: https://kubernetes.io/docs/tasks/tools/)
 
-.PHONY: help build test demo features bench lint fmt sim-up clean \
+.PHONY: help build test test-under-load soak demo features bench lint fmt sim-up clean \
 	cluster-up cluster-down cluster-logs chaos-mesh chaosblade images deploy features-kind features-kind-managed chaos-nightly
 
 help: ## List the targets
@@ -41,6 +41,14 @@ build: ## Build every crate and test target (and the k3s provider, behind its ca
 test: ## Run every test (the README test command, then the k3s provider's test behind its cargo feature)
 	$(CARGO) test --workspace
 	$(CARGO) test -p hadrill --features k3s --test k3s_docker_api
+
+test-under-load: ## `cargo test --workspace` 5 times (RUNS=n) in a row while another build loads the machine
+	RUNS=$(or $(RUNS),5) scripts/test-under-load.sh
+
+# Root and iptables are required: without them the test fails rather than skips.
+soak: ## Kill-at-random: 30 runs (RUNS=n) stopped by SIGINT/SIGTERM/SIGKILL while faults are in place, 0 leftovers (SEED=n replays)
+	HADRILL_KILL_RUNS=$(or $(RUNS),30) $(if $(SEED),HADRILL_KILL_SEED=$(SEED)) \
+		$(CARGO) test -p hadrill --test kill_at_random -- --nocapture
 
 demo: features ## The main job: the feature suite on the embedded cluster (the README run command)
 

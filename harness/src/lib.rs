@@ -6,9 +6,10 @@
 //! never from one above (`grep -rn 'crate::steps' harness/src/cluster harness/src/report`
 //! finds nothing):
 //!
-//! 1. [`settings`] (every `HADRILL_*` variable, read once), [`probes`] (watches and waits)
-//!    and [`report`] (renders what the runner collected; reads no cluster and no World):
-//!    nothing from hadrill.
+//! 1. [`settings`] (every `HADRILL_*` variable, read once), [`signals`] (SIGINT and SIGTERM:
+//!    the first stops the run, a second exits at once), [`probes`] (watches and waits) and
+//!    [`report`] (renders what the runner collected; reads no cluster and no World): nothing
+//!    from hadrill.
 //! 2. [`chaos`] (Chaos Mesh resources, their lifecycle and run ledgers), then [`scenarios`]
 //!    (the fault library, rendered to chaos objects).
 //! 3. [`cluster`]: providers, a scenario's part of a cluster, manifests, the controller's
@@ -30,6 +31,7 @@ pub mod report;
 pub mod runner;
 pub mod scenarios;
 pub mod settings;
+pub mod signals;
 pub mod steps;
 pub mod traces;
 pub mod traffic;

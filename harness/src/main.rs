@@ -23,7 +23,8 @@ async fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            // A run a signal stopped ends with the signal's status (130, 143).
+            std::process::ExitCode::from(hadrill::signals::exit_code(&e))
         }
     }
 }

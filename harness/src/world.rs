@@ -2,8 +2,8 @@
 //! belongs to ([`RunScope`]), its cluster ([`ClusterState`]), its HA services
 //! ([`ServiceState`]), its faults ([`FaultState`]), its traffic ([`TrafficState`]) and its
 //! timeline ([`Timeline`]). The after-scenario hook ends it with [`HadrillWorld::teardown`];
-//! dropping it without one (a panic, an interrupted run) still removes its faults, through the
-//! chaos run's own drop.
+//! dropping it without one (a run stopped by a signal drops the scenarios in progress, or a
+//! hook panicked) runs the same teardown from its drop.
 
 use std::fmt;
 use std::sync::Arc;
@@ -191,6 +191,24 @@ impl fmt::Debug for HadrillWorld {
     }
 }
 
+impl Drop for HadrillWorld {
+    /// A World dropped before its teardown (its scenario stopped by a signal) is torn down here,
+    /// blocking this thread: faults removed and waited for, then its pods and cluster stopped.
+    /// Outside a multi-threaded runtime the fields' own drops do what they can: the embedded
+    /// cluster's removes its host faults and kills its pods.
+    fn drop(&mut self) {
+        if !self.needs_teardown() {
+            return;
+        }
+        if let Ok(h) = tokio::runtime::Handle::try_current()
+            && h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+            && let Err(e) = tokio::task::block_in_place(|| h.block_on(self.teardown()))
+        {
+            eprintln!("warning: tearing down a stopped scenario (namespace {}): {e:#}", self.cluster.namespace);
+        }
+    }
+}
+
 impl HadrillWorld {
     /// A fresh scenario.
     pub fn new() -> Self {
@@ -225,6 +243,15 @@ impl HadrillWorld {
             sim.stop().await;
         }
         removed
+    }
+
+    /// Whether anything is left for [`HadrillWorld::teardown`] to end.
+    fn needs_teardown(&self) -> bool {
+        self.faults.run.is_some()
+            || self.cluster.sim.is_some()
+            || self.cluster.recorder.is_some()
+            || self.traffic.fleet.is_some()
+            || self.traffic.traces.is_some()
     }
 
     /// The one HA service the scenario set up (steps that take no name act on it).

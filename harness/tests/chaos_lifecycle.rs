@@ -712,8 +712,14 @@ async fn hadrill_clean_removes_labelled_leftovers_and_replays_ledgers_only() {
     let out = hadrill(&["clean", "--kubeconfig", kc, "--all-runs", "--ledger-dir", ld]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(f.chaos_objects("keep").await, ["NetworkChaos/unlabelled"]);
-    // Neither --run nor --all-runs: refused.
-    assert!(!hadrill(&["clean", "--kubeconfig", kc]).status.success());
+    // Neither --run nor --all-runs: the host only; the cluster is not touched.
+    let out = hadrill(&["clean", "--kubeconfig", kc, "--ledger-dir", ld]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.lines().all(|l| l.starts_with("host: ")), "{stdout}");
+    assert_eq!(f.chaos_objects("keep").await, ["NetworkChaos/unlabelled"]);
+    // Both: refused.
+    assert!(!hadrill(&["clean", "--kubeconfig", kc, "--all-runs", "--run", "x"]).status.success());
     f.stop().await;
 }
 

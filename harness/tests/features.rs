@@ -16,7 +16,7 @@ fn main() -> std::process::ExitCode {
         Ok(false) => std::process::ExitCode::FAILURE,
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(hadrill::signals::exit_code(&e))
         }
     }
 }

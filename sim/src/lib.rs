@@ -17,6 +17,7 @@ pub mod controllers;
 pub mod kubeconfig;
 pub mod kubelet;
 pub mod network;
+pub mod owner;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -46,6 +46,35 @@ fn ip(p: &Pod) -> IpAddr {
     pod_addr(p, 0).ip()
 }
 
+/// A chain whose owner is gone (a pid now held by a later process counts as gone) is swept
+/// with its jump; the chain of a live owner stays.
+#[test]
+fn the_sweep_removes_the_chains_of_gone_owners_only() {
+    use sim::chaos::iptables::{Iptables, chain_name, existing_chains, sweep_dead_owners};
+    use sim::owner::Owner;
+    let iptables = Iptables::new(true);
+    if let Err(why) = iptables.available() {
+        assert_ne!(std::env::var("HADRILL_REQUIRE_IPTABLES").as_deref(), Ok("1"), "iptables is required: {why}");
+        eprintln!("SKIPPED the_sweep_removes_the_chains_of_gone_owners_only: {why}");
+        return;
+    }
+    let me = Owner::current();
+    let reused = chain_name(Owner { start: me.start + 1, ..me }, 1_000_001);
+    let live = chain_name(me, 1_000_002);
+    let drop_rule = vec!["-d".to_string(), "127.254.254.254/32".to_string(), "-j".to_string(), "DROP".to_string()];
+    for chain in [&reused, &live] {
+        iptables.install(chain, std::slice::from_ref(&drop_rule)).unwrap();
+    }
+    let swept: Vec<String> = sweep_dead_owners().into_iter().map(|(c, r)| r.map(|()| c).unwrap()).collect();
+    let chains = existing_chains();
+    let jumps = std::process::Command::new("iptables").args(["-w", "5", "-S", "OUTPUT"]).output().unwrap();
+    let jumps = String::from_utf8_lossy(&jumps.stdout).to_string();
+    iptables.remove(&live).unwrap();
+    assert!(swept.contains(&reused), "the chain of a pid reused by another process is swept: {swept:?}");
+    assert!(!chains.contains(&reused) && !jumps.contains(&reused), "{chains:?}\n{jumps}");
+    assert!(!swept.contains(&live) && chains.contains(&live), "a live owner's chain stays: {swept:?} {chains:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn loss_100_makes_requests_fail_until_deleted() {
     const PORT: u16 = 18411;

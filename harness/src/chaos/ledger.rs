@@ -6,6 +6,11 @@
 //! A chaos object whose finalizer outlives [`CleanupOptions::finalizer_grace`] has its finalizer
 //! stripped, with a warning: that means Chaos Mesh did not confirm recovery, so the fault may still
 //! be in place on its targets.
+//!
+//! A ledger of objects on an embedded cluster names the process that runs the cluster on every
+//! line ([`Entry::embedded_in`]): those objects live and die with that process, so once it is
+//! gone (a SIGKILLed run) the ledger records nothing that exists, and the host sweep
+//! ([`super::host`]) removes it without any cluster to talk to.
 
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
@@ -113,6 +118,9 @@ pub struct Entry {
     pub scenario: Option<String>,
     /// When (RFC 3339, UTC).
     pub time: String,
+    /// The process whose embedded cluster holds the object; `None` on a real cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedded_in: Option<sim::owner::Owner>,
 }
 
 /// The current time as RFC 3339.
@@ -136,22 +144,47 @@ pub struct Ledger {
     live: Mutex<Vec<Entry>>,
     /// Set once cleanup of an interrupted run began: no more creates.
     closed: std::sync::atomic::AtomicBool,
+    /// The process whose embedded cluster holds the run's objects, if they are on one.
+    embedded_in: Option<sim::owner::Owner>,
 }
 
 impl Ledger {
     /// Opens (creating it and `dir` if needed) the ledger of `run` in `dir`; lines already in
     /// it are replayed, so a resumed run still removes what it created before.
     pub fn open(dir: &Path, run: &str) -> anyhow::Result<Ledger> {
+        Self::open_in(dir, run, None)
+    }
+
+    /// Opens the ledger of `run` for objects on the embedded cluster this process runs.
+    pub fn open_embedded(dir: &Path, run: &str) -> anyhow::Result<Ledger> {
+        Self::open_in(dir, run, Some(sim::owner::Owner::current()))
+    }
+
+    fn open_in(dir: &Path, run: &str, embedded_in: Option<sim::owner::Owner>) -> anyhow::Result<Ledger> {
         super::validate::label_value(run).map_err(|e| anyhow::anyhow!("run id `{run}`: {e}"))?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating the ledger directory {}", dir.display()))?;
         let path = dir.join(format!("{run}.jsonl"));
-        let live = if path.exists() { live_entries(read(&path)?) } else { Vec::new() };
+        let entries = if path.exists() { read(&path)? } else { Vec::new() };
+        let embedded_in = embedded_in.or_else(|| entries.iter().find_map(|e| e.embedded_in));
+        let live = live_entries(entries);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .with_context(|| format!("opening the ledger {}", path.display()))?;
-        Ok(Ledger { run: run.into(), path, file: Mutex::new(file), live: Mutex::new(live), closed: Default::default() })
+        Ok(Ledger {
+            run: run.into(),
+            path,
+            file: Mutex::new(file),
+            live: Mutex::new(live),
+            closed: Default::default(),
+            embedded_in,
+        })
+    }
+
+    /// The process whose embedded cluster holds the run's objects; `None` on a real cluster.
+    pub fn embedded_in(&self) -> Option<sim::owner::Owner> {
+        self.embedded_in
     }
 
     /// Opens an existing ledger file (the run id is its file stem).
@@ -211,6 +244,7 @@ impl Ledger {
             uid: uid.map(str::to_string),
             scenario: scenario.map(str::to_string),
             time: now_rfc3339(),
+            embedded_in: self.embedded_in,
         };
         let mut line = serde_json::to_string(&entry)?;
         line.push('\n');
@@ -469,8 +503,9 @@ async fn remove_inner(
 }
 
 /// Sweeps what earlier runs left behind: replays the ledgers in `ledger_dir` (only `run`'s when
-/// given), then deletes every chaos object of the four kinds and every namespace labelled
-/// [`RUN_LABEL`] (`=run` when given). Ledger files that end up empty are removed.
+/// given; not those of embedded clusters, which are not on `client`'s cluster and which the host
+/// sweep handles), then deletes every chaos object of the four kinds and every namespace
+/// labelled [`RUN_LABEL`] (`=run` when given). Ledger files that end up empty are removed.
 pub async fn sweep(
     client: &kube::Client,
     run: Option<&str>,
@@ -485,6 +520,9 @@ pub async fn sweep(
                 continue;
             }
             let ledger = Ledger::open_file(&path)?;
+            if ledger.embedded_in().is_some() {
+                continue;
+            }
             out.extend(ledger.cleanup(client, options).await);
             if !options.dry_run {
                 ledger.remove_if_empty()?;

@@ -13,7 +13,8 @@
 //!
 //! A [`Run`] owns the ledger: [`Run::finish`] removes whatever is still recorded; dropping a
 //! run inside a multi-threaded tokio runtime (a test that panics, `?` out of a step) does the
-//! same synchronously; [`Run::cleanup_on_sigint`] does it on Ctrl-C and exits 130. A panic that
+//! same synchronously; [`Run::cleanup_on_signal`] does it on SIGINT or SIGTERM and exits 130 or
+//! 143 (a second signal exits at once). A panic that
 //! aborts the process (or `kill -9`) leaves the ledger file behind: `hadrill clean` replays it.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -441,6 +442,13 @@ impl Run {
         Ok(Run { id, client, ledger, cleanup: CleanupOptions::default(), finished: false })
     }
 
+    /// A run whose objects are on the embedded cluster this process runs: its ledger says so,
+    /// and the host sweep removes it once this process is gone.
+    pub fn new_embedded(client: kube::Client, ledger_dir: &Path, id: &str) -> anyhow::Result<Run> {
+        let ledger = Arc::new(Ledger::open_embedded(ledger_dir, id)?);
+        Ok(Run { id: id.to_string(), client, ledger, cleanup: CleanupOptions::default(), finished: false })
+    }
+
     /// The same run with other cleanup timeouts.
     pub fn with_cleanup_options(mut self, options: CleanupOptions) -> Self {
         self.cleanup = options;
@@ -577,18 +585,19 @@ impl Run {
         Ok(removals)
     }
 
-    /// Spawns a task that, on SIGINT (Ctrl-C), removes everything still recorded and exits the
-    /// process with status 130. Call once, early, from a binary's main task.
-    pub fn cleanup_on_sigint(&self) -> tokio::task::JoinHandle<()> {
+    /// Spawns a task that, on SIGINT or SIGTERM, removes everything still recorded and exits
+    /// the process with the signal's status (130, 143); a second signal exits at once. Call
+    /// once, early, from a binary's main task.
+    pub fn cleanup_on_signal(&self) -> tokio::task::JoinHandle<()> {
         let ledger = self.ledger.clone();
         let client = self.client.clone();
         let options = self.cleanup.clone();
+        if let Err(e) = crate::signals::listen() {
+            tracing::error!("{e:#}; leftovers need `hadrill clean`");
+        }
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_err() {
-                tracing::error!("cannot listen for SIGINT; leftovers need `hadrill clean`");
-                return;
-            }
-            eprintln!("interrupted: removing what run {} created", ledger.run());
+            let signal = crate::signals::first().await;
+            eprintln!("removing what run {} created", ledger.run());
             ledger.close();
             let mut removals = ledger.cleanup(&client, &options).await;
             // A create that was in flight when the ledger pass ran is caught by its run label.
@@ -604,7 +613,7 @@ impl Run {
             if clean {
                 let _ = ledger.remove_if_empty();
             }
-            std::process::exit(130);
+            std::process::exit(i32::from(signal.exit_code()));
         })
     }
 }

@@ -8,10 +8,13 @@
 //! - [`crd`]: CustomResourceDefinitions generated from the models (`deploy/crds/`).
 //! - [`lifecycle`], [`ledger`], [`effect`]: injecting and recovering faults, the run ledger that
 //!   removes them after a crash, and checking their effect.
+//! - [`host`]: the host sweep (iptables chains and embedded clusters' ledgers of processes that
+//!   are gone), which needs no cluster.
 
 pub mod blade;
 pub mod crd;
 pub mod effect;
+pub mod host;
 pub mod ledger;
 pub mod lifecycle;
 pub mod model;

@@ -1,11 +1,15 @@
-//! `hadrill clean`: removes what earlier runs left behind — objects still recorded in the run
-//! ledgers (reports/.ledger/), every chaos object and namespace labelled `hadrill.io/run`, and
-//! the cordon of nodes a drain step left (annotated `hadrill.io/cordoned-by`).
+//! `hadrill clean`: removes what earlier runs left behind. With no flags, on this host only
+//! (no kubeconfig needed): iptables chains and embedded clusters' ledgers of processes that are
+//! gone ([`hadrill::chaos::host`]). `--all-runs` also sweeps the cluster when one is reachable —
+//! objects still recorded in the run ledgers (reports/.ledger/), every chaos object and
+//! namespace labelled `hadrill.io/run`, and the cordon of nodes a drain step left (annotated
+//! `hadrill.io/cordoned-by`) —, `--run ID` that run's objects only.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use hadrill::chaos::host::{self, HostOutcome};
 use hadrill::chaos::ledger::{self, CleanupOptions};
 
 /// Which cluster to talk to.
@@ -42,14 +46,13 @@ impl ClusterArgs {
 
 /// Arguments of `hadrill clean`.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("which").required(true).args(["all_runs", "run"])))]
 pub struct Args {
     #[command(flatten)]
     cluster: ClusterArgs,
-    /// Sweep the leftovers of every run.
-    #[arg(long)]
+    /// Also sweep the cluster (when one is reachable): the leftovers of every run.
+    #[arg(long, conflicts_with = "run")]
     all_runs: bool,
-    /// Sweep the leftovers of this run only.
+    /// Sweep the leftovers of this run only, on the cluster.
     #[arg(long, value_name = "ID")]
     run: Option<String>,
     /// Print what would be removed, remove nothing.
@@ -64,9 +67,40 @@ pub struct Args {
     timeout: u64,
 }
 
-/// Sweeps and prints one line per object; fails when something could not be removed.
+/// Sweeps and prints one line per leftover; fails when something could not be removed.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let client = args.cluster.client().await?;
+    let mut failed = 0;
+    if args.run.is_none() {
+        let host = host::sweep(&args.ledger_dir, args.dry_run);
+        if host.is_empty() {
+            println!("host: nothing to clean (no iptables chain or embedded-cluster ledger of a process that is gone)");
+        }
+        for r in &host {
+            println!("host: {r}");
+            failed += usize::from(matches!(r.outcome, HostOutcome::Failed(_)));
+        }
+    }
+    if args.all_runs || args.run.is_some() {
+        failed += sweep_cluster(&args).await?;
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} leftover(s) could not be removed");
+    }
+    Ok(())
+}
+
+/// The cluster part: `--run` needs a cluster; `--all-runs` without an explicit kubeconfig or
+/// context skips it with a note when none is found. Returns how many removals failed.
+async fn sweep_cluster(args: &Args) -> anyhow::Result<usize> {
+    let explicit = args.cluster.kubeconfig.is_some() || args.cluster.context.is_some() || args.run.is_some();
+    let client = match args.cluster.client().await {
+        Ok(c) => c,
+        Err(e) if !explicit => {
+            println!("cluster: not swept, none reachable ({e:#}); pass --kubeconfig to sweep one");
+            return Ok(0);
+        }
+        Err(e) => return Err(e),
+    };
     let options = CleanupOptions {
         timeout: Duration::from_secs(args.timeout),
         finalizer_grace: Duration::from_secs(args.timeout.div_ceil(2)),
@@ -77,20 +111,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let uncordoned = hadrill::cluster::drain::uncordon_leftovers(&client, args.run.as_deref(), args.dry_run).await?;
     for node in &uncordoned {
         let verb = if args.dry_run { "would uncordon" } else { "uncordoned" };
-        println!("node/{node} {verb} (cordoned by a drain)");
+        println!("cluster: node/{node} {verb} (cordoned by a drain)");
     }
     if removals.is_empty() && uncordoned.is_empty() {
-        println!("nothing to clean");
+        println!("cluster: nothing to clean");
     }
-    let mut failed = 0;
     for r in &removals {
-        println!("{r}");
-        if matches!(r.outcome, ledger::Outcome::Failed(_)) {
-            failed += 1;
-        }
+        println!("cluster: {r}");
     }
-    if failed > 0 {
-        anyhow::bail!("{failed} object(s) could not be removed");
-    }
-    Ok(())
+    Ok(removals.iter().filter(|r| matches!(r.outcome, ledger::Outcome::Failed(_))).count())
 }

@@ -1,5 +1,6 @@
 //! `hadrill inject`: injects one scenario of the library into a cluster, as a run would, and
-//! recovers it — or, with `--hold`, keeps it in place until Ctrl-C, then removes it and exits 130.
+//! recovers it — or, with `--hold`, keeps it in place until SIGINT (Ctrl-C) or SIGTERM, then removes it
+//! and exits 130 or 143.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -24,7 +25,7 @@ pub struct Args {
     /// Set a parameter: `--set loss=50`.
     #[arg(long = "set", value_name = "NAME=VALUE")]
     set: Vec<String>,
-    /// Keep the fault in place until Ctrl-C (then remove it and exit 130).
+    /// Keep the fault in place until Ctrl-C or SIGTERM (then remove it and exit 130 or 143).
     #[arg(long)]
     hold: bool,
     /// The run id (default: a fresh one); the namespace must be labelled with it.
@@ -57,7 +58,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let rendered = library.render(&args.scenario, &options)?;
     let client = args.cluster.client().await?;
     let run = Run::new(client, &args.ledger_dir, args.run.as_deref())?;
-    run.cleanup_on_sigint();
+    run.cleanup_on_signal();
     let timeout = Duration::from_secs(args.timeout);
     let inject = InjectOptions {
         scenario: Some(rendered.scenario.clone()),
@@ -75,7 +76,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         injection.status().describe()
     );
     if args.hold {
-        println!("holding until Ctrl-C");
+        println!("holding until Ctrl-C (SIGINT) or SIGTERM");
         std::future::pending::<()>().await;
     }
     let how = if rendered.resource.to_value()["spec"]["duration"].is_null()

@@ -39,7 +39,8 @@ enum Command {
     Crds(crds::Args),
     /// Inject one scenario into a cluster and recover it (or hold it until Ctrl-C).
     Inject(inject::Args),
-    /// Remove what earlier runs left behind (run ledgers, objects labelled hadrill.io/run).
+    /// Remove what earlier runs left behind: on this host with no flags (iptables chains and
+    /// ledgers of processes that are gone); with --all-runs or --run also on the cluster.
     Clean(clean::Args),
 }
 

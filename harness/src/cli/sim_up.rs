@@ -29,7 +29,7 @@ pub struct Args {
     no_build: bool,
 }
 
-/// Starts the cluster, writes the kubeconfig, waits for Ctrl-C, shuts down.
+/// Starts the cluster, writes the kubeconfig, waits for SIGINT (Ctrl-C) or SIGTERM, shuts down.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     if args.nodes == 0 {
         anyhow::bail!("--nodes must be at least 1");
@@ -59,9 +59,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     println!("  kubectl --kubeconfig {path} get nodes");
     println!("  export KUBECONFIG={path}");
-    println!("press Ctrl-C to stop");
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
-    println!("stopping the embedded cluster");
+    println!("press Ctrl-C (or send SIGTERM) to stop");
+    hadrill::signals::listen()?;
+    let signal = hadrill::signals::first().await;
+    println!("{signal}: stopping the embedded cluster");
     cluster.stop().await;
     Ok(())
 }

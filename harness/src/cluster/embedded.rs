@@ -15,7 +15,10 @@ pub use crate::chaos::ledger::RUN_LABEL;
 /// starts at 1 s (10 s on a kubelet), node status is posted every 200 ms. Node lifecycle keeps
 /// Kubernetes' grace periods unless a step asks otherwise.
 pub async fn start(nodes: usize) -> anyhow::Result<sim::Sim> {
-    let (images, absent) = project_images(Build::Fresh)?;
+    // The first call may build the images (cargo): off the runtime's threads, so a signal
+    // still stops the run meanwhile.
+    let (images, absent) =
+        tokio::task::spawn_blocking(|| project_images(Build::Fresh)).await.context("building the project images")??;
     if !absent.is_empty() {
         tracing::warn!(images = ?absent, "these images are not built; their pods run as virtual containers");
     }

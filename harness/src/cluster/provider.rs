@@ -3,7 +3,7 @@
 //! - `sim` (the default): nothing run-wide; every scenario starts its own embedded cluster.
 //! - `kind`: a kind cluster from kind-configs/ with Chaos Mesh, the project images and
 //!   deploy/overlays/kind, set up once before the scenarios and deleted after them (also when
-//!   the run fails or is interrupted by Ctrl-C) unless it is kept. A kind cluster of the same
+//!   the run fails or is interrupted by SIGINT or SIGTERM) unless it is kept. A kind cluster of the same
 //!   name that existed before is reused and never deleted.
 //! - `existing`: a context of a kubeconfig, refused unless the context is in the allow list.
 //! - `k3s` (cargo feature `k3s`): rancher/k3s in a container, removed at the end.
@@ -27,6 +27,7 @@ use super::kind::{self, KindCluster, KindConfig, KindOptions};
 use super::tools::{Tool, ToolCommand};
 use crate::chaos::ledger::{self, CleanupOptions, Ledger};
 use crate::chaos::lifecycle::Run;
+use crate::signals::{self, Interrupted};
 
 /// Environment variable choosing the provider when `--cluster` is absent.
 pub const CLUSTER_ENV: &str = "HADRILL_CLUSTER";
@@ -248,7 +249,7 @@ pub struct SharedCluster {
     pub label: String,
     /// Where the scenarios keep their run ledgers.
     ledger_dir: PathBuf,
-    /// Run ids of the scenarios started on it, for the cleanup after Ctrl-C.
+    /// Run ids of the scenarios started on it, for the cleanup after a signal.
     runs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -367,8 +368,8 @@ impl std::fmt::Debug for RunCluster {
 
 impl RunCluster {
     /// Sets up the run-wide cluster of `choice` (nothing for `sim`), whose scenarios keep
-    /// their run ledgers in `ledger_dir`. Ctrl-C while a kind cluster is being created deletes
-    /// what was created.
+    /// their run ledgers in `ledger_dir`. A signal while a kind cluster is being created
+    /// deletes what was created.
     pub async fn setup(choice: &ClusterChoice, ledger_dir: PathBuf) -> anyhow::Result<RunCluster> {
         choice.preflight()?;
         let (owned, client, label) = match choice {
@@ -405,9 +406,9 @@ impl RunCluster {
                     anyhow::Ok(cluster)
                 };
                 // Dropping the half-built cluster removes its container.
-                let cluster = until_interrupted(setup)
+                let cluster = signals::until_signalled(setup)
                     .await
-                    .ok_or_else(|| anyhow!("interrupted (Ctrl-C) while setting up k3s"))??;
+                    .map_err(|i| anyhow::Error::from(i).context("setting up k3s"))??;
                 let client = cluster.client();
                 (Owned::K3s(Box::new(cluster)), client, "k3s cluster".to_string())
             }
@@ -428,17 +429,17 @@ impl RunCluster {
         self.shared.as_ref()
     }
 
-    /// Runs `run` (the scenarios). On a real cluster, Ctrl-C stops it: `None` is returned after
-    /// the scenarios in progress were dropped (their chaos runs remove what they created).
-    /// On `sim`, Ctrl-C keeps its default effect (the embedded clusters die with the process).
-    pub async fn run<F: Future>(&self, run: F) -> Option<F::Output> {
-        if self.shared.is_none() { Some(run.await) } else { until_interrupted(run).await }
+    /// Runs `run` (the scenarios) until a signal ([`signals`]) stops it, on every provider:
+    /// the scenarios in progress are dropped then, and each World's drop tears it down (faults
+    /// removed, its embedded cluster and pods stopped).
+    pub async fn run<F: Future>(&self, run: F) -> Result<F::Output, Interrupted> {
+        signals::until_signalled(run).await
     }
 
-    /// After Ctrl-C: removes what the scenarios' ledgers still record (on a cluster that stays),
-    /// tears down, and returns the error the run ends with.
-    pub async fn interrupted(self) -> anyhow::Error {
-        eprintln!("interrupted (Ctrl-C): cleaning up (Ctrl-C again to exit at once)");
+    /// After a signal: removes what the scenarios' ledgers still record (on a cluster that
+    /// stays), tears down, and returns the error the run ends with. A second signal exits at
+    /// once.
+    pub async fn interrupted(self, signal: Interrupted) -> anyhow::Error {
         let stays = match &self.owned {
             Owned::Nothing => true,
             Owned::Kind { existed, keep, .. } => *existed || *keep,
@@ -446,11 +447,11 @@ impl RunCluster {
             Owned::K3s(_) => false,
         };
         if let (true, Some(shared)) = (stays, &self.shared) {
-            exit_on_second_interrupt(sweep_runs(shared)).await;
+            sweep_runs(shared).await;
         }
         match self.teardown().await {
-            Ok(()) => anyhow!("the run was interrupted (Ctrl-C)"),
-            Err(e) => e.context("the run was interrupted (Ctrl-C)"),
+            Ok(()) => signal.into(),
+            Err(e) => e.context(signal),
         }
     }
 
@@ -472,10 +473,10 @@ impl RunCluster {
                         cluster.kubeconfig().display()
                     );
                 }
-                exit_on_second_interrupt((*cluster).down()).await
+                (*cluster).down().await
             }
             #[cfg(feature = "k3s")]
-            Owned::K3s(cluster) => exit_on_second_interrupt((*cluster).down()).await,
+            Owned::K3s(cluster) => (*cluster).down().await,
         }
     }
 }
@@ -491,23 +492,19 @@ async fn setup_kind(options: &KindOptions) -> anyhow::Result<(KindCluster, bool)
         deploy(&root, cluster.kubeconfig()).await?;
         anyhow::Ok(cluster)
     };
-    match until_interrupted(setup).await {
+    match signals::until_signalled(setup).await {
         // A cluster `up` got hold of is deleted by its drop (in `setup`); one interrupted while
         // `kind create` ran is still listed, and deleted here.
-        None => {
+        Err(signal) => {
             if !existed && !options.keep {
-                exit_on_second_interrupt(async {
-                    let list = ToolCommand::new(Tool::Kind).args(["get", "clusters"]).run().await?;
-                    if kind::parse_cluster_list(&list).contains(&options.name) {
-                        options.delete_command().run().await?;
-                    }
-                    anyhow::Ok(())
-                })
-                .await?;
+                let list = ToolCommand::new(Tool::Kind).args(["get", "clusters"]).run().await?;
+                if kind::parse_cluster_list(&list).contains(&options.name) {
+                    options.delete_command().run().await?;
+                }
             }
-            bail!("interrupted (Ctrl-C) while setting up the kind cluster {:?}", options.name)
+            Err(anyhow::Error::from(signal).context(format!("setting up the kind cluster {:?}", options.name)))
         }
-        Some(cluster) => Ok((cluster?, existed)),
+        Ok(cluster) => Ok((cluster?, existed)),
     }
 }
 
@@ -549,35 +546,6 @@ async fn warn_without_chaos_mesh(client: &kube::Client, label: &str) {
             "warning: the {label} has no Chaos Mesh (CRD podchaos.chaos-mesh.org): @chaos scenarios will fail; \
              `make chaos-mesh` installs it"
         );
-    }
-}
-
-/// Runs `f` until it finishes or Ctrl-C comes; `None` when interrupted (`f` is dropped then).
-async fn until_interrupted<F: Future>(f: F) -> Option<F::Output> {
-    tokio::select! {
-        out = f => Some(out),
-        () = ctrl_c() => None,
-    }
-}
-
-/// Resolves on Ctrl-C; never when no handler can be installed.
-async fn ctrl_c() {
-    if tokio::signal::ctrl_c().await.is_err() {
-        tracing::warn!("cannot listen for Ctrl-C");
-        std::future::pending::<()>().await;
-    }
-}
-
-/// Cleanup after an interrupt must not trap the user: a second Ctrl-C exits at once.
-async fn exit_on_second_interrupt<T>(f: impl Future<Output = T>) -> T {
-    match until_interrupted(f).await {
-        Some(out) => out,
-        None => {
-            eprintln!(
-                "interrupted again: exiting without finishing the cleanup (`hadrill clean --all-runs` sweeps leftovers)"
-            );
-            std::process::exit(130)
-        }
     }
 }
 

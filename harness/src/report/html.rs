@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::report::Verdict;
 use crate::report::metrics::ScenarioRecord;
 use crate::report::timeline::{LinkGap, Mark, MarkKind};
 
@@ -30,6 +31,7 @@ body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; margin:
 h1 { font-size: 22px; margin: 0 0 6px; } h2 { font-size: 17px; margin: 0; } h3 { font-size: 14px; margin: 14px 0 6px; }
 .summary { padding: 10px 14px; border-radius: 6px; font-weight: 600; }
 .summary.pass { background: #e3f4e6; color: #17602a; } .summary.fail { background: #fbe4e4; color: #8a1c1c; }
+.summary.interrupted { background: #fdf0d8; color: #7a4b00; }
 .summary ul { margin: 6px 0 0; font-weight: normal; }
 .card { background: #fff; border: 1px solid #d9dde3; border-left: 6px solid #2e9d4a; border-radius: 6px; padding: 14px 16px; margin: 16px 0; }
 .card.fail { border-left-color: #d23a3a; }
@@ -37,6 +39,7 @@ h1 { font-size: 22px; margin: 0 0 6px; } h2 { font-size: 17px; margin: 0; } h3 {
 .card.fail .badge { background: #d23a3a; }
 .card.skip { border-left-color: #9aa3ad; } .card.skip .badge { background: #7a7f87; }
 pre.skipped { background: #f3f4f6; border: 1px solid #d9dde3; padding: 8px 10px; white-space: pre-wrap; word-break: break-word; margin: 8px 0; }
+.card.interrupted { border-left-color: #d98b00; } .card.interrupted .badge { background: #d98b00; }
 .feature, .muted { color: #66707c; margin: 2px 0 8px; }
 pre.failure { background: #fff4f4; border: 1px solid #f1c6c6; padding: 8px 10px; white-space: pre-wrap; word-break: break-word; margin: 8px 0; }
 table.figures { border-collapse: collapse; margin: 6px 0; }
@@ -74,13 +77,22 @@ pub fn esc(s: &str) -> String {
 
 /// The whole page for this run's `records` and the runs in `history` (history.jsonl lines,
 /// oldest first, this run included when it was appended).
-pub fn render(records: &[ScenarioRecord], history: &[serde_json::Value], wall_seconds: f64, passed: bool) -> String {
+pub fn render(
+    records: &[ScenarioRecord],
+    history: &[serde_json::Value],
+    wall_seconds: f64,
+    verdict: Verdict,
+) -> String {
     let mut h = String::new();
     h.push_str("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
     h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">");
-    let _ = writeln!(h, "<title>hadrill: feature run {}</title><style>{STYLE}</style></head><body>", verdict(passed));
+    let _ = writeln!(
+        h,
+        "<title>hadrill: feature run {}</title><style>{STYLE}</style></head><body>",
+        esc(&verdict.describe())
+    );
     h.push_str("<h1>hadrill feature run</h1>\n");
-    summary(&mut h, records, wall_seconds, passed);
+    summary(&mut h, records, wall_seconds, verdict);
     for (i, r) in records.iter().enumerate() {
         card(&mut h, i, r);
     }
@@ -89,20 +101,22 @@ pub fn render(records: &[ScenarioRecord], history: &[serde_json::Value], wall_se
     h
 }
 
-fn verdict(passed: bool) -> &'static str {
-    if passed { "passed" } else { "FAILED" }
-}
-
-fn summary(h: &mut String, records: &[ScenarioRecord], wall: f64, passed: bool) {
+fn summary(h: &mut String, records: &[ScenarioRecord], wall: f64, verdict: Verdict) {
     let failed: Vec<(usize, &ScenarioRecord)> = records.iter().enumerate().filter(|(_, r)| r.failed()).collect();
+    let stopped = records.iter().filter(|r| r.interrupted).count();
     let skipped = records.iter().filter(|r| r.skipped.is_some()).count();
+    let class = match verdict {
+        Verdict::Passed => "pass",
+        Verdict::Failed => "fail",
+        Verdict::Interrupted { .. } | Verdict::Unfinished => "interrupted",
+    };
     let _ = write!(
         h,
-        "<div class=\"summary {}\">{} — {} scenario(s), {} failed, {skipped} skipped — wall time {wall:.1} s",
-        if passed { "pass" } else { "fail" },
-        verdict(passed),
+        "<div class=\"summary {class}\">{} — {} scenario(s), {} failed, {skipped} skipped{} — wall time {wall:.1} s",
+        esc(&verdict.describe()),
         records.len(),
-        failed.len(),
+        failed.len().saturating_sub(stopped),
+        if stopped > 0 { format!(", {stopped} interrupted before they finished") } else { String::new() },
     );
     if !failed.is_empty() {
         h.push_str("<ul>");
@@ -115,10 +129,11 @@ fn summary(h: &mut String, records: &[ScenarioRecord], wall: f64, passed: bool) 
 }
 
 fn card(h: &mut String, i: usize, r: &ScenarioRecord) {
-    let (class, badge) = match (r.passed, &r.skipped) {
-        (_, Some(_)) => ("skip", "SKIPPED"),
-        (true, None) => ("pass", "PASS"),
-        (false, None) => ("fail", "FAIL"),
+    let (class, badge) = match (r.passed, r.interrupted, &r.skipped) {
+        (_, _, Some(_)) => ("skip", "SKIPPED"),
+        (true, _, None) => ("pass", "PASS"),
+        (false, true, None) => ("interrupted", "INTERRUPTED"),
+        (false, false, None) => ("fail", "FAIL"),
     };
     let _ = writeln!(
         h,
@@ -470,6 +485,7 @@ mod tests {
             feature: "Failover".into(),
             scenario: "Every primary pod is killed".into(),
             passed,
+            interrupted: false,
             figures: vec![
                 FigureRecord {
                     name: "web: fault to switch".into(),
@@ -500,7 +516,7 @@ mod tests {
     #[test]
     fn a_skipped_scenario_shows_why_and_does_not_count_as_failed() {
         let skipped = ScenarioRecord::skipped("Faults", "Half the packets are lost", "needs iptables <fix>");
-        let html = render(&[record(true), skipped], &[], 3.0, true);
+        let html = render(&[record(true), skipped], &[], 3.0, Verdict::Passed);
         assert!(html.contains("2 scenario(s), 0 failed, 1 skipped"), "{html}");
         assert!(
             html.contains("<article class=\"card skip\" id=\"s1\"><h2><span class=\"badge\">SKIPPED</span>"),
@@ -519,7 +535,12 @@ mod tests {
         r.figures[0].name = "<img src=x onerror=alert(1)>".into();
         r.timeline[0].label = "<svg onload=alert(1)>".into();
         r.link_gaps[0].vehicle = "\"><script>".into();
-        let html = render(&[r], &[serde_json::json!({"figures": {"<script>": 1.0}, "wall_seconds": 3.0})], 3.0, false);
+        let html = render(
+            &[r],
+            &[serde_json::json!({"figures": {"<script>": 1.0}, "wall_seconds": 3.0})],
+            3.0,
+            Verdict::Failed,
+        );
         assert!(!html.contains("<script>") && !html.contains("<img") && !html.contains("<svg onload"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("expected &lt;div&gt; got &quot;&lt;/pre&gt;&quot;"));
@@ -528,7 +549,7 @@ mod tests {
 
     #[test]
     fn a_failed_scenario_shows_its_failure_figures_and_bundle() {
-        let html = render(&[record(true), record(false)], &[], 12.34, false);
+        let html = render(&[record(true), record(false)], &[], 12.34, Verdict::Failed);
         assert!(html.contains("FAILED — 2 scenario(s), 1 failed, 0 skipped — wall time 12.3 s"), "{html}");
         assert!(html.contains("<article class=\"card fail\" id=\"s1\">"));
         assert!(html.contains("<pre class=\"failure\">web failed over after 2.5 s, deadline 1 s</pre>"));
@@ -543,6 +564,28 @@ mod tests {
         assert!(html.contains("<a href=\"#s1\">Every primary pod is killed</a>"));
         // Self-contained: nothing to fetch, no scripts.
         assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"));
+    }
+
+    #[test]
+    fn an_interrupted_run_says_so_and_which_scenarios_it_stopped() {
+        let stopped = ScenarioRecord {
+            interrupted: true,
+            failure: Some("interrupted by SIGTERM before it finished".into()),
+            bundle: None,
+            ..record(false)
+        };
+        let html = render(&[record(true), stopped], &[], 5.0, Verdict::Interrupted { signal: "SIGTERM" });
+        assert!(html.contains("<title>hadrill: feature run INTERRUPTED by SIGTERM</title>"), "{html}");
+        assert!(
+            html.contains(
+                "<div class=\"summary interrupted\">INTERRUPTED by SIGTERM — 2 scenario(s), 0 failed, \
+                 0 skipped, 1 interrupted before they finished"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains("<article class=\"card interrupted\" id=\"s1\"><h2><span class=\"badge\">INTERRUPTED</span>")
+        );
     }
 
     #[test]
@@ -572,7 +615,7 @@ mod tests {
 
     #[test]
     fn trend_charts_follow_the_history_and_an_empty_history_says_so() {
-        let html = render(&[record(true)], &[], 1.0, true);
+        let html = render(&[record(true)], &[], 1.0, Verdict::Passed);
         assert!(html.contains("no history yet"));
         let history = vec![
             serde_json::json!({"finished_at": "2026-01-01T10:00:00Z", "wall_seconds": 30.0, "passed": true,
@@ -582,7 +625,7 @@ mod tests {
             serde_json::json!({"finished_at": "2026-01-03T10:00:00Z", "wall_seconds": 29.0, "passed": true,
                 "figures": {"S / web: fault to switch": 1.9}}),
         ];
-        let html = render(&[record(true)], &history, 29.0, true);
+        let html = render(&[record(true)], &history, 29.0, Verdict::Passed);
         assert!(!html.contains("no history yet"));
         // Two figure series and the wall time: three lines; one point per value.
         assert_eq!(html.matches("<polyline class=\"series\"").count(), 3);

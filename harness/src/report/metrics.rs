@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Serialize;
 
+use super::Verdict;
 use super::timeline::{Figure, LinkGap, Mark};
 
 /// What one scenario measured.
@@ -18,6 +19,9 @@ pub struct ScenarioRecord {
     pub scenario: String,
     /// Whether every step passed.
     pub passed: bool,
+    /// Whether a signal stopped the run before the scenario finished (it did not pass then).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interrupted: bool,
     /// Figures, in the order measured.
     pub figures: Vec<FigureRecord>,
     /// The timeline: faults, detection, switch, recovery.
@@ -48,6 +52,7 @@ impl ScenarioRecord {
             failure: None,
             bundle: None,
             skipped: Some(reason.to_string()),
+            interrupted: false,
         }
     }
 
@@ -96,24 +101,32 @@ pub fn read_history(dir: &Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Writes metrics.json and appends to history.jsonl in `dir`.
-pub fn write(dir: &Path, records: &[ScenarioRecord], wall_seconds: f64, passed: bool) -> anyhow::Result<()> {
+/// Writes metrics.json and appends to history.jsonl in `dir`. An interrupted run says so
+/// (`"interrupted": "SIGINT"`) in both.
+pub fn write(dir: &Path, records: &[ScenarioRecord], wall_seconds: f64, verdict: Verdict) -> anyhow::Result<()> {
     let at = k8s_openapi::jiff::Timestamp::now().to_string();
-    let metrics = serde_json::json!({
+    let passed = verdict.passed();
+    let mut metrics = serde_json::json!({
         "finished_at": at, "wall_seconds": wall_seconds, "passed": passed, "scenarios": records,
     });
+    if let Some(signal) = verdict.signal() {
+        metrics["interrupted"] = signal.into();
+    }
     let path = dir.join("metrics.json");
     let text = serde_json::to_string_pretty(&metrics).context("serialising metrics")?;
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    write_atomically(&path, text.as_bytes())?;
     let figures: serde_json::Map<String, serde_json::Value> = records
         .iter()
         .flat_map(|r| r.figures.iter().map(move |f| (format!("{} / {}", r.scenario, f.name), f.seconds.into())))
         .collect();
-    let line = serde_json::json!({
+    let mut line = serde_json::json!({
         "finished_at": at, "wall_seconds": wall_seconds, "passed": passed,
         "scenarios": records.len(), "failed": records.iter().filter(|r| r.failed()).count(),
         "skipped": records.iter().filter(|r| r.skipped.is_some()).count(), "figures": figures,
     });
+    if let Some(signal) = verdict.signal() {
+        line["interrupted"] = signal.into();
+    }
     let path = dir.join("history.jsonl");
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -121,4 +134,13 @@ pub fn write(dir: &Path, records: &[ScenarioRecord], wall_seconds: f64, passed: 
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
     writeln!(file, "{line}").with_context(|| format!("appending to {}", path.display()))
+}
+
+/// Writes `path` through a temporary file beside it and a rename, so a reader (or a run killed
+/// while writing) never sees it half-written.
+pub fn write_atomically(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("report");
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, contents).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }

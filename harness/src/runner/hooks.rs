@@ -1,6 +1,7 @@
-//! The runner's cucumber hooks. Before a scenario: the World joins the run ([`RunScope`]).
-//! After it: its figures are kept (also of failed scenarios), a failed scenario's bundle is
-//! written ([`super::bundle`]), and the World is torn down.
+//! The runner's cucumber hooks. Before a scenario: the World joins the run ([`RunScope`]) and
+//! the scenario counts as in progress. After it: its figures are kept (also of failed
+//! scenarios), a failed scenario's bundle is written ([`super::bundle`]), and the World is torn
+//! down. Scenarios still in progress when a signal stops the run are recorded as interrupted.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,7 @@ use futures::future::LocalBoxFuture;
 
 use super::bundle::{self, Claims};
 use crate::HadrillWorld;
+use crate::report::junit;
 use crate::report::metrics::{FigureRecord, ScenarioRecord};
 use crate::world::RunScope;
 
@@ -26,6 +28,8 @@ pub struct Hooks {
     reports: PathBuf,
     claims: Claims,
     records: Mutex<Vec<ScenarioRecord>>,
+    /// Feature and scenario names of the scenarios started and not finished.
+    in_progress: Mutex<Vec<(String, String)>>,
 }
 
 impl Hooks {
@@ -33,12 +37,17 @@ impl Hooks {
     /// earlier runs there are removed.
     pub fn new(scope: RunScope, reports: PathBuf) -> Arc<Hooks> {
         let claims = Claims::begin_run(&reports);
-        Arc::new(Hooks { scope, reports, claims, records: Mutex::new(Vec::new()) })
+        Arc::new(Hooks { scope, reports, claims, records: Mutex::default(), in_progress: Mutex::default() })
     }
 
-    /// Cucumber `before` hook: the World joins the run.
-    pub fn before_scenario(&self, world: &mut HadrillWorld) {
+    /// Cucumber `before` hook: the World joins the run; the scenario is in progress.
+    pub fn before_scenario(&self, feature: &Feature, scenario: &Scenario, world: &mut HadrillWorld) {
         world.run = self.scope.clone();
+        self.in_progress().push((feature.name.clone(), scenario.name.clone()));
+    }
+
+    fn in_progress(&self) -> std::sync::MutexGuard<'_, Vec<(String, String)>> {
+        self.in_progress.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Cucumber `after` hook: keeps the scenario's record, writes its bundle when it failed,
@@ -60,9 +69,48 @@ impl Hooks {
                     eprintln!("warning: cleaning up after {:?}: {e:#}", record.scenario);
                 }
             }
+            let mut in_progress = self.in_progress();
+            if let Some(i) = in_progress.iter().position(|(f, s)| *f == record.feature && *s == record.scenario) {
+                in_progress.remove(i);
+            }
+            drop(in_progress);
             self.records.lock().unwrap_or_else(|p| p.into_inner()).push(record);
         }
         .boxed_local()
+    }
+
+    /// JUnit cases of the scenarios in progress when `signal` stopped the run: skipped,
+    /// interrupted.
+    pub fn in_progress_cases(&self, signal: &str) -> Vec<junit::Case> {
+        let message = format!("interrupted by {signal} before it finished");
+        self.in_progress()
+            .iter()
+            .map(|(feature, scenario)| junit::Case {
+                feature: feature.clone(),
+                scenario: scenario.clone(),
+                outcome: junit::Outcome::Skipped { message: message.clone() },
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// The records of a run `signal` stopped: the finished scenarios', then one per scenario
+    /// that was still in progress, marked interrupted (what it measured went with its World).
+    pub fn interrupted_records(&self, signal: &str) -> Vec<ScenarioRecord> {
+        let mut records = self.records();
+        records.extend(self.in_progress().iter().map(|(feature, scenario)| ScenarioRecord {
+            feature: feature.clone(),
+            scenario: scenario.clone(),
+            passed: false,
+            interrupted: true,
+            figures: Vec::new(),
+            timeline: Vec::new(),
+            link_gaps: Vec::new(),
+            failure: Some(format!("interrupted by {signal} before it finished")),
+            bundle: None,
+            skipped: None,
+        }));
+        records
     }
 
     /// What the finished scenarios recorded, in the order they finished.
@@ -94,6 +142,7 @@ fn record(
         feature: feature.name.clone(),
         scenario: scenario.name.clone(),
         passed: matches!(finished, ScenarioFinished::StepPassed),
+        interrupted: false,
         figures,
         timeline,
         link_gaps,

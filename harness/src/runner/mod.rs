@@ -3,9 +3,16 @@
 //! cluster, runs the other scenarios with cucumber, and through its hooks ([`hooks`]) keeps
 //! each scenario's figures, writes a failure bundle per failed scenario ([`bundle`]) and tears each World down. Its
 //! reports: the console, `reports/junit.xml` (each scenario's outcome collected by
-//! [`outcomes`], rendered by [`crate::report::junit`] and written once, atomically, when the run
+//! [`outcomes`], rendered by [`crate::report::junit`] and written atomically: at the start one
+//! that says the run is unfinished — what a killed run leaves —, then the real one when the run
 //! ends), `reports/features.log` (the console's transcript without colours) and what
 //! [`crate::report`] renders.
+//!
+//! SIGINT or SIGTERM ([`crate::signals`]) stops a run on every provider: the scenarios in
+//! progress are dropped and their Worlds torn down (faults removed, pods and embedded clusters
+//! stopped), the reports are written with the run marked interrupted, the run-wide cluster is
+//! swept and torn down, and the run ends with [`crate::signals::Interrupted`] (exit status 130
+//! or 143). A second signal exits at once.
 
 pub mod bundle;
 pub mod capabilities;
@@ -14,9 +21,10 @@ pub mod features;
 pub mod hooks;
 pub mod outcomes;
 pub mod plan;
+pub mod reports_lock;
 
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,8 +34,9 @@ use cucumber::{World as _, WriterExt as _, writer};
 use crate::HadrillWorld;
 use crate::cluster::provider::{ClusterFlags, RunCluster};
 use crate::report::metrics::ScenarioRecord;
-use crate::report::{html, junit, metrics, scenario_log};
+use crate::report::{Verdict, html, junit, metrics, scenario_log};
 use crate::settings::{CONCURRENCY_ENV, REQUIRE_IPTABLES_ENV, Settings};
+use crate::signals;
 use crate::world::RunScope;
 use plan::ScenarioPlan;
 
@@ -50,9 +59,11 @@ pub fn default_features_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../features")
 }
 
-/// Checks and runs the features and writes the reports; returns whether all passed.
+/// Checks and runs the features and writes the reports; returns whether all passed. A signal
+/// ends it with [`signals::Interrupted`] after the cleanup (see the module docs).
 pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     sim::install_crypto_provider();
+    signals::listen()?;
     let settings = match opts.settings.clone() {
         Some(s) => s,
         None => Settings::from_env()?,
@@ -112,6 +123,13 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
             skip.reason
         );
     }
+    let dir = settings.reports_dir.clone();
+    // Held to the end of the run: a second run into `dir` is refused before anything starts.
+    let _lock = reports_lock::lock(&dir)?;
+    // What killed runs left on this host (chains, ledgers of embedded clusters) goes first.
+    for r in crate::chaos::host::sweep(&settings.ledger_dir(), false) {
+        println!("host sweep: {r}");
+    }
     // The run-wide cluster (nothing for sim); torn down below, or by its drop on an error.
     let cluster = RunCluster::setup(&choice, settings.ledger_dir()).await?;
     if let Some(shared) = cluster.shared() {
@@ -124,9 +142,12 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
             ),
         }
     }
-    let dir = settings.reports_dir.clone();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let log = File::create(dir.join("features.log")).context("creating reports/features.log")?;
+    // Until the run ends, the reports say it has not: what a killed run (SIGKILL) leaves.
+    let junit_path = dir.join("junit.xml");
+    junit::write(&junit_path, &junit::Report { cases: Vec::new(), interrupted: true })?;
+    let page = html::render(&[], &metrics::read_history(&dir), 0.0, Verdict::Unfinished);
+    metrics::write_atomically(&dir.join("index.html"), page.as_bytes())?;
     let concurrency = concurrency(settings.concurrency, cluster.shared().is_some());
     let scope = RunScope { settings: Arc::new(settings), shared: cluster.shared().cloned() };
     let hooks = hooks::Hooks::new(scope, dir.clone());
@@ -144,8 +165,8 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
         )
         .fail_on_skipped()
         .max_concurrent_scenarios(concurrency)
-        .before(move |_, _, _, world| {
-            before.before_scenario(world);
+        .before(move |feature, _, scenario, world| {
+            before.before_scenario(feature, scenario, world);
             Box::pin(std::future::ready(()))
         })
         .after(move |feature, _, scenario, finished, world| {
@@ -178,9 +199,10 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
         tagged(tags.as_ref(), &all) && !skipped.iter().any(|p| p.is(feature.path.as_deref(), scenario))
     };
     // Only the features the check read (outlines expanded), through the filter.
+    // Dropped on a signal, the run drops the scenarios in progress: each World tears down.
     let outcome = cluster.run(cucumber.filter_run(checked.features, filter)).await;
     scenario_log::end();
-    let junit_path = dir.join("junit.xml");
+    let wall = started.elapsed().as_secs_f64();
     // What ran, then what was skipped before the run (each a testcase with its reason).
     let report = |interrupted: bool| {
         let mut report = outcomes.report(interrupted);
@@ -194,37 +216,55 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
         }));
         report
     };
-    let Some(result) = outcome else {
-        // What finished is reported; the error says why the rest did not run.
-        if let Err(e) = junit::write(&junit_path, &report(true)) {
-            eprintln!("warning: {e:#}");
+    let with_skips = |mut records: Vec<ScenarioRecord>| {
+        records.extend(skips.iter().map(|s| ScenarioRecord::skipped(&s.plan.feature, &s.plan.scenario, &s.reason)));
+        records
+    };
+    let result = match outcome {
+        Ok(result) => result,
+        Err(interrupted) => {
+            let signal = interrupted.signal.name();
+            let verdict = Verdict::Interrupted { signal };
+            // What finished is reported; the scenarios in progress as skipped, interrupted.
+            let mut report = report(true);
+            report.cases.extend(hooks.in_progress_cases(signal));
+            if let Err(e) = junit::write(&junit_path, &report) {
+                eprintln!("warning: {e:#}");
+            }
+            if let Err(e) = write_reports(&dir, &with_skips(hooks.interrupted_records(signal)), wall, verdict) {
+                eprintln!("warning: {e:#}");
+            }
+            return Err(cluster.interrupted(interrupted).await);
         }
-        return Err(cluster.interrupted().await);
     };
     junit::write(&junit_path, &report(false))?;
-    let passed = !cucumber::writer::Stats::execution_has_failed(&result);
-    let wall = started.elapsed().as_secs_f64();
-    let mut records = hooks.records();
-    records.extend(skips.iter().map(|s| ScenarioRecord::skipped(&s.plan.feature, &s.plan.scenario, &s.reason)));
-    metrics::write(&dir, &records, wall, passed)?;
-    let page = html::render(&records, &metrics::read_history(&dir), wall, passed);
+    let verdict =
+        if cucumber::writer::Stats::execution_has_failed(&result) { Verdict::Failed } else { Verdict::Passed };
+    write_reports(&dir, &with_skips(hooks.records()), wall, verdict)?;
+    cluster.teardown().await?;
+    Ok(verdict.passed())
+}
+
+/// Writes metrics.json, history.jsonl and index.html into `dir` and prints where they are.
+fn write_reports(dir: &Path, records: &[ScenarioRecord], wall: f64, verdict: Verdict) -> anyhow::Result<()> {
+    metrics::write(dir, records, wall, verdict)?;
+    let page = html::render(records, &metrics::read_history(dir), wall, verdict);
     let index = dir.join("index.html");
-    std::fs::write(&index, page).with_context(|| format!("writing {}", index.display()))?;
+    metrics::write_atomically(&index, page.as_bytes())?;
     println!(
         "feature suite {} in {wall:.1} s; reports: {}, {}, {}, {}",
-        if passed { "passed" } else { "FAILED" },
+        verdict.describe(),
         index.display(),
-        junit_path.display(),
+        dir.join("junit.xml").display(),
         dir.join("features.log").display(),
         dir.join("metrics.json").display()
     );
-    for r in &records {
+    for r in records {
         if let Some(b) = &r.bundle {
             println!("  failure bundle of {:?}: {}", r.scenario, dir.join(b).display());
         }
     }
-    cluster.teardown().await?;
-    Ok(passed)
+    Ok(())
 }
 
 /// Scenarios run at once: `set` (`HADRILL_CONCURRENCY`), else 3 on embedded clusters (each

@@ -36,7 +36,11 @@ fn instant_of(at: SystemTime) -> Instant {
 fn chaos_run(world: &mut HadrillWorld) -> anyhow::Result<&Run> {
     if world.faults.run.is_none() {
         ensure!(!world.cluster.run_id.is_empty(), "no run yet: start the scenario with `Given a cluster with N nodes`");
-        let run = Run::new(world.client()?, &world.run.settings.ledger_dir(), Some(&world.cluster.run_id))?;
+        let (client, dir, id) = (world.client()?, world.run.settings.ledger_dir(), &world.cluster.run_id);
+        let run = match world.cluster.sim {
+            Some(_) => Run::new_embedded(client, &dir, id)?,
+            None => Run::new(client, &dir, Some(id))?,
+        };
         world.faults.run = Some(run);
     }
     world.faults.run.as_ref().context("the chaos run")
