@@ -14,6 +14,8 @@ KUBECTL = kubectl --kubeconfig $(KIND_KUBECONFIG)
 # Chaos Mesh chart (the release whose API hadrill validates against).
 CHAOS_MESH_VERSION ?= 2.8.3
 CHAOS_MESH_VALUES ?= deploy/chaos-mesh/values-kind.yaml
+CHAOSBLADE_VERSION ?= 1.7.4
+CHAOSBLADE_CHART ?= https://github.com/chaosblade-io/chaosblade-operator/releases/download/v$(CHAOSBLADE_VERSION)/chaosblade-operator-amd64-$(CHAOSBLADE_VERSION).tgz
 # Project images: deploy/docker/<name>.Dockerfile builds hadrill/<name>:$(TAG).
 IMAGES := test-server controller sample
 TAG ?= dev
@@ -27,7 +29,7 @@ HINT_helm = curl -fsSL https://raw.githubusercontent.com/helm/helm/main/scripts/
 HINT_kubectl = curl -LO https://dl.k8s.io/release/v1.35.8/bin/linux/amd64/kubectl && sudo install -m 0755 kubectl /usr/local/bin/kubectl   (other systems: https://kubernetes.io/docs/tasks/tools/)
 
 .PHONY: help build test test-under-load soak demo features bench lint fmt sim-up clean \
-	cluster-up cluster-down cluster-logs chaos-mesh images deploy features-kind features-kind-managed chaos-nightly
+	cluster-up cluster-down cluster-logs chaos-mesh chaosblade images deploy features-kind features-kind-managed chaos-nightly
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-22s %s\n", $$1, $$2}'
@@ -102,6 +104,13 @@ chaos-mesh: require-helm require-kubectl ## Install Chaos Mesh (Helm) and wait u
 	$(KUBECTL) create --dry-run=server -f deploy/chaos-mesh/webhook-probe.yaml; \
 	echo "error: Chaos Mesh's webhook did not answer within 180 s" >&2; exit 1
 
+# The node faults (ChaosBlade node network loss): the operator and its chaosblade-tool DaemonSet.
+chaosblade: require-helm require-kubectl ## Install the chaosblade-operator (Helm) for node faults and wait for its DaemonSet
+	helm upgrade --install chaosblade-operator $(CHAOSBLADE_CHART) \
+		--namespace chaosblade --create-namespace --values deploy/chaosblade/values-kind.yaml \
+		--kubeconfig $(KIND_KUBECONFIG) --wait --timeout 5m
+	$(KUBECTL) -n chaosblade rollout status daemonset/chaosblade-tool --timeout 5m
+
 images: require-docker require-kind ## Build the project images (deploy/docker/) and load them into the kind nodes
 	@set -e; for i in $(IMAGES); do \
 		echo "docker build --file deploy/docker/$$i.Dockerfile --tag hadrill/$$i:$(TAG) ."; \
@@ -132,7 +141,7 @@ features-kind-managed: ## Let hadrill create the kind cluster, run @nightly (or 
 # the step in progress has stopped, to save the logs and delete the cluster.
 chaos-nightly: ## Everything end to end on kind with @nightly; reports kept, cluster deleted even on failure or Ctrl-C
 	@status=0; trap 'status=130' INT TERM; \
-	$(MAKE) --no-print-directory cluster-up chaos-mesh images deploy \
+	$(MAKE) --no-print-directory cluster-up chaos-mesh chaosblade images deploy \
 		&& $(MAKE) --no-print-directory features-kind FEATURE_TAGS='@nightly' \
 		|| status=$$?; \
 	if [ $$status -ne 0 ]; then $(MAKE) --no-print-directory cluster-logs || true; fi; \

@@ -29,6 +29,9 @@ async fn create(client: &kube::Client, ns: &str, resource: &ChaosResource) -> se
         ChaosResource::Stress(r) => {
             Api::<StressChaos>::namespaced(client.clone(), ns).create(&pp, r).await.map(serde_json::to_value)
         }
+        ChaosResource::Blade(r) => {
+            Api::<hadrill::chaos::ChaosBlade>::all(client.clone()).create(&pp, r).await.map(serde_json::to_value)
+        }
     };
     created.unwrap_or_else(|e| panic!("creating {what}: {e}")).unwrap()
 }
@@ -56,7 +59,9 @@ async fn scenarios_and_examples_are_created_and_status_is_written_by_full_update
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for def in crd::definitions() {
         let stored = crds.get(def.metadata.name.as_deref().unwrap()).await.unwrap();
-        assert!(stored.spec.versions[0].subresources.is_none());
+        // Chaos Mesh's kinds have no status subresource; chaosblade-operator's ChaosBlade has one.
+        let cluster_scoped = stored.spec.scope == "Cluster";
+        assert_eq!(stored.spec.versions[0].subresources.is_some(), cluster_scoped, "{:?}", def.metadata.name);
     }
     for ns in ["demo", "chaos"] {
         let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": ns}})).unwrap();

@@ -45,7 +45,7 @@ impl FakeChaosMesh {
         let (hold_recovery, mut hold) = watch::channel(false);
         let client = client.clone();
         let task = tokio::spawn(async move {
-            let streams = ChaosKind::ALL.map(|kind| {
+            let streams = ChaosKind::MESH.map(|kind| {
                 let ar = chaos_resource(kind);
                 let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
                 watcher(api, watcher::Config::default()).default_backoff().applied_objects().map(move |o| (kind, o))
@@ -67,7 +67,7 @@ impl FakeChaosMesh {
                             return;
                         }
                         let holding = *hold.borrow();
-                        for kind in ChaosKind::ALL {
+                        for kind in ChaosKind::MESH {
                             let api: Api<DynamicObject> = Api::all_with(client.clone(), &chaos_resource(kind));
                             for obj in api.list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default() {
                                 reconcile(&client, kind, obj, holding, &mut timers).await;
@@ -255,7 +255,7 @@ impl Fixture {
 
     async fn chaos_objects(&self, ns: &str) -> Vec<String> {
         let mut out = Vec::new();
-        for kind in ChaosKind::ALL {
+        for kind in ChaosKind::MESH {
             let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), ns, &chaos_resource(kind));
             for o in api.list(&ListParams::default()).await.unwrap().items {
                 out.push(format!("{kind}/{}", o.metadata.name.unwrap_or_default()));

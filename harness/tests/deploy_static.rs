@@ -97,6 +97,7 @@ fn every_manifest_under_deploy_is_rendered_by_a_kustomization_and_valid() {
         rel.ends_with(KUSTOMIZATION)
             || rel.starts_with("deploy/crds/")
             || rel.starts_with("deploy/chaos-mesh/")
+            || rel.starts_with("deploy/chaosblade/")
             || rel == "deploy/images.yaml"
     };
     for f in files(&root().join("deploy"), ".yaml").into_iter().chain(files(&root().join("deploy"), ".yml")) {
@@ -294,8 +295,8 @@ fn chaos_mesh_values_name_the_runtime_socket_and_turn_the_dashboard_off() {
 
 /// Validates `object` against the CRD schema the embedded cluster serves for its kind.
 fn validate_against_crd(object: &Value) -> Result<(), String> {
-    let kind = object["kind"].as_str().unwrap_or_default().to_lowercase();
-    let crd = yaml(&format!("{}/{kind}.yaml", hadrill::chaos::crd::MANIFEST_DIR));
+    let kind = object["kind"].as_str().and_then(hadrill::chaos::ChaosKind::from_kind).ok_or("not a chaos kind")?;
+    let crd = yaml(&format!("{}/{}", hadrill::chaos::crd::MANIFEST_DIR, hadrill::chaos::crd::file_name(kind)));
     let version = crd["spec"]["versions"]
         .as_array()
         .and_then(|vs| vs.iter().find(|v| v["name"] == "v1alpha1"))
@@ -530,4 +531,22 @@ fn workflows_are_valid_and_call_make_targets_that_exist() {
     let junit = uses("mikepenz/action-junit-report@").expect("publishes JUnit");
     assert_eq!(junit["with"]["report_paths"], "reports/junit.xml");
     assert_eq!(junit["if"], "always()");
+}
+
+/// The chaosblade-operator values pin the operator and tool images to the chart version the
+/// Makefile installs, and keep the chaosblade-tool DaemonSet (which runs node faults) on.
+#[test]
+fn chaosblade_values_pin_the_installed_chart_version() {
+    let values = yaml("deploy/chaosblade/values-kind.yaml");
+    let makefile = std::fs::read_to_string(root().join("Makefile")).expect("Makefile");
+    let version = makefile
+        .lines()
+        .find_map(|l| l.strip_prefix("CHAOSBLADE_VERSION ?= "))
+        .expect("CHAOSBLADE_VERSION in the Makefile")
+        .trim()
+        .to_string();
+    assert_eq!(values["operator"]["version"].as_str(), Some(version.as_str()));
+    assert_eq!(values["blade"]["version"].as_str(), Some(version.as_str()));
+    assert_eq!(values["daemonset"]["enable"], serde_json::json!(true));
+    assert!(makefile.contains("cluster-up chaos-mesh chaosblade images deploy"), "chaos-nightly installs it");
 }

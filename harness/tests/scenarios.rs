@@ -3,7 +3,6 @@
 mod common;
 
 use common::repo_root;
-use hadrill::chaos::model::ChaosStatus as _;
 use hadrill::chaos::{ChaosKind, ChaosResource, Validate, ValidateOptions};
 use hadrill::scenarios::{BUILTIN, Library, ParamType, RenderOptions, Scenario, ScenarioError};
 use serde_json::json;
@@ -77,8 +76,15 @@ fn every_scenario_renders_with_defaults_and_validates() {
             let rendered = s.render(&RenderOptions::in_namespace(namespace)).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(rendered.resource.kind(), s.kind);
             assert_eq!(rendered.resource.action(), s.action, "{}", s.name);
-            assert_eq!(rendered.resource.metadata().name.as_deref(), Some(s.name.as_str()));
-            assert_eq!(rendered.resource.metadata().namespace.as_deref(), Some(namespace));
+            let meta = rendered.resource.metadata();
+            if s.kind.namespaced() {
+                assert_eq!(meta.name.as_deref(), Some(s.name.as_str()));
+                assert_eq!(meta.namespace.as_deref(), Some(namespace));
+            } else {
+                // Cluster-scoped: the run's namespace in the name keeps two runs apart.
+                assert_eq!(meta.name, Some(format!("{}-{namespace}", s.name)));
+                assert_eq!(meta.namespace, None);
+            }
             assert!(rendered.warnings.is_empty(), "{}: {:?}", s.name, rendered.warnings);
             rendered.resource.validate(&ValidateOptions::for_namespaces([namespace])).unwrap();
             let value = rendered.resource.to_value();
@@ -121,9 +127,9 @@ fn rendering_uses_typed_values() {
     assert_eq!(r.resource.to_value()["spec"]["selector"], json!({"pods": {"demo": ["ctl-7f9c-abcde"]}}));
 
     let r = render("primary-node-network-loss", &[("node", "hadrill-worker3")]).unwrap();
-    let ChaosResource::Network(net) = &r.resource else { panic!() };
-    assert_eq!(net.spec.selector.nodes, Some(vec!["hadrill-worker3".to_string()]));
-    assert!(net.status.as_ref().is_none_or(|s| !s.injected()));
+    let ChaosResource::Blade(blade) = &r.resource else { panic!("not a ChaosBlade: {:?}", r.resource) };
+    assert_eq!(blade.nodes(), vec!["hadrill-worker3".to_string()]);
+    assert!(blade.status.is_none());
 
     let r = render("standby-partition", &[]).unwrap();
     assert_eq!(
@@ -417,7 +423,15 @@ fn the_cli_lists_renders_and_prints_crds() {
     assert!(out.status.success());
     let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&String::from_utf8(out.stdout).unwrap()).unwrap();
     let names: Vec<&str> = docs.iter().filter_map(|d| d["metadata"]["name"].as_str()).collect();
-    assert_eq!(names, ["podchaos.chaos-mesh.org", "networkchaos.chaos-mesh.org", "stresschaos.chaos-mesh.org"]);
+    assert_eq!(
+        names,
+        [
+            "podchaos.chaos-mesh.org",
+            "networkchaos.chaos-mesh.org",
+            "stresschaos.chaos-mesh.org",
+            "chaosblades.chaosblade.io"
+        ]
+    );
 }
 
 /// Each description names its object as the file builds it (kind, action, mode) and says how
@@ -435,11 +449,17 @@ fn each_description_says_what_its_object_does() {
     for s in library().scenarios() {
         let rendered = s.render(&RenderOptions::in_namespace("demo")).unwrap_or_else(|e| panic!("{e}"));
         let spec = rendered.resource.to_value()["spec"].clone();
-        let mode = spec["mode"].as_str().unwrap_or_else(|| panic!("{}: no spec.mode", s.name)).to_string();
-        let action = s.action.strip_prefix("stress:").unwrap_or(&s.action);
-        let named = format!("({:?} {action}, mode {mode}", s.kind);
         let d = &s.description;
         let lower = d.to_lowercase();
+        // A ChaosBlade has no mode: it takes the whole node, so every pod on it.
+        let (named, mode) = if s.kind == ChaosKind::ChaosBlade {
+            assert_eq!(s.action, "node/network/loss", "{}", s.name);
+            ("(ChaosBlade node network loss".to_string(), "all".to_string())
+        } else {
+            let mode = spec["mode"].as_str().unwrap_or_else(|| panic!("{}: no spec.mode", s.name)).to_string();
+            let action = s.action.strip_prefix("stress:").unwrap_or(&s.action);
+            (format!("({:?} {action}, mode {mode}", s.kind), mode)
+        };
         assert!(d.contains(&named), "{}: the description must name its object as {named:?}…): {d}", s.name);
         let (says, must_not) = match mode.as_str() {
             "one" => ("one pod", "every pod"),
@@ -471,4 +491,50 @@ fn each_description_says_what_its_object_does() {
             }
         }
     }
+}
+
+/// The node fault is a ChaosBlade node network loss, and what the library renders is what the
+/// CRD in deploy/crds/chaosblade (the one the embedded cluster serves) accepts unchanged: no
+/// field pruned, no private annotation.
+#[test]
+fn the_node_network_loss_renders_a_chaosblade_its_crd_accepts() {
+    let r = render("primary-node-network-loss", &[("node", "hadrill-worker2"), ("timeout", "90")]).unwrap();
+    assert_eq!(r.resource.kind(), ChaosKind::ChaosBlade);
+    let value = r.resource.to_value();
+    assert_eq!(value["apiVersion"], "chaosblade.io/v1alpha1");
+    assert!(value["metadata"]["annotations"].is_null(), "{value}");
+    assert!(value["metadata"]["namespace"].is_null(), "cluster-scoped: {value}");
+    let exp = &value["spec"]["experiments"][0];
+    assert_eq!((&exp["scope"], &exp["target"], &exp["action"]), (&json!("node"), &json!("network"), &json!("loss")));
+    assert_eq!(
+        exp["matchers"],
+        json!([{"name": "names", "value": ["hadrill-worker2"]}, {"name": "percent", "value": ["100"]},
+               {"name": "interface", "value": ["eth0"]}, {"name": "timeout", "value": ["90"]}])
+    );
+    let text = std::fs::read_to_string(repo_root().join("deploy/crds/chaosblade/chaosblades.yaml")).unwrap();
+    let crd: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!((&crd["spec"]["scope"], &crd["spec"]["names"]["kind"]), (&json!("Cluster"), &json!("ChaosBlade")));
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    sim::api::schema::check_structural(schema).unwrap();
+    let mut pruned = value.clone();
+    let dropped = sim::api::schema::default_prune_validate(schema, &mut pruned).unwrap();
+    assert!(dropped.is_empty(), "pruned {dropped:?}");
+    assert_eq!(pruned, value);
+    // The schema is not a blank check: a matcher without values is refused.
+    let mut bad = value.clone();
+    bad["spec"]["experiments"][0]["matchers"][0] = json!({"name": "names"});
+    assert!(sim::api::schema::default_prune_validate(schema, &mut bad).is_err());
+}
+
+#[test]
+fn a_node_network_loss_without_timeout_or_with_a_pod_matcher_is_refused_with_the_field() {
+    let ok = render("primary-node-network-loss", &[]).unwrap().resource.to_value();
+    let mut no_timeout = ok.clone();
+    no_timeout["spec"]["experiments"][0]["matchers"].as_array_mut().unwrap().pop();
+    let e = hadrill::chaos::validate::validate_value(&no_timeout, &ValidateOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("spec.experiments[0].matchers") && e.contains("`timeout` matcher is required"), "{e}");
+    let mut port = ok;
+    port["spec"]["experiments"][0]["matchers"][1] = json!({"name": "local-port", "value": ["8080"]});
+    let e = hadrill::chaos::validate::validate_value(&port, &ValidateOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("spec.experiments[0].matchers[1].name") && e.contains("`local-port` is not supported"), "{e}");
 }

@@ -1,5 +1,6 @@
 //! NetworkChaos against the embedded cluster: packets to and from the selected pods' loopback
-//! addresses really dropped (iptables), measured from the test process; node-level loss;
+//! addresses really dropped (iptables), measured from the test process; node-level loss
+//! through a ChaosBlade (the object a kind run creates);
 //! delay through the service proxy; recovery; nothing left behind.
 //!
 //! Tests that need iptables are skipped with the reason when it is missing or not permitted,
@@ -190,8 +191,35 @@ async fn a_partition_in_one_direction_only_blocks_that_direction() {
     assert_no_leftovers(sim).await;
 }
 
+/// The ChaosBlade API (`chaosblade.io/v1alpha1`, cluster-scoped).
+fn blade_api(client: &kube::Client) -> Api<kube::api::DynamicObject> {
+    let gvk = kube::api::GroupVersionKind::gvk("chaosblade.io", "v1alpha1", "ChaosBlade");
+    Api::all_with(client.clone(), &kube::api::ApiResource::from_gvk_with_plural(&gvk, "chaosblades"))
+}
+
+/// A ChaosBlade node network loss of `node`, 100 %, on eth0, for `timeout_s` seconds: the
+/// object `hadrill scenarios render primary-node-network-loss` gives.
+fn node_loss(name: &str, node: &str, timeout_s: u32) -> kube::api::DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "chaosblade.io/v1alpha1", "kind": "ChaosBlade", "metadata": {"name": name},
+        "spec": {"experiments": [{"scope": "node", "target": "network", "action": "loss", "matchers": [
+            {"name": "names", "value": [node]}, {"name": "percent", "value": ["100"]},
+            {"name": "interface", "value": ["eth0"]}, {"name": "timeout", "value": [timeout_s.to_string()]}]}]},
+    }))
+    .unwrap()
+}
+
+fn ready_is(want: &'static str) -> impl Fn(Option<&Node>) -> bool {
+    move |n: Option<&Node>| {
+        n.and_then(|n| n.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready").cloned())
+            .is_some_and(|c| c.status == want)
+    }
+}
+
+// The node lifecycle controller sets Ready=Unknown once the Lease is older than the grace
+// (pkg/controller/nodelifecycle/node_lifecycle_controller.go, tryUpdateNodeHealth).
 #[tokio::test(flavor = "multi_thread")]
-async fn node_network_loss_cuts_the_pods_and_makes_the_node_not_ready_until_the_duration_ends() {
+async fn chaosblade_node_network_loss_cuts_the_pods_and_makes_the_node_not_ready_until_its_timeout() {
     const PORT: u16 = 18414;
     let sim = start(2).await;
     if !iptables_or_skip(&sim, "node_network_loss") {
@@ -201,36 +229,74 @@ async fn node_network_loss_cuts_the_pods_and_makes_the_node_not_ready_until_the_
     let pod = servers(&client, "default", "on-node", 1, PORT).await.remove(0);
     let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap();
     let addr = pod_addr(&pod, PORT);
-    let api = chaos_api(&client, "default", "NetworkChaos");
+    let blades = blade_api(&client);
     let t0 = Instant::now();
-    create_chaos(
-        &client,
-        "default",
-        json!({
-            "kind": "NetworkChaos",
-            "metadata": {"name": "node-loss", "annotations": {"chaos.hadrill.io/node-network": "true"}},
-            "spec": {"action": "loss", "mode": "all", "direction": "to", "duration": "6s",
-                     "loss": {"loss": "100", "correlation": "0"}, "selector": {"nodes": [node]}},
-        }),
-    )
+    blades.create(&PostParams::default(), &node_loss("node-loss", &node, 6)).await.unwrap();
+    let running = wait_for(&blades, "node-loss", "phase Running", |o: Option<&kube::api::DynamicObject>| {
+        o.is_some_and(|o| o.data["status"]["phase"] == "Running")
+    })
     .await;
-    await_injected(&api, "node-loss").await;
+    assert_eq!(running.data["status"]["expStatuses"][0]["success"], json!(true));
+    assert_eq!(running.metadata.finalizers, Some(vec!["finalizer.chaosblade.io".to_string()]));
     assert!(who(addr, Duration::from_millis(500)).await.is_err(), "the node's pod is unreachable");
     let nodes: Api<Node> = Api::all(client.clone());
-    let ready = |want: &'static str| {
-        move |n: Option<&Node>| {
-            n.and_then(|n| n.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == "Ready").cloned())
-                .is_some_and(|c| c.status == want)
-        }
-    };
-    wait_for(&nodes, &node, "Ready=Unknown", ready("Unknown")).await;
-    println!("node network loss: node NotReady {:?} after create (grace 2 s)", t0.elapsed());
+    wait_for(&nodes, &node, "Ready=Unknown", ready_is("Unknown")).await;
+    let not_ready = t0.elapsed();
+    println!("chaosblade node network loss: node NotReady {not_ready:?} after create (grace 2 s)");
+    // The grace runs from the last renew before the cut, up to one renew interval before the create.
+    let renew = sim::kubelet::KubeletConfig::fast().lease_renew_interval;
+    let earliest = Duration::from_secs(2).saturating_sub(renew);
+    assert!(not_ready >= earliest, "NotReady only after the grace (at least {earliest:?}), was {not_ready:?}");
     assert_eq!(sim.chaos().unwrap().leftovers().heartbeats_off, vec![node.clone()]);
 
-    await_conditions(&api, "node-loss", &[("AllRecovered", "True")]).await;
-    wait_for(&nodes, &node, "Ready=True again", ready("True")).await;
+    // The timeout restores the node with no word from anyone (chaosblade's own timer).
+    wait_for(&nodes, &node, "Ready=True again", ready_is("True")).await;
     until(addr, "the pod answers again", |r| r.is_ok()).await;
-    delete_and_await_gone(&api, "node-loss").await;
+    println!("chaosblade node network loss: node Ready again {:?} after create (timeout 6 s)", t0.elapsed());
+    assert!(t0.elapsed() >= Duration::from_secs(6), "restored only after the timeout");
+    delete_and_await_gone(&blades, "node-loss").await;
+    assert_no_leftovers(sim).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deleting_a_chaosblade_restores_the_node_before_its_timeout() {
+    const PORT: u16 = 18419;
+    let sim = start(2).await;
+    if !iptables_or_skip(&sim, "node_network_loss_delete") {
+        return;
+    }
+    let client = sim.client().unwrap();
+    let pod = servers(&client, "default", "cut", 1, PORT).await.remove(0);
+    let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap();
+    let addr = pod_addr(&pod, PORT);
+    let blades = blade_api(&client);
+    blades.create(&PostParams::default(), &node_loss("cut", &node, 600)).await.unwrap();
+    wait_for(&blades, "cut", "phase Running", |o: Option<&kube::api::DynamicObject>| {
+        o.is_some_and(|o| o.data["status"]["phase"] == "Running")
+    })
+    .await;
+    assert!(who(addr, Duration::from_millis(500)).await.is_err(), "the node's pod is unreachable");
+    delete_and_await_gone(&blades, "cut").await;
+    assert!(who(addr, Duration::from_secs(2)).await.is_ok(), "restored when the delete finished");
+    assert!(sim.chaos().unwrap().leftovers().is_empty());
+    assert_no_leftovers(sim).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chaosblade_the_embedded_cluster_cannot_run_is_refused_with_the_field() {
+    let sim = start(1).await;
+    let client = sim.client().unwrap();
+    let blades = blade_api(&client);
+    let mut obj = node_loss("cpu", "hadrill-worker", 60);
+    obj.data["spec"]["experiments"][0]["target"] = json!("cpu");
+    blades.create(&PostParams::default(), &obj).await.unwrap();
+    let failed = wait_for(&blades, "cpu", "phase Error", |o: Option<&kube::api::DynamicObject>| {
+        o.is_some_and(|o| o.data["status"]["phase"] == "Error")
+    })
+    .await;
+    let msg = failed.data["status"]["expStatuses"][0]["error"].as_str().unwrap_or_default().to_string();
+    assert!(msg.contains("spec.experiments[0]") && msg.contains("target network"), "{msg}");
+    delete_and_await_gone(&blades, "cpu").await;
     assert_no_leftovers(sim).await;
 }
 

@@ -504,7 +504,7 @@ async fn remove_inner(
 
 /// Sweeps what earlier runs left behind: replays the ledgers in `ledger_dir` (only `run`'s when
 /// given; not those of embedded clusters, which are not on `client`'s cluster and which the host
-/// sweep handles), then deletes every chaos object of the three kinds and every namespace
+/// sweep handles), then deletes every chaos object of the four kinds and every namespace
 /// labelled [`RUN_LABEL`] (`=run` when given). Ledger files that end up empty are removed.
 pub async fn sweep(
     client: &kube::Client,
@@ -551,7 +551,7 @@ pub async fn sweep_labelled(
     let mut found = Vec::new();
     for kind in ChaosKind::ALL {
         let object = ObjectRef {
-            api_version: super::model::API_VERSION.into(),
+            api_version: kind.api_version().into(),
             kind: kind.as_str().into(),
             namespace: None,
             name: String::new(),
@@ -560,7 +560,7 @@ pub async fn sweep_labelled(
         match api.list(&params).await {
             Ok(list) => found.extend(list.items.into_iter().map(|o| (object.clone(), o))),
             Err(kube::Error::Api(s)) if s.code == 404 => {
-                tracing::info!("{kind} is not served (Chaos Mesh CRDs not installed): nothing to sweep");
+                tracing::info!("{kind} is not served (its CRD is not installed): nothing to sweep");
             }
             Err(e) => return Err(anyhow::anyhow!("listing {kind} labelled {selector}: {e}")),
         }

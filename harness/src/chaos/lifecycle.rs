@@ -491,6 +491,10 @@ impl Run {
     /// Injects `resource`: ownership check, targets, ledger, create, `Selected` + `AllInjected`.
     /// If injection does not finish, the object is removed again before the error returns.
     pub async fn inject(&self, resource: &ChaosResource, options: &InjectOptions) -> anyhow::Result<Injection> {
+        // A ChaosBlade picks nodes, not pods, and reports no conditions: its own path.
+        if let ChaosResource::Blade(blade) = resource {
+            return super::blade::inject(self, blade, options).await;
+        }
         let subject = resource.subject();
         let Some(ns) = resource.metadata().namespace.clone() else {
             bail!("{subject}: metadata.namespace is required to inject it");
@@ -734,6 +738,21 @@ impl std::fmt::Debug for Injection {
 }
 
 impl Injection {
+    /// An injection made by another kind's path ([`super::blade`]: the pods on its nodes as
+    /// targets, an empty Chaos Mesh status).
+    pub(super) fn assembled(
+        object: ObjectRef,
+        uid: String,
+        resource: ChaosResource,
+        targets: Vec<Pod>,
+        timeline: Timeline,
+        client: kube::Client,
+        ledger: Arc<Ledger>,
+    ) -> Injection {
+        let status = AnyChaosStatus::default();
+        Injection { object, uid, resource, targets, status, timeline, client, ledger }
+    }
+
     /// The object (as created).
     pub fn resource(&self) -> &ChaosResource {
         &self.resource

@@ -1,14 +1,17 @@
-//! Chaos Mesh faults: typed resources, validation before anything is created, and the CRDs.
+//! Faults: typed resources, validation before anything is created, and the CRDs.
 //!
-//! - [`model`]: `chaos-mesh.org/v1alpha1` PodChaos, NetworkChaos and StressChaos (v2.8.3).
+//! - [`model`]: `chaos-mesh.org/v1alpha1` PodChaos, NetworkChaos and StressChaos (v2.8.3) for
+//!   pod faults; `chaosblade.io/v1alpha1` ChaosBlade (chaosblade-operator 1.7) for the node
+//!   network loss, which must recover on the node without the network (`scenarios/README.md`).
 //! - [`validate`]: the CRD schema's rules, the admission webhook's rules and hadrill's blast-radius
 //!   rules, with errors that name the field path.
-//! - [`crd`]: CustomResourceDefinitions generated from the models (`deploy/crds/chaos-mesh/`).
+//! - [`crd`]: CustomResourceDefinitions generated from the models (`deploy/crds/`).
 //! - [`lifecycle`], [`ledger`], [`effect`]: injecting and recovering faults, the run ledger that
 //!   removes them after a crash, and checking their effect.
 //! - [`host`]: the host sweep (iptables chains and embedded clusters' ledgers of processes that
 //!   are gone), which needs no cluster.
 
+pub mod blade;
 pub mod crd;
 pub mod effect;
 pub mod host;
@@ -19,10 +22,10 @@ pub mod validate;
 
 use serde::Serialize;
 
-pub use model::{NetworkChaos, PodChaos, StressChaos};
+pub use model::{ChaosBlade, NetworkChaos, PodChaos, StressChaos};
 pub use validate::{Finding, Validate, ValidateOptions, Validated, ValidationErrors};
 
-/// The three supported kinds.
+/// The supported kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ChaosKind {
     /// `PodChaos`.
@@ -31,11 +34,17 @@ pub enum ChaosKind {
     NetworkChaos,
     /// `StressChaos`.
     StressChaos,
+    /// `ChaosBlade` (cluster-scoped).
+    ChaosBlade,
 }
 
 impl ChaosKind {
+    /// The Chaos Mesh kinds (namespaced, `chaos-mesh.org`).
+    pub const MESH: [ChaosKind; 3] = [ChaosKind::PodChaos, ChaosKind::NetworkChaos, ChaosKind::StressChaos];
+
     /// Every kind.
-    pub const ALL: [ChaosKind; 3] = [ChaosKind::PodChaos, ChaosKind::NetworkChaos, ChaosKind::StressChaos];
+    pub const ALL: [ChaosKind; 4] =
+        [ChaosKind::PodChaos, ChaosKind::NetworkChaos, ChaosKind::StressChaos, ChaosKind::ChaosBlade];
 
     /// The `kind` string.
     pub fn as_str(self) -> &'static str {
@@ -43,6 +52,7 @@ impl ChaosKind {
             ChaosKind::PodChaos => "PodChaos",
             ChaosKind::NetworkChaos => "NetworkChaos",
             ChaosKind::StressChaos => "StressChaos",
+            ChaosKind::ChaosBlade => "ChaosBlade",
         }
     }
 
@@ -52,7 +62,21 @@ impl ChaosKind {
             ChaosKind::PodChaos => "podchaos",
             ChaosKind::NetworkChaos => "networkchaos",
             ChaosKind::StressChaos => "stresschaos",
+            ChaosKind::ChaosBlade => "chaosblades",
         }
+    }
+
+    /// The `apiVersion`.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            ChaosKind::ChaosBlade => model::BLADE_API_VERSION,
+            _ => model::API_VERSION,
+        }
+    }
+
+    /// Whether its objects live in a namespace (ChaosBlade's do not).
+    pub fn namespaced(self) -> bool {
+        self != ChaosKind::ChaosBlade
     }
 
     /// The kind named `kind`, if supported.
@@ -79,6 +103,8 @@ pub enum ChaosResource {
     Network(NetworkChaos),
     /// A StressChaos.
     Stress(StressChaos),
+    /// A ChaosBlade.
+    Blade(ChaosBlade),
 }
 
 impl ChaosResource {
@@ -88,6 +114,7 @@ impl ChaosResource {
             ChaosResource::Pod(_) => ChaosKind::PodChaos,
             ChaosResource::Network(_) => ChaosKind::NetworkChaos,
             ChaosResource::Stress(_) => ChaosKind::StressChaos,
+            ChaosResource::Blade(_) => ChaosKind::ChaosBlade,
         }
     }
 
@@ -97,6 +124,7 @@ impl ChaosResource {
             ChaosResource::Pod(r) => &r.metadata,
             ChaosResource::Network(r) => &r.metadata,
             ChaosResource::Stress(r) => &r.metadata,
+            ChaosResource::Blade(r) => &r.metadata,
         }
     }
 
@@ -106,13 +134,16 @@ impl ChaosResource {
             ChaosResource::Pod(r) => &mut r.metadata,
             ChaosResource::Network(r) => &mut r.metadata,
             ChaosResource::Stress(r) => &mut r.metadata,
+            ChaosResource::Blade(r) => &mut r.metadata,
         }
     }
 
     /// The action, as Chaos Mesh names it; StressChaos has none, so this is `stress:cpu`,
-    /// `stress:memory`, `stress:cpu+memory` or `stress:stress-ng`.
+    /// `stress:memory`, `stress:cpu+memory` or `stress:stress-ng`; a ChaosBlade's is
+    /// `scope/target/action`, e.g. `node/network/loss`.
     pub fn action(&self) -> String {
         match self {
+            ChaosResource::Blade(r) => r.action(),
             ChaosResource::Pod(r) => r.spec.action.to_string(),
             ChaosResource::Network(r) => r.spec.action.to_string(),
             ChaosResource::Stress(r) => {
@@ -142,7 +173,8 @@ impl ChaosResource {
     }
 
     /// Validates the object with `options` and only then creates it in its
-    /// `metadata.namespace`; returns the object as stored and the validation warnings.
+    /// `metadata.namespace` (cluster-wide for a ChaosBlade); returns the object as stored and
+    /// the validation warnings.
     pub async fn create(
         &self,
         client: &kube::Client,
@@ -150,30 +182,27 @@ impl ChaosResource {
     ) -> anyhow::Result<(ChaosResource, Vec<Finding>)> {
         use kube::api::{Api, PostParams};
         let warnings = self.validate(options)?;
-        let Some(ns) = self.metadata().namespace.as_deref() else {
-            anyhow::bail!("{}: metadata.namespace is required to create it", self.subject());
-        };
         let pp = PostParams::default();
-        let what = || format!("creating {}", self.subject());
+        let fail = |e: kube::Error| anyhow::anyhow!("creating {}: {e}", self.subject());
+        let ns = || {
+            self.metadata()
+                .namespace
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("{}: metadata.namespace is required to create it", self.subject()))
+        };
         let created = match self {
             ChaosResource::Pod(r) => ChaosResource::Pod(
-                Api::<PodChaos>::namespaced(client.clone(), ns)
-                    .create(&pp, r)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", what()))?,
+                Api::<PodChaos>::namespaced(client.clone(), &ns()?).create(&pp, r).await.map_err(fail)?,
             ),
             ChaosResource::Network(r) => ChaosResource::Network(
-                Api::<NetworkChaos>::namespaced(client.clone(), ns)
-                    .create(&pp, r)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", what()))?,
+                Api::<NetworkChaos>::namespaced(client.clone(), &ns()?).create(&pp, r).await.map_err(fail)?,
             ),
             ChaosResource::Stress(r) => ChaosResource::Stress(
-                Api::<StressChaos>::namespaced(client.clone(), ns)
-                    .create(&pp, r)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", what()))?,
+                Api::<StressChaos>::namespaced(client.clone(), &ns()?).create(&pp, r).await.map_err(fail)?,
             ),
+            ChaosResource::Blade(r) => {
+                ChaosResource::Blade(Api::<ChaosBlade>::all(client.clone()).create(&pp, r).await.map_err(fail)?)
+            }
         };
         Ok((created, warnings))
     }

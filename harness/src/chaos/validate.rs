@@ -15,6 +15,9 @@
 //!    must be one of [`ValidateOptions::allowed_namespaces`] (the run's own namespaces);
 //!    `status` must not be sent and `remoteCluster` is not supported.
 //!
+//! A ChaosBlade has its own rules ([`super::blade`]): the node network loss hadrill runs, with
+//! the nodes, an integer percent, an interface and a timeout (so it ends on the node by itself).
+//!
 //! Findings that are not errors (a field Chaos Mesh ignores, a fault that never ends) come back
 //! as warnings.
 
@@ -24,8 +27,8 @@ use std::fmt;
 use serde_json::Value;
 
 use super::model::{
-    API_VERSION, BandwidthSpec, DelaySpec, Direction, NetworkChaos, NetworkChaosAction, PodChaos, PodChaosAction,
-    PodSelectorSpec, SelectorMode, StressChaos,
+    API_VERSION, BandwidthSpec, ChaosBlade, DelaySpec, Direction, NetworkChaos, NetworkChaosAction, PodChaos,
+    PodChaosAction, PodSelectorSpec, SelectorMode, StressChaos,
 };
 use super::{ChaosKind, ChaosResource, crd};
 
@@ -125,15 +128,15 @@ pub struct Report {
 }
 
 impl Report {
-    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(Finding::new(path, message));
     }
 
-    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(crate) fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.warnings.push(Finding::new(path, message));
     }
 
-    fn check<T>(&mut self, path: &str, result: Result<T, String>) {
+    pub(crate) fn check<T>(&mut self, path: &str, result: Result<T, String>) {
         if let Err(e) = result {
             self.err(path, e);
         }
@@ -163,7 +166,7 @@ pub trait Validate {
     }
 }
 
-fn subject_of(kind: &str, meta: &kube::api::ObjectMeta) -> String {
+pub(crate) fn subject_of(kind: &str, meta: &kube::api::ObjectMeta) -> String {
     match &meta.name {
         Some(name) => format!("{kind} \"{name}\""),
         None => kind.to_string(),
@@ -217,10 +220,12 @@ fn parse_report(value: &Value) -> (Option<ChaosResource>, Report, String) {
         report.err("", format!("expected a mapping (a Chaos Mesh object), got {}", json_type(value)));
         return (None, report, subject);
     }
+    // The apiVersion the kind has (Chaos Mesh's when the kind is unknown).
+    let expected = kind_str.and_then(ChaosKind::from_kind).map_or(API_VERSION, ChaosKind::api_version);
     match value.get("apiVersion").and_then(Value::as_str) {
-        Some(API_VERSION) => {}
-        Some(other) => report.err("apiVersion", format!("expected {API_VERSION}, got `{other}`")),
-        None => report.err("apiVersion", format!("required field is missing (expected {API_VERSION})")),
+        Some(v) if v == expected => {}
+        Some(other) => report.err("apiVersion", format!("expected {expected}, got `{other}`")),
+        None => report.err("apiVersion", format!("required field is missing (expected {expected})")),
     }
     let names = ChaosKind::ALL.map(ChaosKind::as_str).join(", ");
     let kind = match kind_str {
@@ -244,6 +249,7 @@ fn parse_report(value: &Value) -> (Option<ChaosResource>, Report, String) {
         ChaosKind::PodChaos => typed::<PodChaos>(value).map(ChaosResource::Pod),
         ChaosKind::NetworkChaos => typed::<NetworkChaos>(value).map(ChaosResource::Network),
         ChaosKind::StressChaos => typed::<StressChaos>(value).map(ChaosResource::Stress),
+        ChaosKind::ChaosBlade => typed::<ChaosBlade>(value).map(ChaosResource::Blade),
     };
     match typed {
         Ok(resource) => (Some(resource), report, subject),
@@ -369,6 +375,7 @@ impl Validate for ChaosResource {
             ChaosResource::Pod(r) => r.report(options),
             ChaosResource::Network(r) => r.report(options),
             ChaosResource::Stress(r) => r.report(options),
+            ChaosResource::Blade(r) => r.report(options),
         }
     }
 
@@ -377,6 +384,7 @@ impl Validate for ChaosResource {
             ChaosResource::Pod(r) => r.subject(),
             ChaosResource::Network(r) => r.subject(),
             ChaosResource::Stress(r) => r.subject(),
+            ChaosResource::Blade(r) => r.subject(),
         }
     }
 }

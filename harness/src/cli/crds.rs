@@ -1,4 +1,4 @@
-//! `hadrill crds`: the Chaos Mesh CRDs hadrill installs, generated from its typed models.
+//! `hadrill crds`: the Chaos Mesh and ChaosBlade CRDs hadrill installs, generated from its typed models.
 
 use std::path::PathBuf;
 
@@ -8,8 +8,9 @@ use hadrill::chaos::{ChaosKind, crd};
 /// Arguments of `hadrill crds`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Write one file per kind into this directory (as committed in deploy/crds/chaos-mesh)
-    /// instead of printing a multi-document stream.
+    /// Write one file per kind under this directory (as committed in deploy/crds:
+    /// chaos-mesh/<kind>.yaml, chaosblade/chaosblades.yaml) instead of printing a
+    /// multi-document stream.
     #[arg(long, value_name = "DIR")]
     out_dir: Option<PathBuf>,
 }
@@ -21,9 +22,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             print!("{}", crd::all_manifests_yaml()?);
         }
         Some(dir) => {
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for kind in ChaosKind::ALL {
                 let path = dir.join(crd::file_name(kind));
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+                }
                 std::fs::write(&path, crd::manifest_yaml(kind)?)
                     .with_context(|| format!("writing {}", path.display()))?;
                 eprintln!("wrote {}", path.display());

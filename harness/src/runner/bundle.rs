@@ -422,10 +422,18 @@ async fn chaos(client: &kube::Client, namespaces: &[String]) -> anyhow::Result<S
     let mut docs = Vec::new();
     let mut uninstalled = 0;
     for kind in ChaosKind::ALL {
-        let gvk = kube::api::GroupVersionKind::gvk("chaos-mesh.org", "v1alpha1", kind.as_str());
+        let (group, version) = kind.api_version().split_once('/').unwrap_or(("", kind.api_version()));
+        let gvk = kube::api::GroupVersionKind::gvk(group, version, kind.as_str());
         let resource = ApiResource::from_gvk_with_plural(&gvk, kind.plural());
-        for ns in namespaces {
-            let api = Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource);
+        // ChaosBlade is cluster-scoped: list it once, cluster-wide.
+        let scopes: Vec<Option<&String>> =
+            if kind.namespaced() { namespaces.iter().map(Some).collect() } else { vec![None] };
+        for scope in scopes {
+            let api = match scope {
+                Some(ns) => Api::<DynamicObject>::namespaced_with(client.clone(), ns, &resource),
+                None => Api::<DynamicObject>::all_with(client.clone(), &resource),
+            };
+            let ns = scope.map_or("the cluster", |s| s.as_str());
             match api.list(&ListParams::default()).await {
                 Ok(list) => docs.extend(list.items.into_iter().map(|mut o| {
                     o.metadata.managed_fields = None;
@@ -440,7 +448,7 @@ async fn chaos(client: &kube::Client, namespaces: &[String]) -> anyhow::Result<S
         }
     }
     if docs.is_empty() {
-        let why = if uninstalled > 0 { " (the Chaos Mesh CRDs are not all installed)" } else { "" };
+        let why = if uninstalled > 0 { " (the Chaos Mesh or ChaosBlade CRDs are not all installed)" } else { "" };
         return Ok(format!("# no chaos objects{why}\n"));
     }
     yaml_docs(&docs)

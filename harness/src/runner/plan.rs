@@ -236,9 +236,16 @@ impl Planner {
             options = options.set(k, v);
         }
         match scenario.render(&options) {
-            Ok(rendered) => (rendered.resource.kind() == ChaosKind::NetworkChaos
-                && sim::chaos::network::needs_iptables(&rendered.resource.to_value()))
-            .then(|| scenario.name.clone()),
+            Ok(rendered) => {
+                let needs_iptables = match rendered.resource.kind() {
+                    ChaosKind::NetworkChaos => sim::chaos::network::needs_iptables(&rendered.resource.to_value()),
+                    // A node's network loss is DROP rules for the node's addresses on the
+                    // embedded cluster (sim/src/chaos/blade.rs), as chaosblade's tool on a node.
+                    ChaosKind::ChaosBlade => true,
+                    ChaosKind::PodChaos | ChaosKind::StressChaos => false,
+                };
+                needs_iptables.then(|| scenario.name.clone())
+            }
             Err(e) => {
                 problem(format!("scenario {} cannot be rendered with these settings: {e}", scenario.name));
                 None

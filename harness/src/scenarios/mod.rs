@@ -753,6 +753,15 @@ fn summarize(file: &str, template: &Located) -> Result<(ChaosKind, String), Diag
     })?;
     let spec = template.value.get("spec");
     let action = match kind {
+        // scope/target/action of the (first) experiment, as ChaosResource::action gives it.
+        ChaosKind::ChaosBlade => {
+            let exp = spec.and_then(|s| s.value.get("experiments")).and_then(|e| match &e.value {
+                Node::Seq(items) => items.first(),
+                _ => None,
+            });
+            let field = |f: &str| exp.and_then(|e| e.value.get(f)).and_then(|v| v.value.as_str()).unwrap_or("?");
+            format!("{}/{}/{}", field("scope"), field("target"), field("action"))
+        }
         ChaosKind::StressChaos => {
             let stressors: Vec<&str> = match spec.and_then(|s| s.value.get("stressors")).map(|s| &s.value) {
                 Some(Node::Map(entries)) => entries.iter().map(|(k, _)| k.value.as_str()).collect(),

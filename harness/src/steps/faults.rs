@@ -13,6 +13,7 @@ use super::catalog::FaultStep;
 use super::error::{StepResult, ensure};
 use super::params::{Percent, Span};
 use crate::HadrillWorld;
+use crate::chaos::ChaosResource;
 use crate::chaos::lifecycle::{InjectOptions, Recovery, Run};
 use crate::chaos::model::ChaosStatus as _;
 use crate::cluster::controller::{self, CONTROLLER_NS};
@@ -134,7 +135,8 @@ pub fn planned(step: FaultStep, args: &[String]) -> anyhow::Result<PlannedFault>
 /// The scenario of the node network step and its settings (`node`: the primary's node, filled
 /// from the context when `None`).
 fn node_network(node: Option<String>, span: Span) -> (String, Vec<(String, String)>) {
-    let mut settings = vec![("duration".to_string(), span.go_duration())];
+    // ChaosBlade's timeout is whole seconds; a partial second still holds the cut that long.
+    let mut settings = vec![("timeout".to_string(), span.0.as_secs_f64().ceil().to_string())];
     if let Some(node) = node {
         settings.insert(0, ("node".to_string(), node));
     }
@@ -202,16 +204,24 @@ pub(crate) async fn inject(
     let t = injection.timeline();
     world.figure(format!("{name}: create to AllInjected"), t.injection_latency().as_secs_f64(), None);
     // Records are `ns/pod` or `ns/pod/container`; the main selector's are the fault's pods.
-    let pods = injection
-        .status()
-        .records()
-        .iter()
-        .filter(|r| r.selector_key == "." || r.selector_key.is_empty())
-        .filter_map(|r| {
-            let mut parts = r.id.split('/');
-            Some(format!("{}/{}", parts.next()?, parts.next()?))
-        })
-        .collect();
+    let pods = match injection.resource() {
+        // A node fault takes every pod on its nodes with it.
+        ChaosResource::Blade(_) => injection
+            .targets()
+            .iter()
+            .filter_map(|p| Some(format!("{}/{}", p.metadata.namespace.as_deref()?, p.metadata.name.as_deref()?)))
+            .collect(),
+        _ => injection
+            .status()
+            .records()
+            .iter()
+            .filter(|r| r.selector_key == "." || r.selector_key.is_empty())
+            .filter_map(|r| {
+                let mut parts = r.id.split('/');
+                Some(format!("{}/{}", parts.next()?, parts.next()?))
+            })
+            .collect(),
+    };
     world.fault(format!("scenario {name} injected"), instant_of(t.created), pods);
     world.faults.injections.push(injection);
     Ok(())

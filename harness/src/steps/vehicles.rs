@@ -207,12 +207,12 @@ async fn traces_continuous(world: &mut HadrillWorld) -> StepResult {
     world.traffic.trace_report = Some(match lost {
         0 => report.to_string(),
         n => format!(
-            "{report}  ({n} broken chains not counted: the answering pod was killed before it exported its spans)\n"
+            "{report}  ({n} broken chains not counted: the answering pod was killed or cut off before it exported its spans)\n"
         ),
     });
     if lost > 0 {
         world.note(format!(
-            "ℹ {lost} broken chains end at pods the fault killed before they exported their spans (not counted)"
+            "ℹ {lost} broken chains end at pods the fault killed or cut off before they exported their spans (not counted)"
         ));
     }
     if let Some((session, gap)) = report.largest_gap() {
@@ -235,8 +235,8 @@ async fn traces_continuous(world: &mut HadrillWorld) -> StepResult {
 }
 
 /// Removes from `report` the broken chains whose call was answered by a pod the fault killed
-/// (a SIGKILLed pod takes the spans it had not exported yet with it: telemetry lost, not
-/// context lost); returns how many. The answering pod comes from the vehicles' own record of
+/// or cut off with its node (a SIGKILLed pod takes the spans it had not exported yet with it,
+/// a cut-off one cannot export them: telemetry lost, not context lost); returns how many. The answering pod comes from the vehicles' own record of
 /// the heartbeat sent when the exit span started.
 async fn lost_with_killed_pods(world: &HadrillWorld, report: &mut Report) -> anyhow::Result<usize> {
     let has_broken = report.findings.iter().any(|f| matches!(f, Finding::BrokenChain { .. }));

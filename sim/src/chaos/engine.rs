@@ -122,7 +122,8 @@ fn key_of(kind: Kind, obj: &Value) -> Key {
     }
 }
 
-fn creation(obj: &Value) -> SystemTime {
+/// `metadata.creationTimestamp` of `obj` (now when unreadable).
+pub(super) fn creation(obj: &Value) -> SystemTime {
     obj["metadata"]["creationTimestamp"]
         .as_str()
         .and_then(|s| s.parse::<k8s_openapi::jiff::Timestamp>().ok())

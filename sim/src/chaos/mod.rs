@@ -14,8 +14,10 @@
 //! - **NetworkChaos** ([`network`]): `loss` and `partition` are iptables DROP rules on the
 //!   pods' loopback addresses (direction, `target`, `externalTargets`, loss percentage);
 //!   `delay` applies to connections through Service ClusterIPs (the service proxy delays what
-//!   the affected pods send). The annotation [`NODE_NETWORK_ANNOTATION`] with a `nodes`
-//!   selector makes it node-level: every pod of the node and the node's heartbeat.
+//!   the affected pods send). NetworkChaos is pod-level, as in Chaos Mesh.
+//! - **ChaosBlade** ([`blade`], `chaosblade.io/v1alpha1`, CRD `deploy/crds/chaosblade/`): node
+//!   network loss, the node-level fault: every pod of the node and the node's heartbeat, until
+//!   its `timeout` or its deletion.
 //! - **StressChaos** ([`stress`]): CPU workers (real processes burning `load` % each) and
 //!   memory workers (allocating and touching `size`).
 //!
@@ -28,6 +30,7 @@
 //! on recovery, on delete, when the engine stops and when the [`crate::Sim`] is dropped;
 //! [`Chaos::leftovers`] lists what is still in place, for tests to assert on.
 
+pub mod blade;
 mod engine;
 pub mod iptables;
 pub mod network;
@@ -45,9 +48,6 @@ use serde_json::Value;
 use crate::api::ops::{Api, WriteCtx};
 use crate::kubelet::NodeHandle;
 
-/// Annotation that makes a NetworkChaos with a `nodes` selector node-level: every pod on those
-/// nodes loses its network, and the nodes stop heartbeating (NotReady after the grace).
-pub const NODE_NETWORK_ANNOTATION: &str = "chaos.hadrill.io/node-network";
 /// The pause image pod-failure switches containers to (Chaos Mesh's default).
 pub const DEFAULT_PAUSE_IMAGE: &str = "gcr.io/google-containers/pause:latest";
 /// Environment variable that sets the seed when [`ChaosConfig::seed`] is `None`.
@@ -130,7 +130,7 @@ pub(crate) struct Shared {
 /// The running engine (see the module docs). [`crate::Sim::chaos`] returns it.
 pub struct Chaos {
     shared: Arc<Shared>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: [tokio::task::JoinHandle<()>; 2],
 }
 
 impl std::fmt::Debug for Chaos {
@@ -165,8 +165,11 @@ impl Chaos {
             network: network::Network::new(config.iptables, faults),
             stress: stress::Stress::new().context("starting the stress worker spawner")?,
         });
-        let task = tokio::spawn(engine::run(shared.clone(), api.store.subscribe()));
-        Ok(Chaos { shared, task })
+        let tasks = [
+            tokio::spawn(engine::run(shared.clone(), api.store.subscribe())),
+            tokio::spawn(blade::run(shared.clone(), api.store.subscribe())),
+        ];
+        Ok(Chaos { shared, tasks })
     }
 
     /// The seed of the random picks.
@@ -208,7 +211,7 @@ impl Chaos {
 
     /// Stops the engine and undoes every host-level effect (synchronous, for `Drop`).
     pub fn shutdown(&self) {
-        self.task.abort();
+        self.tasks.iter().for_each(|t| t.abort());
         self.shared.network.clear_all(&self.shared.nodes);
         self.shared.stress.kill_all();
     }
@@ -220,11 +223,12 @@ impl Drop for Chaos {
     }
 }
 
-/// The CRDs, as committed in `deploy/crds/chaos-mesh/`.
-const CRDS: [&str; 3] = [
+/// The CRDs, as committed in `deploy/crds/chaos-mesh/` and `deploy/crds/chaosblade/`.
+const CRDS: [&str; 4] = [
     include_str!("../../../deploy/crds/chaos-mesh/podchaos.yaml"),
     include_str!("../../../deploy/crds/chaos-mesh/networkchaos.yaml"),
     include_str!("../../../deploy/crds/chaos-mesh/stresschaos.yaml"),
+    include_str!("../../../deploy/crds/chaosblade/chaosblades.yaml"),
 ];
 
 fn install_crds(api: &Api) -> anyhow::Result<()> {

@@ -8,10 +8,10 @@
 //!   pods' interfaces; here every pod shares `lo`, so the rules match pod addresses.
 //! - `delay`: the service proxy delays what the affected pods send through Service ClusterIPs
 //!   ([`crate::network::faults`]); direct pod-to-pod connections are not delayed.
-//! - Node-level: with the annotation [`super::NODE_NETWORK_ANNOTATION`]` = "true"` and a
-//!   `nodes` (or `nodeSelectors`) selector, every pod on those nodes (any namespace) and the
-//!   node address are affected, and the nodes stop heartbeating (Lease and status), so the node
-//!   lifecycle controller marks them NotReady after its grace period.
+//! - Node-level ([`inject_node_loss`], for ChaosBlade's node network loss, [`super::blade`]):
+//!   what every pod on the nodes (any namespace) and the node address send is dropped, and at
+//!   100 % the nodes stop heartbeating (Lease and status), so the node lifecycle controller
+//!   marks them NotReady after its grace period. NetworkChaos stays pod-level, as in Chaos Mesh.
 //! - `netem`, `duplicate`, `corrupt` and `bandwidth` need netem, which these machines lack:
 //!   they fail with an event saying so.
 
@@ -23,7 +23,7 @@ use serde_json::Value;
 
 use super::iptables::Iptables;
 use super::status::Record;
-use super::{InjectionInfo, NODE_NETWORK_ANNOTATION, Shared, select, spec};
+use super::{InjectionInfo, Shared, spec};
 use crate::api::ops::ListOptions;
 use crate::kubelet::NodeHandle;
 use crate::network::faults::{DelayRule, Faults};
@@ -129,11 +129,42 @@ pub(crate) async fn inject(
     obj: &Value,
     records: &[Record],
 ) -> Result<(), String> {
-    let net = &shared.network;
-    if net.live().contains_key(uid) {
+    if shared.network.live().contains_key(uid) {
         return Ok(());
     }
     let plan = plan(shared, obj, records)?;
+    put_in_place(shared, object, uid, plan)
+}
+
+/// Drops `percent` % of what the pods on `nodes` and the nodes themselves send; at 100 % the
+/// nodes' heartbeats stop too (the kubelet cannot reach the API server). Removed with
+/// [`recover`] under the same `uid`.
+pub(crate) fn inject_node_loss(
+    shared: &Shared,
+    object: &str,
+    uid: &str,
+    nodes: &BTreeSet<String>,
+    percent: f64,
+) -> Result<(), String> {
+    if shared.network.live().contains_key(uid) {
+        return Ok(());
+    }
+    let mut sources = node_ips(shared, nodes)?;
+    sources.sort();
+    sources.dedup();
+    let mut plan = Plan::default();
+    if percent > 0.0 {
+        plan.rules = drop_rules(&[(sources, None)], Some(percent / 100.0));
+    }
+    if percent >= 100.0 {
+        plan.nodes = nodes.iter().cloned().collect();
+    }
+    put_in_place(shared, object, uid, plan)
+}
+
+/// Installs `plan` as the fault `uid` (all of it or nothing).
+fn put_in_place(shared: &Shared, object: &str, uid: &str, plan: Plan) -> Result<(), String> {
+    let net = &shared.network;
     let chain = if plan.rules.is_empty() {
         None
     } else {
@@ -191,13 +222,6 @@ fn plan(shared: &Shared, obj: &Value, records: &[Record]) -> Result<Plan, String
     let mut targets = pod_ips(shared, records, ".Target")?;
     for t in spec["externalTargets"].as_array().into_iter().flatten().filter_map(Value::as_str) {
         targets.extend(resolve(t)?);
-    }
-    if obj["metadata"]["annotations"][NODE_NETWORK_ANNOTATION] == "true" {
-        let nodes = select::node_set(&shared.api, &spec["selector"], "spec.selector")?.ok_or_else(|| {
-            format!("the annotation {NODE_NETWORK_ANNOTATION} needs spec.selector.nodes or spec.selector.nodeSelectors")
-        })?;
-        selected.extend(node_ips(shared, &nodes)?);
-        plan.nodes = nodes.into_iter().collect();
     }
     selected.sort();
     selected.dedup();

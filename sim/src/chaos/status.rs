@@ -186,7 +186,7 @@ pub fn write(
     uid: &str,
     status: &Value,
 ) -> ApiResult<Option<Arc<Value>>> {
-    update_same(api, rt, ns, name, uid, |cur| {
+    update_same(api, rt, ns, name, uid, Subresource::Main, |cur| {
         // Rewrite conditions that did not change in substance: skip the write.
         if cur["status"] == *status {
             return None;
@@ -195,6 +195,18 @@ pub fn write(
         next["status"] = status.clone();
         Some(next)
     })
+}
+
+/// Writes `status` through the status subresource (kinds whose CRD has one, like ChaosBlade).
+pub fn write_subresource(api: &Api, rt: &ResourceType, name: &str, uid: &str, status: &Value) -> ApiResult<()> {
+    update_same(api, rt, "", name, uid, Subresource::Status, |cur| {
+        (cur["status"] != *status).then(|| {
+            let mut next = cur.clone();
+            next["status"] = status.clone();
+            next
+        })
+    })
+    .map(|_| ())
 }
 
 /// Adds (`add`) or removes the records finalizer; answers the stored object (None if gone).
@@ -206,16 +218,29 @@ pub fn set_finalizer(
     uid: &str,
     add: bool,
 ) -> ApiResult<Option<Arc<Value>>> {
-    update_same(api, rt, ns, name, uid, |cur| {
+    set_named_finalizer(api, rt, ns, name, uid, FINALIZER, add)
+}
+
+/// Adds (`add`) or removes `finalizer`; answers the stored object (None if gone).
+pub fn set_named_finalizer(
+    api: &Api,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    uid: &str,
+    finalizer: &str,
+    add: bool,
+) -> ApiResult<Option<Arc<Value>>> {
+    update_same(api, rt, ns, name, uid, Subresource::Main, |cur| {
         let mut list: Vec<Value> = cur["metadata"]["finalizers"].as_array().cloned().unwrap_or_default();
-        let has = list.iter().any(|f| f == FINALIZER);
+        let has = list.iter().any(|f| f == finalizer);
         if has == add {
             return None;
         }
         if add {
-            list.push(json!(FINALIZER));
+            list.push(json!(finalizer));
         } else {
-            list.retain(|f| f != FINALIZER);
+            list.retain(|f| f != finalizer);
         }
         let mut next = cur.clone();
         next["metadata"]["finalizers"] = json!(list);
@@ -232,6 +257,7 @@ fn update_same(
     ns: &str,
     name: &str,
     uid: &str,
+    sub: Subresource,
     edit: impl Fn(&Value) -> Option<Value>,
 ) -> ApiResult<Option<Arc<Value>>> {
     let ctx = WriteCtx::controller(MANAGER);
@@ -245,7 +271,7 @@ fn update_same(
             return Ok(None);
         }
         let Some(next) = edit(&cur) else { return Ok(Some(cur)) };
-        match api.update(rt, ns, name, next, Subresource::Main, &ctx) {
+        match api.update(rt, ns, name, next, sub, &ctx) {
             Ok(w) => return Ok(Some(w.object)),
             Err(e) if e.code == 409 => continue,
             Err(e) if e.code == 404 => return Ok(None),

@@ -1,15 +1,21 @@
-//! Typed `chaos-mesh.org/v1alpha1` resources, field for field as Chaos Mesh v2.8.3.
+//! Typed `chaos-mesh.org/v1alpha1` resources, field for field as Chaos Mesh v2.8.3, and
+//! `chaosblade.io/v1alpha1` ChaosBlade (chaosblade-operator 1.7).
 //!
 //! Every optional field is an `Option` that is left out when unset, so a value read from YAML
 //! serializes back to the same fields and a new object never carries a `status`.
 //! Strings stay strings where Chaos Mesh uses strings (`value`, percentages, durations, latency).
 
+mod chaosblade;
 mod networkchaos;
 mod podchaos;
 mod selector;
 mod status;
 mod stresschaos;
 
+pub use chaosblade::{
+    BLADE_API_VERSION, BLADE_FINALIZER, BLADE_GROUP, BladeExpStatus, BladeExperiment, BladeMatcher, ChaosBlade,
+    ChaosBladeSpec, ChaosBladeStatus,
+};
 pub use networkchaos::{
     BandwidthSpec, CorruptSpec, DelaySpec, Direction, DuplicateSpec, LATENCY_PATTERN, LossSpec, NetworkChaos,
     NetworkChaosAction, NetworkChaosSpec, NetworkChaosStatus, RateSpec, ReorderSpec,
