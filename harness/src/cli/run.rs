@@ -80,16 +80,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// resolves, each scenario's steps come in an order that works, and the faults and manifests
 /// they name are valid.
 pub fn check(args: CheckArgs) -> anyhow::Result<()> {
-    let roots = if args.features.is_empty() { vec![runner::default_features_dir()] } else { args.features };
-    let mut files = Vec::new();
-    for root in &roots {
-        files.extend(check::feature_files(root)?);
-    }
-    anyhow::ensure!(
-        !files.is_empty(),
-        "no .feature files under {}",
-        roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
-    );
+    let files = check::selected_feature_files(&args.features)?;
     let checked = check::check(&files)?;
     for p in &checked.problems {
         eprintln!("{p}");

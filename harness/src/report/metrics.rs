@@ -40,8 +40,8 @@ pub struct ScenarioRecord {
 }
 
 impl ScenarioRecord {
-    /// The record of a scenario that was not run, and why.
-    pub fn skipped(feature: &str, scenario: &str, reason: &str) -> ScenarioRecord {
+    /// The record of a scenario that did not finish: nothing measured, nothing bundled.
+    fn unfinished(feature: &str, scenario: &str) -> ScenarioRecord {
         ScenarioRecord {
             feature: feature.to_string(),
             scenario: scenario.to_string(),
@@ -51,8 +51,23 @@ impl ScenarioRecord {
             link_gaps: Vec::new(),
             failure: None,
             bundle: None,
-            skipped: Some(reason.to_string()),
+            skipped: None,
             interrupted: false,
+        }
+    }
+
+    /// The record of a scenario that was not run, and why.
+    pub fn skipped(feature: &str, scenario: &str, reason: &str) -> ScenarioRecord {
+        ScenarioRecord { skipped: Some(reason.to_string()), ..Self::unfinished(feature, scenario) }
+    }
+
+    /// The record of a scenario `signal` stopped while it ran (what it measured went with its
+    /// World).
+    pub fn interrupted(feature: &str, scenario: &str, signal: &str) -> ScenarioRecord {
+        ScenarioRecord {
+            interrupted: true,
+            failure: Some(format!("interrupted by {signal} before it finished")),
+            ..Self::unfinished(feature, scenario)
         }
     }
 

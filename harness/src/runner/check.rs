@@ -76,6 +76,22 @@ impl std::fmt::Display for Problem {
     }
 }
 
+/// The `.feature` files a run or a check reads: those under each of `roots` (the repository's
+/// `features/` when none is named); an error when there are none.
+pub fn selected_feature_files(roots: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let roots = if roots.is_empty() { vec![super::default_features_dir()] } else { roots.to_vec() };
+    let mut files = Vec::new();
+    for root in &roots {
+        files.extend(feature_files(root)?);
+    }
+    anyhow::ensure!(
+        !files.is_empty(),
+        "no .feature files under {}",
+        roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
+    );
+    Ok(files)
+}
+
 /// `.feature` files under `path` (or `path` itself), sorted.
 pub fn feature_files(path: &Path) -> anyhow::Result<Vec<PathBuf>> {
     if path.is_file() {

@@ -98,18 +98,9 @@ impl Hooks {
     /// that was still in progress, marked interrupted (what it measured went with its World).
     pub fn interrupted_records(&self, signal: &str) -> Vec<ScenarioRecord> {
         let mut records = self.records();
-        records.extend(self.in_progress().iter().map(|(feature, scenario)| ScenarioRecord {
-            feature: feature.clone(),
-            scenario: scenario.clone(),
-            passed: false,
-            interrupted: true,
-            figures: Vec::new(),
-            timeline: Vec::new(),
-            link_gaps: Vec::new(),
-            failure: Some(format!("interrupted by {signal} before it finished")),
-            bundle: None,
-            skipped: None,
-        }));
+        records.extend(
+            self.in_progress().iter().map(|(feature, scenario)| ScenarioRecord::interrupted(feature, scenario, signal)),
+        );
         records
     }
 

@@ -71,16 +71,7 @@ pub async fn run_features(opts: RunOptions) -> anyhow::Result<bool> {
     // A bad provider choice, a refused context or a missing tool stops the run before anything.
     let choice = opts.cluster.resolve_with(|name| settings.var(name))?;
     choice.preflight()?;
-    let roots = if opts.features.is_empty() { vec![default_features_dir()] } else { opts.features.clone() };
-    let mut files = Vec::new();
-    for root in &roots {
-        files.extend(check::feature_files(root)?);
-    }
-    anyhow::ensure!(
-        !files.is_empty(),
-        "no .feature files under {}",
-        roots.iter().map(|r| r.display().to_string()).collect::<Vec<_>>().join(", ")
-    );
+    let files = check::selected_feature_files(&opts.features)?;
     let checked = check::check(&files)?;
     if !checked.problems.is_empty() {
         for p in &checked.problems {
