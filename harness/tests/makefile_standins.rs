@@ -1,9 +1,9 @@
 //! The Makefile's real-cluster targets run for real against recording stand-ins for docker,
 //! kind, helm, kubectl and hadrill (tests/standins/): the exact commands and their order for
-//! `chaos-nightly` (create, Chaos Mesh, images, deploy, the features, delete), for a step that
-//! fails (logs saved, cluster deleted, the failure kept) and for Ctrl-C (SIGINT to the whole
-//! process group, as a terminal sends it: logs saved, cluster deleted), and `cluster-up`
-//! reusing a cluster that exists.
+//! `chaos-nightly` (create, Chaos Mesh, the chaosblade-operator, images, deploy, the features,
+//! delete), for a step that fails (logs saved, cluster deleted, the failure kept) and for Ctrl-C
+//! (SIGINT to the whole process group, as a terminal sends it: logs saved, cluster deleted), and
+//! `cluster-up` reusing a cluster that exists.
 
 mod standins;
 
@@ -72,6 +72,19 @@ fn up_and_chaos_mesh(kc: &str) -> Vec<String> {
     ]
 }
 
+/// `make chaosblade`: the operator for node faults and its DaemonSet.
+fn chaosblade(kc: &str) -> Vec<String> {
+    vec![
+        format!(
+            "helm upgrade --install chaosblade-operator \
+             https://github.com/chaosblade-io/chaosblade-operator/releases/download/v1.7.4/chaosblade-operator-amd64-1.7.4.tgz \
+             --namespace chaosblade --create-namespace --values deploy/chaosblade/values-kind.yaml \
+             --kubeconfig {kc} --wait --timeout 5m"
+        ),
+        format!("kubectl --kubeconfig {kc} -n chaosblade rollout status daemonset/chaosblade-tool --timeout 5m"),
+    ]
+}
+
 fn image_builds() -> Vec<String> {
     ["test-server", "controller", "sample"]
         .iter()
@@ -98,6 +111,7 @@ fn chaos_nightly_runs_every_step_in_order_and_deletes_the_cluster() {
     let out = make(&s, &["chaos-nightly"]).output().expect("make runs");
     assert!(out.status.success(), "{}", text(&out));
     let mut want = up_and_chaos_mesh(&kc);
+    want.extend(chaosblade(&kc));
     want.extend(image_builds());
     want.push(
         "kind load docker-image --name hadrill hadrill/test-server:dev hadrill/controller:dev hadrill/sample:dev"
@@ -129,6 +143,7 @@ fn a_failed_step_saves_the_logs_deletes_the_cluster_and_fails() {
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("failing as told"), "{}", text(&out));
     let mut want = up_and_chaos_mesh(&kc);
+    want.extend(chaosblade(&kc));
     want.extend(image_builds()[..2].iter().cloned());
     want.extend(logs_and_down(&kc));
     assert_commands(&s.commands(), &want);
