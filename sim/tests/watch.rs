@@ -160,9 +160,13 @@ fn watcher_events(api: Api<ConfigMap>) -> (tokio::sync::mpsc::UnboundedReceiver<
 }
 
 /// Receives watcher events until `want` arrives; returns everything seen before it.
+///
+/// The deadline is long because a watcher refused by a suspended server backs off
+/// exponentially (kube-runtime's default: 0.8 s doubling up to 30 s, jittered): on a loaded
+/// machine the creates made meanwhile can take long enough for its next try to be 30 s away.
 async fn until_event(rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>, want: &str) -> Vec<String> {
     let mut seen = Vec::new();
-    tokio::time::timeout(Duration::from_secs(15), async {
+    tokio::time::timeout(Duration::from_secs(90), async {
         while let Some(e) = rx.recv().await {
             if e == want {
                 return;
