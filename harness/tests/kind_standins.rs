@@ -1,6 +1,6 @@
 //! `hadrill run --cluster kind` against recording stand-ins for docker, kind, helm and kubectl
 //! (tests/standins/): the exact commands and their order for creating the cluster, building
-//! and loading the images, installing Chaos Mesh, deploying, and deleting the cluster at the
+//! and loading the images, installing Chaos Mesh and the chaosblade-operator, deploying, and deleting the cluster at the
 //! end, after a failed step and after SIGINT; a cluster that existed before is reused and
 //! kept. The stand-in kind hands out the kubeconfig of an embedded cluster, so everything
 //! the provider does through the API (Chaos Mesh's webhook, the scenario) is real.
@@ -75,6 +75,13 @@ fn setup_commands(s: &StandIns, created: bool) -> Vec<String> {
          --namespace chaos-mesh --create-namespace --values {root}/deploy/chaos-mesh/values-kind.yaml \
          --kubeconfig {kc} --wait --timeout 5m"
     ));
+    want.push(format!(
+        "helm upgrade --install chaosblade-operator \
+         https://github.com/chaosblade-io/chaosblade-operator/releases/download/v1.7.4/chaosblade-operator-amd64-1.7.4.tgz \
+         --namespace chaosblade --create-namespace --values {root}/deploy/chaosblade/values-kind.yaml \
+         --kubeconfig {kc} --wait --timeout 5m"
+    ));
+    want.push(format!("kubectl --kubeconfig {kc} -n chaosblade rollout status daemonset/chaosblade-tool --timeout 5m"));
     want.push(format!(
         "kubectl --kubeconfig {kc} apply --server-side --field-manager=hadrill-deploy -k {root}/deploy/overlays/kind"
     ));

@@ -1,7 +1,7 @@
 //! The `kind` cluster provider: a cluster created from kind-configs/, Chaos Mesh installed from
-//! deploy/chaos-mesh/, the project images built from deploy/docker/ and loaded into the nodes.
-//! The same files drive the Makefile (`make cluster-up chaos-mesh images`), so there is one
-//! source of truth.
+//! deploy/chaos-mesh/ and the chaosblade-operator (node faults) from deploy/chaosblade/, the
+//! project images built from deploy/docker/ and loaded into the nodes. The same files drive the
+//! Makefile (`make cluster-up chaos-mesh chaosblade images`), so there is one source of truth.
 //!
 //! A cluster this provider created is deleted by [`KindCluster::down`], or when the value is
 //! dropped (a failed step, a panic), unless [`KindOptions::keep`] is set. An existing cluster of
@@ -15,6 +15,7 @@ use anyhow::{Context, bail, ensure};
 use serde::Deserialize;
 
 use super::chaos_mesh::{self, Runtime};
+use super::chaosblade;
 use super::container_images::{self, ImageBuild};
 use super::tools::{Tool, ToolCommand};
 
@@ -194,6 +195,8 @@ pub struct KindOptions {
     pub images: Vec<ImageBuild>,
     /// Install Chaos Mesh (and wait for its webhook).
     pub chaos_mesh: bool,
+    /// Install the chaosblade-operator (and wait for its DaemonSet on every node).
+    pub chaosblade: bool,
     /// Where to write the cluster's kubeconfig (never the user's ~/.kube/config).
     pub kubeconfig: PathBuf,
     /// The repository root: build context and base of relative paths.
@@ -202,7 +205,7 @@ pub struct KindOptions {
 
 impl KindOptions {
     /// The defaults for the source tree at `root`: multi-node config, cluster `hadrill`, every
-    /// project image, Chaos Mesh, kubeconfig in reports/.
+    /// project image, Chaos Mesh and the chaosblade-operator, kubeconfig in reports/.
     pub fn new(root: &Path) -> Self {
         KindOptions {
             config: root.join(DEFAULT_CONFIG),
@@ -210,6 +213,7 @@ impl KindOptions {
             keep: false,
             images: container_images::project_builds(),
             chaos_mesh: true,
+            chaosblade: true,
             kubeconfig: root.join("reports").join(format!("kind-{DEFAULT_NAME}.kubeconfig")),
             root: root.to_path_buf(),
         }
@@ -218,8 +222,11 @@ impl KindOptions {
     /// The tools `up` needs.
     pub fn tools(&self) -> Vec<Tool> {
         let mut tools = vec![Tool::Docker, Tool::Kind];
-        if self.chaos_mesh {
+        if self.chaos_mesh || self.chaosblade {
             tools.push(Tool::Helm);
+        }
+        if self.chaosblade {
+            tools.push(Tool::Kubectl);
         }
         tools
     }
@@ -288,7 +295,8 @@ pub fn parse_cluster_list(out: &str) -> Vec<String> {
 }
 
 impl KindCluster {
-    /// Creates (or reuses) the cluster, loads the images and installs Chaos Mesh. If a later
+    /// Creates (or reuses) the cluster, loads the images and installs Chaos Mesh and the
+    /// chaosblade-operator. If a later
     /// step fails, a cluster created here is deleted again (unless `keep`).
     pub async fn up(options: &KindOptions) -> anyhow::Result<KindCluster> {
         // Everything that can be checked without side effects comes first.
@@ -340,6 +348,10 @@ impl KindCluster {
             let values = options.root.join(Runtime::Kind.values_file());
             let waited = chaos_mesh::install(&cluster.client, &values, &options.kubeconfig, WEBHOOK_TIMEOUT).await?;
             tracing::info!(seconds = waited.as_secs_f64(), "Chaos Mesh's webhook answers");
+        }
+        if options.chaosblade {
+            chaosblade::install(&options.root.join(chaosblade::values_file()), &options.kubeconfig).await?;
+            tracing::info!("chaosblade-tool runs on every node");
         }
         Ok(cluster)
     }
@@ -429,8 +441,10 @@ mod tests {
         assert_eq!(load[..4], ["load", "docker-image", "--name", "ci"]);
         assert!(load.contains(&"hadrill/controller:dev".to_string()), "{load:?}");
         assert!(KindOptions { images: vec![], ..o.clone() }.load_command().is_none());
-        assert_eq!(o.tools(), [Tool::Docker, Tool::Kind, Tool::Helm]);
-        assert_eq!(KindOptions { chaos_mesh: false, ..o }.tools(), [Tool::Docker, Tool::Kind]);
+        assert_eq!(o.tools(), [Tool::Docker, Tool::Kind, Tool::Helm, Tool::Kubectl]);
+        let only_chaos_mesh = KindOptions { chaosblade: false, ..o.clone() };
+        assert_eq!(only_chaos_mesh.tools(), [Tool::Docker, Tool::Kind, Tool::Helm]);
+        assert_eq!(KindOptions { chaos_mesh: false, ..only_chaos_mesh }.tools(), [Tool::Docker, Tool::Kind]);
     }
 
     #[test]

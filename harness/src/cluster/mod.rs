@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 pub mod apply;
 pub mod chaos_mesh;
+pub mod chaosblade;
 pub mod container_images;
 pub mod controller;
 pub mod drain;

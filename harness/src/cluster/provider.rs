@@ -538,13 +538,21 @@ async fn deploy(root: &Path, kubeconfig: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Chaos Mesh is only needed by @chaos scenarios, so its absence is a warning, not an error.
+/// The fault engines are only needed by @chaos scenarios, so their absence is a warning, not
+/// an error: Chaos Mesh for pod, network and stress faults, the chaosblade-operator for node
+/// faults.
 async fn warn_without_chaos_mesh(client: &kube::Client, label: &str) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     if let Ok(None) = crds.get_opt("podchaos.chaos-mesh.org").await {
         eprintln!(
             "warning: the {label} has no Chaos Mesh (CRD podchaos.chaos-mesh.org): @chaos scenarios will fail; \
              `make chaos-mesh` installs it"
+        );
+    }
+    if let Ok(None) = crds.get_opt("chaosblades.chaosblade.io").await {
+        eprintln!(
+            "warning: the {label} has no chaosblade-operator (CRD chaosblades.chaosblade.io): node fault \
+             scenarios will fail; `make chaosblade` installs it"
         );
     }
 }
