@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
+use hadrill_controller::annotations::{PRIMARY, STANDBY};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -139,8 +140,8 @@ pub fn sample_env(otlp_endpoint: Option<&str>, export_delay: Duration) -> Vec<se
 pub fn service(name: &str) -> anyhow::Result<Service> {
     serde_json::from_value(json!({
         "metadata": {"name": name, "annotations": {
-            "failover.hadrill.io/primary": format!("deployment/{}", workload(name, Side::Primary)),
-            "failover.hadrill.io/standby": format!("deployment/{}", workload(name, Side::Standby)),
+            PRIMARY: format!("deployment/{}", workload(name, Side::Primary)),
+            STANDBY: format!("deployment/{}", workload(name, Side::Standby)),
         }},
         "spec": {"selector": labels(name, Side::Primary), "ports": [{"name": "http", "port": 80, "targetPort": PORT}]},
     }))
@@ -162,7 +163,7 @@ mod tests {
         let svc = service("dispatch").expect("service");
         assert_eq!(selected_side("dispatch", &svc), Some(Side::Primary));
         let ann = svc.metadata.annotations.expect("annotations");
-        assert_eq!(ann["failover.hadrill.io/standby"], "deployment/dispatch-standby");
+        assert_eq!(ann[STANDBY], "deployment/dispatch-standby");
         let d = deployment("dispatch", Side::Standby, 2, Some("http://127.0.0.1:4318")).expect("deployment");
         let json = serde_json::to_value(&d).expect("json");
         let container = &json["spec"]["template"]["spec"]["containers"][0];

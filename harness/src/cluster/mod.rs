@@ -14,6 +14,7 @@ pub mod embedded;
 pub mod endpoint;
 pub mod existing;
 pub mod ha_pair;
+pub mod ha_service;
 pub mod images;
 #[cfg(feature = "k3s")]
 pub mod k3s;

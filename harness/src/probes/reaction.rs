@@ -90,8 +90,9 @@ pub async fn ready_address_of(
 }
 
 /// The annotation in which a controller may publish its condition of a Service (as JSON with
-/// `type`, `status`, `reason`, `message`: Services have no custom conditions).
-pub const CONDITION_ANNOTATION: &str = "failover.hadrill.io/condition";
+/// `type`, `status`, `reason`, `message`: Services have no custom conditions); the reference
+/// controller's vocabulary.
+pub const CONDITION_ANNOTATION: &str = hadrill_controller::annotations::CONDITION;
 
 /// What the controller last said about Service `name`, one fact a line: its latest Event
 /// regarding the Service (type, reason, note) and its condition, when it publishes one. For a

@@ -85,10 +85,11 @@ async fn context_value(world: &HadrillWorld, param: &str) -> anyhow::Result<Opti
     })
 }
 
-/// Parses `name=value; name=value` (`;` separates, since label values hold `,` and `=`).
+/// Parses `name=value; name=value` (`;` separates, with or without spaces around it, since
+/// selectors hold `,` and `=`; no label value or duration holds a `;`).
 pub fn parse_settings(text: &str) -> anyhow::Result<Vec<(String, String)>> {
     let mut out: Vec<(String, String)> = Vec::new();
-    for part in text.split("; ") {
+    for part in text.split(';') {
         let part = part.trim();
         if part.is_empty() {
             continue;
@@ -315,5 +316,10 @@ mod tests {
         let s = parse_settings("loss=30; primary=app=db,side=primary").expect("parse");
         assert_eq!(s, vec![("loss".into(), "30".into()), ("primary".into(), "app=db,side=primary".into())]);
         assert!(parse_settings("loss").is_err());
+        let tight = parse_settings("loss=30;duration=60s ;primary=app=db").expect("parse");
+        assert_eq!(
+            tight,
+            vec![("loss".into(), "30".into()), ("duration".into(), "60s".into()), ("primary".into(), "app=db".into())]
+        );
     }
 }

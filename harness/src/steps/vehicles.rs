@@ -6,28 +6,22 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
 use cucumber::{given, then};
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{ListParams, PostParams};
+use k8s_openapi::api::core::v1::Service;
 
 use super::error::{StepResult, bail, ensure};
 use super::params::Span;
 use crate::HadrillWorld;
-use crate::cluster::endpoint::Endpoint;
 use crate::cluster::ha_pair::{self, Side};
 use crate::probes::wait::SETTLE;
-use crate::probes::wait::until;
-use crate::traces::checker::{Expect, Finding, Report, check};
-use crate::traffic::fleet::Fleet;
+use crate::traces::checker::{Expect, Report, check};
+use crate::traffic::fleet::{Fleet, Reach};
 use crate::traffic::links::{self, RECOVERED_AFTER, Recovery};
-use crate::traffic::vehicles::{Results, VehiclesClient};
-use crate::traffic::{RESULTS_PORT, SampleApp, VEHICLES};
+use crate::traffic::vehicles::Results;
+use crate::traffic::{SampleApp, VEHICLES};
 use crate::world::{LinkGap, MarkKind, unix_ms, wall_clock};
 
 /// The error of a vehicle step in a scenario without vehicles.
 const NO_FLEET: &str = "no vehicles: add `Given 20 vehicles send heartbeats to \"NAME\" every 200 ms`";
-/// Successful heartbeats every vehicle must have before the scenario goes on (traffic flows).
-const WARM_UP: u64 = 3;
 
 fn unix_ms_now() -> u64 {
     unix_ms(SystemTime::now())
@@ -37,7 +31,7 @@ fn unix_ms_now() -> u64 {
 ///
 /// Starts one vehicles pod (the sample `vehicles` program) calling the Service, each vehicle
 /// in its own session trace (W3C and SkyWalking propagation alternating), and waits until
-/// every vehicle has been served a few times.
+/// every vehicle has been served a few times (`traffic::fleet::Fleet::start`).
 #[given(expr = "{int} vehicles send heartbeats to {string} every {int} ms")]
 async fn vehicles_send(world: &mut HadrillWorld, count: usize, target: String, every_ms: u64) -> StepResult {
     ensure!(count >= 1, "at least 1 vehicle, got {count}");
@@ -59,34 +53,11 @@ async fn vehicles_send(world: &mut HadrillWorld, count: usize, target: String, e
         timeout: Duration::from_millis(every_ms.clamp(250, 1000)),
         ..SampleApp::default()
     };
-    let deployments = world.api::<Deployment>()?;
-    deployments
-        .create(&PostParams::default(), &app.vehicles_deployment(&target)?)
-        .await
-        .context("creating the vehicles deployment")?;
-    until(&deployments, VEHICLES, "the vehicles pod available", |d: &Deployment| {
-        d.status.as_ref().is_some_and(|s| s.available_replicas == Some(1))
-    })
-    .await?;
-    let lp = ListParams::default().labels(&format!("app={VEHICLES}"));
-    let pods = world.api::<Pod>()?.list(&lp).await.context("listing the vehicles pod")?.items;
-    let pod = pods
-        .into_iter()
-        .find(|p| p.metadata.deletion_timestamp.is_none())
-        .context("the vehicles deployment is available but has no pod")?;
-    let name = pod.metadata.name.clone().context("vehicles pod without a name")?;
     // The embedded cluster's pod addresses are local; elsewhere, through the API server.
-    let endpoint = match (&world.cluster.sim, pod.status.and_then(|s| s.pod_ip)) {
-        (Some(_), Some(ip)) => Endpoint::direct(&SampleApp::results_url(&ip))?,
-        _ => Endpoint::pod(world.client()?, &world.cluster.namespace, &name, &RESULTS_PORT.to_string()),
-    };
-    let client = VehiclesClient::at(endpoint);
-    let what = format!("every vehicle served {WARM_UP} times");
-    let wait =
-        client.wait_until(&what, SETTLE, |r| r.vehicles.len() == count && r.vehicles.iter().all(|v| v.ok >= WARM_UP));
-    crate::probes::progress::waiting("the vehicles' first heartbeats", wait).await?;
+    let reach = if world.cluster.sim.is_some() { Reach::PodIp } else { Reach::ApiProxy };
+    let fleet = Fleet::start(&world.client()?, &world.cluster.namespace, &target, &app, reach).await?;
     world.mark(Instant::now(), MarkKind::Note, format!("{count} vehicles send heartbeats to {target}"));
-    world.traffic.fleet = Some(Fleet { client, target, count, interval: app.interval, pod: name, stopped: None });
+    world.traffic.fleet = Some(fleet);
     Ok(())
 }
 
@@ -234,31 +205,13 @@ async fn traces_continuous(world: &mut HadrillWorld) -> StepResult {
     Ok(())
 }
 
-/// Removes from `report` the broken chains whose call was answered by a pod the fault killed
-/// or cut off with its node (a SIGKILLed pod takes the spans it had not exported yet with it,
-/// a cut-off one cannot export them: telemetry lost, not context lost); returns how many. The answering pod comes from the vehicles' own record of
-/// the heartbeat sent when the exit span started.
+/// Discounts the broken chains answered by pods the scenario's faults killed or cut off
+/// (`Report::discount_lost_telemetry`); returns how many.
 async fn lost_with_killed_pods(world: &HadrillWorld, report: &mut Report) -> anyhow::Result<usize> {
-    let has_broken = report.findings.iter().any(|f| matches!(f, Finding::BrokenChain { .. }));
     let killed = world.faults.all_pods();
-    let Some(fleet) = world.traffic.fleet.as_ref().filter(|_| has_broken && !killed.is_empty()) else {
+    let Some(fleet) = world.traffic.fleet.as_ref().filter(|_| report.has_broken_chains() && !killed.is_empty()) else {
         return Ok(0);
     };
     let heartbeats = fleet.client.heartbeats(None).await.context("reading the vehicles' heartbeats")?;
-    let answered_by = |vehicle: &str, start_ns: u64| {
-        let start_ms = start_ns / 1_000_000;
-        heartbeats
-            .iter()
-            .filter(|h| h.vehicle == vehicle && h.sent_ms.abs_diff(start_ms) <= 50)
-            .min_by_key(|h| h.sent_ms.abs_diff(start_ms))
-            .and_then(|h| h.pod.clone())
-    };
-    let before = report.findings.len();
-    report.findings.retain(|f| match f {
-        Finding::BrokenChain { vehicle: Some(v), exit, .. } => {
-            !answered_by(v, exit.start_ns).is_some_and(|pod| killed.contains(&pod))
-        }
-        _ => true,
-    });
-    Ok(before - report.findings.len())
+    Ok(report.discount_lost_telemetry(&heartbeats, &killed))
 }

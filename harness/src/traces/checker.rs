@@ -21,6 +21,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hadrill_sample::vehicles::results::Heartbeat;
+
 use super::{Span, SpanId, SpanKind, TraceId};
 
 /// What to require beyond the structural checks.
@@ -285,6 +287,34 @@ impl Report {
     pub fn largest_gap(&self) -> Option<(&Session, &Gap)> {
         self.sessions.iter().filter_map(|s| s.largest_gap.as_ref().map(|g| (s, g))).max_by_key(|(_, g)| g.duration)
     }
+
+    /// Removes the broken chains whose call was answered by one of `lost_pods` (a pod a fault
+    /// SIGKILLed takes the spans it had not exported yet with it, one cut off cannot export
+    /// them: telemetry lost, not context lost); returns how many. The answering pod is the
+    /// vehicles' own record of the heartbeat sent when the exit span started (within 50 ms).
+    pub fn discount_lost_telemetry(&mut self, heartbeats: &[Heartbeat], lost_pods: &[String]) -> usize {
+        let answered_by = |vehicle: &str, start_ns: u64| {
+            let start_ms = start_ns / 1_000_000;
+            heartbeats
+                .iter()
+                .filter(|h| h.vehicle == vehicle && h.sent_ms.abs_diff(start_ms) <= 50)
+                .min_by_key(|h| h.sent_ms.abs_diff(start_ms))
+                .and_then(|h| h.pod.as_deref())
+        };
+        let before = self.findings.len();
+        self.findings.retain(|f| match f {
+            Finding::BrokenChain { vehicle: Some(v), exit, .. } => {
+                !answered_by(v, exit.start_ns).is_some_and(|pod| lost_pods.iter().any(|p| p == pod))
+            }
+            _ => true,
+        });
+        before - self.findings.len()
+    }
+
+    /// Whether any finding is a broken chain.
+    pub fn has_broken_chains(&self) -> bool {
+        self.findings.iter().any(|f| matches!(f, Finding::BrokenChain { .. }))
+    }
 }
 
 impl fmt::Display for Report {
@@ -535,5 +565,63 @@ fn sessions(
             });
         }
         report.sessions.push(session);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hadrill_sample::vehicles::results::Outcome;
+
+    fn broken(vehicle: &str, start_ms: u64) -> Finding {
+        Finding::BrokenChain {
+            vehicle: Some(vehicle.into()),
+            exit: SpanRef {
+                trace_id: TraceId([1; 16]),
+                span_id: SpanId([2; 8]),
+                name: "heartbeat".into(),
+                service: "vehicles".into(),
+                pod: "vehicles-0".into(),
+                role: None,
+                start_ns: start_ms * 1_000_000,
+            },
+            peer: Some("dispatch".into()),
+        }
+    }
+
+    fn heartbeat(vehicle: &str, sent_ms: u64, pod: &str) -> Heartbeat {
+        serde_json::from_value(serde_json::json!({
+            "vehicle": vehicle, "seq": 0, "sent_ms": sent_ms, "latency_ms": 1.0,
+            "outcome": serde_json::to_value(Outcome::Ok).expect("outcome"), "pod": pod,
+        }))
+        .expect("heartbeat")
+    }
+
+    /// Only a broken chain answered (per the nearest heartbeat within 50 ms) by a lost pod is
+    /// discounted; one answered by a surviving pod, or with no heartbeat near it, stays.
+    #[test]
+    fn broken_chains_answered_by_lost_pods_are_discounted() {
+        let mut report = Report {
+            findings: vec![broken("v-1", 1_000), broken("v-2", 2_000), broken("v-3", 3_000)],
+            ..Default::default()
+        };
+        let heartbeats = [
+            heartbeat("v-1", 1_010, "dispatch-primary-a"),
+            heartbeat("v-1", 1_100, "dispatch-standby-a"),
+            heartbeat("v-2", 2_020, "dispatch-standby-a"),
+            heartbeat("v-3", 3_200, "dispatch-primary-a"),
+        ];
+        assert!(report.has_broken_chains());
+        let lost = report.discount_lost_telemetry(&heartbeats, &["dispatch-primary-a".to_string()]);
+        assert_eq!(lost, 1);
+        let left: Vec<_> = report
+            .findings
+            .iter()
+            .filter_map(|f| match f {
+                Finding::BrokenChain { vehicle, .. } => vehicle.as_deref().map(str::to_string),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(left, ["v-2", "v-3"]);
     }
 }
