@@ -73,16 +73,18 @@ async fn every_library_scenario_injects_and_recovers_against_the_engine() {
         if scenario.parameter_named("duration").is_some() {
             opts = opts.set("duration", "2s");
         }
+        // A ChaosBlade's own timer, in seconds: it ends by itself, like a Chaos Mesh duration.
+        if scenario.parameter_named("timeout").is_some() {
+            opts = opts.set("timeout", "2");
+        }
         let rendered = library.render(name, &opts).unwrap_or_else(|e| panic!("{name}: render: {e}"));
         let action = rendered.resource.action();
         let one_shot = matches!(action.as_str(), "pod-kill" | "container-kill");
-        // A ChaosBlade ends on its own timer on the node, or by delete (no Chaos Mesh duration).
+        // A ChaosBlade ends on its own timer on the node: recovered once that ran out and its
+        // node is Ready again (the operator's status never says so).
         let blade = rendered.resource.kind() == hadrill::chaos::ChaosKind::ChaosBlade;
-        let how = if one_shot || blade || scenario.parameter_named("duration").is_none() {
-            Recovery::Delete
-        } else {
-            Recovery::Duration
-        };
+        let ends_by_itself = scenario.parameter_named("duration").is_some() || blade;
+        let how = if one_shot || !ends_by_itself { Recovery::Delete } else { Recovery::Duration };
         let options = InjectOptions {
             scenario: Some(name.into()),
             targets_timeout: Duration::from_secs(30),
@@ -98,7 +100,21 @@ async fn every_library_scenario_injects_and_recovers_against_the_engine() {
             injection.status().describe()
         );
         let t = injection.recover(how, Duration::from_secs(30)).await.unwrap_or_else(|e| panic!("{name}: {e:#}"));
-        assert!(t.recovered.is_some(), "{name}: recovery not confirmed");
+        let recovered = t.recovered.unwrap_or_else(|| panic!("{name}: recovery not confirmed"));
+        if blade {
+            let after = recovered.duration_since(t.created).unwrap_or_default();
+            assert!(
+                after >= Duration::from_secs(2),
+                "{name}: recovered {after:?} after the create, before its timeout"
+            );
+            let node: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+            let node = node.get("hadrill-worker").await.expect("node");
+            let ready = node.status.and_then(|s| s.conditions).unwrap_or_default();
+            assert!(
+                ready.iter().any(|c| c.type_ == "Ready" && c.status == "True"),
+                "{name}: node not Ready: {ready:?}"
+            );
+        }
         seen.push(name.to_string());
     }
     assert!(seen.len() >= 5, "too few scenarios ran: {seen:?}");

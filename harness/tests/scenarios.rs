@@ -538,3 +538,16 @@ fn a_node_network_loss_without_timeout_or_with_a_pod_matcher_is_refused_with_the
     let e = hadrill::chaos::validate::validate_value(&port, &ValidateOptions::default()).unwrap_err().to_string();
     assert!(e.contains("spec.experiments[0].matchers[1].name") && e.contains("`local-port` is not supported"), "{e}");
 }
+
+/// How long each kind of fault lasts by itself, which decides whether it is awaited or deleted
+/// at the end: Chaos Mesh's `spec.duration`, a ChaosBlade's `timeout` matcher, and nothing for
+/// the one-shot kills.
+#[test]
+fn a_fault_lasts_its_duration_or_its_blade_timeout_and_a_kill_not_at_all() {
+    use std::time::Duration;
+    let lasts = |name: &str, set: &[(&str, &str)]| render(name, set).unwrap_or_else(|e| panic!("{e}")).resource.lasts();
+    assert_eq!(lasts("primary-network-loss-50", &[("duration", "90s")]), Some(Duration::from_secs(90)));
+    assert_eq!(lasts("primary-node-network-loss", &[("timeout", "7")]), Some(Duration::from_secs(7)));
+    assert_eq!(lasts("primary-pod-kill", &[]), None);
+    assert_eq!(lasts("primary-container-kill", &[]), None);
+}

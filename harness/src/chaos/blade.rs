@@ -231,3 +231,55 @@ async fn await_running(api: &Api<ChaosBlade>, name: &str, uid: &str, timeout: Du
         Ok(Ok(_)) => bail!("ChaosBlade {name}: deleted before it was injected; last status seen: {}", describe()),
     }
 }
+
+/// `Recovery::Duration` of a ChaosBlade node fault: chaosblade restores the nodes on its own
+/// timer (the `timeout` matcher, counted from the create) and the operator's status never says
+/// so (its phase stays `Running`), so recovery is what the cluster shows: the timer has run out
+/// and every node of the fault is `Ready` again (by watch). Returns when that was seen; fails
+/// naming the nodes still not Ready after `limit` (counted from now).
+pub(super) async fn await_timeout_recovery(
+    client: &kube::Client,
+    blade: &ChaosBlade,
+    created: SystemTime,
+    limit: Duration,
+) -> anyhow::Result<SystemTime> {
+    let subject = blade.subject();
+    let Some(lasts) = ChaosResource::Blade(blade.clone()).lasts() else {
+        bail!("{subject}: no `timeout` matcher, so the fault lasts until deleted; recover it by delete");
+    };
+    let give_up = tokio::time::Instant::now() + limit;
+    let ends = created + lasts;
+    // Nothing in the cluster announces chaosblade's timer: its end is a point in time.
+    if let Ok(left) = ends.duration_since(SystemTime::now()) {
+        if tokio::time::Instant::now() + left > give_up {
+            bail!("{subject}: its timeout ends {left:.0?} from now, after the {limit:?} allowed for recovery");
+        }
+        tokio::time::sleep(left).await;
+    }
+    let nodes: Api<Node> = Api::all(client.clone());
+    for name in blade.nodes() {
+        let ready = |o: Option<&Node>| o.is_some_and(node_ready);
+        match tokio::time::timeout_at(give_up, await_condition(nodes.clone(), &name, ready)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => bail!("{subject}: watching node {name}: {e}"),
+            Err(_) => bail!(
+                "{subject}: node {name} is not Ready {limit:?} after recovery began (its {lasts:?} timeout \
+                 passed at {}); chaosblade did not restore it",
+                jiff_time(ends)
+            ),
+        }
+    }
+    Ok(SystemTime::now())
+}
+
+/// Whether the node's `Ready` condition is `True`.
+fn node_ready(node: &Node) -> bool {
+    node.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn jiff_time(t: SystemTime) -> String {
+    k8s_openapi::jiff::Timestamp::try_from(t).map(|t| t.to_string()).unwrap_or_else(|_| format!("{t:?}"))
+}

@@ -792,7 +792,12 @@ impl Injection {
     pub async fn recover(mut self, how: Recovery, timeout: Duration) -> anyhow::Result<Timeline> {
         let object = self.object.clone();
         let api = object.api(&self.client);
-        if how == Recovery::Duration {
+        if how == Recovery::Duration
+            && let ChaosResource::Blade(blade) = &self.resource
+        {
+            let recovered = super::blade::await_timeout_recovery(&self.client, blade, self.timeline.created, timeout);
+            self.timeline.recovered = Some(recovered.await?);
+        } else if how == Recovery::Duration {
             if self.one_shot() {
                 bail!(
                     "{object}: {} is one-shot and never reports AllRecovered; recover it by delete",

@@ -161,6 +161,24 @@ impl ChaosResource {
         }
     }
 
+    /// How long the fault lasts by itself once injected: Chaos Mesh's `spec.duration` (none for
+    /// the one-shot pod-kill and container-kill, which end at once and report no recovery),
+    /// or a ChaosBlade's `timeout` matcher (chaosblade's own timer on the node). `None`: it
+    /// lasts until deleted.
+    pub fn lasts(&self) -> Option<std::time::Duration> {
+        match self {
+            ChaosResource::Blade(b) => {
+                let secs = b.matcher("timeout")?.first()?.trim().parse::<u64>().ok()?;
+                Some(std::time::Duration::from_secs(secs))
+            }
+            _ if matches!(self.action().as_str(), "pod-kill" | "container-kill") => None,
+            _ => {
+                let text = self.to_value()["spec"]["duration"].as_str()?.to_string();
+                validate::parse_go_duration(&text).ok().map(|(_, d)| d)
+            }
+        }
+    }
+
     /// The object as JSON (unset fields left out, never a `status` unless one is set).
     pub fn to_value(&self) -> serde_json::Value {
         // Serializing these types cannot fail: every map key is a string.

@@ -79,20 +79,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         println!("holding until Ctrl-C (SIGINT) or SIGTERM");
         std::future::pending::<()>().await;
     }
-    let how = if rendered.resource.to_value()["spec"]["duration"].is_null()
-        || matches!(rendered.resource.action().as_str(), "pod-kill" | "container-kill")
-    {
-        Recovery::Delete
-    } else {
-        Recovery::Duration
-    };
-    // By duration, the fault lasts `spec.duration` from the object's creation.
-    let lasts = rendered.resource.to_value()["spec"]["duration"]
-        .as_str()
-        .and_then(|d| hadrill::chaos::validate::parse_go_duration(d).ok())
-        .map(|(_, d)| d)
-        .filter(|_| how == Recovery::Duration)
-        .unwrap_or_default();
+    // A fault that ends by itself (Chaos Mesh's duration, a ChaosBlade's timeout) is awaited
+    // for as long as it lasts from the object's creation; any other is deleted.
+    let lasts = rendered.resource.lasts();
+    let how = if lasts.is_some() { Recovery::Duration } else { Recovery::Delete };
+    let lasts = lasts.unwrap_or_default();
     let t = injection.recover(how, lasts + timeout).await?;
     let recovered = t.recovered.and_then(|r| r.duration_since(t.injected).ok()).unwrap_or_default();
     println!("recovered ({how:?}) {recovered:?} after injection");

@@ -231,7 +231,7 @@ pub const CATALOG: &[StepDoc] = &[
     StepDoc {
         keyword: "Then",
         example: "the fault ends by itself within 90 s",
-        description: "Waits for each fault's duration to run out (AllRecovered), then removes the object.",
+        description: "Waits for each fault's duration to run out (Chaos Mesh: AllRecovered; a ChaosBlade: its timeout passed and its nodes Ready again), then removes the object.",
         module: "faults",
         role: Role::AfterFault,
     },

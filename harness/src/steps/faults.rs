@@ -203,7 +203,9 @@ pub(crate) async fn inject(
     let run = chaos_run(world)?;
     let injection = run.inject(&rendered.resource, &inject).await.with_context(|| format!("injecting {name}"))?;
     let t = injection.timeline();
-    world.figure(format!("{name}: create to AllInjected"), t.injection_latency().as_secs_f64(), None);
+    // A ChaosBlade has no conditions: it is in place once the operator reports it Running.
+    let in_place = if matches!(injection.resource(), ChaosResource::Blade(_)) { "Running" } else { "AllInjected" };
+    world.figure(format!("{name}: create to {in_place}"), t.injection_latency().as_secs_f64(), None);
     // Records are `ns/pod` or `ns/pod/container`; the main selector's are the fault's pods.
     let pods = match injection.resource() {
         // A node fault takes every pod on its nodes with it.
@@ -293,7 +295,8 @@ async fn fault_removed(world: &mut HadrillWorld) -> StepResult {
 
 /// `Then the fault ends by itself within 30 s`
 ///
-/// For faults with a duration: waits for Chaos Mesh's `AllRecovered` and removes the object.
+/// For faults that end by themselves: waits for Chaos Mesh's `AllRecovered`, or for a
+/// ChaosBlade's timeout to pass and its nodes to be Ready again, and removes the object.
 #[then(expr = "the fault ends by itself within {duration}")]
 async fn fault_ends(world: &mut HadrillWorld, within: Span) -> StepResult {
     ensure!(!world.faults.injections.is_empty(), "no fault is in place");
