@@ -5,7 +5,9 @@
 //!
 //! A test steers them with files in the scratch directory: `fail` holds a command-line prefix
 //! whose command exits 1, `block` one whose command marks `blocked` and then waits (for a
-//! signal).
+//! signal). The mark is a redirection, not `touch`: a shell that gets SIGINT while it waits
+//! for a child that exits normally (a `touch` that had already made the file) carries on, as
+//! sh does, and would then sleep through the interrupt the test sent once it saw the mark.
 #![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -26,7 +28,7 @@ for a in "$@"; do line="$line $a"; done
 printf '%s\n' "$line" >> "$dir/commands.log"
 matches() { [ -s "$dir/$1" ] && case "$line" in "$(cat "$dir/$1")"*) true;; *) false;; esac; }
 if matches fail; then echo "@TOOL@ (stand-in): failing as told: $line" >&2; exit 1; fi
-if matches block; then touch "$dir/blocked"; exec sleep 600; fi
+if matches block; then : > "$dir/blocked"; exec sleep 600; fi
 name=hadrill; kubeconfig=; prev=
 for a in "$@"; do
   case "$prev" in --name) name=$a;; --kubeconfig) kubeconfig=$a;; esac
