@@ -1,25 +1,30 @@
 #!/usr/bin/env bash
 # `cargo test --workspace` RUNS times in a row (default 5) while another build loads the
 # machine, to show the test command is deterministic under load. The load: `cargo check` of the
-# whole workspace into target/load (its own target dir, so it never waits for the tests' lock),
-# with the workspace crates' roots touched before each round so it recompiles them without end.
-# LOAD_CMD replaces that command. Prints each run's result and a summary; exits non-zero when a
+# whole workspace, without end, in a copy of the sources (target/load-src, the tracked files)
+# into its own target dir (target/load): its crate roots are touched before each round so it
+# recompiles them, and neither the touches nor its lock reach the tests' build. (Touching the
+# tested tree itself made every `hadrill run` of the tests rebuild the pods' binaries.)
+# LOAD_CMD replaces the command. Prints each run's result and a summary; exits non-zero when a
 # run failed. Logs go to target/test-under-load/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$(pwd)
 RUNS=${RUNS:-5}
-LOGS=target/test-under-load
-LOAD_CMD=${LOAD_CMD:-cargo check --workspace --all-targets --target-dir target/load --quiet}
-mkdir -p "$LOGS"
+LOGS=$ROOT/target/test-under-load
+LOAD_SRC=$ROOT/target/load-src
+LOAD_CMD=${LOAD_CMD:-cargo check --workspace --all-targets --target-dir $ROOT/target/load --quiet}
+mkdir -p "$LOGS" "$LOAD_SRC"
+git ls-files -z | xargs -0 cp --parents -t "$LOAD_SRC"
 
 # In a session (and process group) of its own, so the whole load ends with one kill.
-setsid bash -c "while true; do
+setsid bash -c "cd '$LOAD_SRC'; while true; do
     touch sim/src/lib.rs harness/src/lib.rs controller/src/lib.rs sample/src/lib.rs
     $LOAD_CMD >>'$LOGS/load.log' 2>&1
 done" &
 LOAD_PID=$!
 trap 'kill -- -$LOAD_PID 2>/dev/null' EXIT
-echo "load: $LOAD_CMD (pid $LOAD_PID, log $LOGS/load.log)"
+echo "load: $LOAD_CMD in $LOAD_SRC (pid $LOAD_PID, log $LOGS/load.log)"
 
 failed=0
 for i in $(seq 1 "$RUNS"); do
