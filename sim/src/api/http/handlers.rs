@@ -104,12 +104,17 @@ async fn serve(state: &Arc<ServerState>, rt: Arc<ResourceType>, req: &Request<'_
             let opts = list_options(&rt, query)?;
             let all_ns = t.namespace.as_deref();
             if query.flag("watch") {
+                // Subscribed before the suspension is read: a `Sim::close_watches` after this
+                // line ends this watch too, and one before it came after a suspension that
+                // refuses it (tests suspend, then close), so no watch slips between the two.
+                let closing = state.close_watches.subscribe();
                 if state.watches_suspended.load(std::sync::atomic::Ordering::SeqCst) {
                     return Err(ApiError::unavailable(
                         "the server is currently unable to handle the request (watches suspended)",
                     ));
                 }
-                return Ok(watch::serve(state.clone(), rt, all_ns.map(str::to_string), opts, query, fmt));
+                let ns = all_ns.map(str::to_string);
+                return Ok(watch::serve(state.clone(), rt, ns, opts, query, fmt, closing));
             }
             let result = api.list(&rt, all_ns, &opts)?;
             if request::wants_table(headers) {

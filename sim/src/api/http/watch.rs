@@ -40,7 +40,7 @@ enum Start {
     From(u64),
 }
 
-/// Starts a watch response.
+/// Starts a watch response; it ends when `closing` changes ([`crate::Sim::close_watches`]).
 pub fn serve(
     state: Arc<ServerState>,
     rt: Arc<ResourceType>,
@@ -48,6 +48,7 @@ pub fn serve(
     opts: ListOptions,
     q: &Query,
     format: Format,
+    closing: tokio::sync::watch::Receiver<u64>,
 ) -> Response {
     let send_initial = q.flag("sendInitialEvents");
     let bookmarks = q.flag("allowWatchBookmarks");
@@ -69,7 +70,7 @@ pub fn serve(
     };
     let params = WatchParams { namespace, opts, start, bookmarks, timeout, format };
     let (tx, rx) = mpsc::channel::<Bytes>(256);
-    tokio::spawn(run(state, rt, params, tx));
+    tokio::spawn(run(state, rt, params, tx, closing));
     let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
     let body = Body::from_stream(futures::StreamExt::map(stream, Ok::<_, std::convert::Infallible>));
     let content_type = match format {
@@ -134,11 +135,16 @@ fn visible(p: &WatchParams, e: &Event) -> Option<&'static str> {
     }
 }
 
-async fn run(state: Arc<ServerState>, rt: Arc<ResourceType>, p: WatchParams, tx: mpsc::Sender<Bytes>) {
+async fn run(
+    state: Arc<ServerState>,
+    rt: Arc<ResourceType>,
+    p: WatchParams,
+    tx: mpsc::Sender<Bytes>,
+    mut closing: tokio::sync::watch::Receiver<u64>,
+) {
     let store = &state.api.store;
     let gr = rt.group_resource();
     let mut notify = store.notifier(&gr);
-    let mut closing = state.close_watches.subscribe();
     let mut shutdown = state.shutdown.subscribe();
     let same_version = |o: &Value| o["apiVersion"].as_str() == Some(rt.api_version().as_str());
     let mut cursor = match p.start {
@@ -179,6 +185,11 @@ async fn run(state: Arc<ServerState>, rt: Arc<ResourceType>, p: WatchParams, tx:
                 return;
             }
         };
+        // A close or shutdown that came before these events were read ends the watch before
+        // them: a client must not see a write made after its watch was closed.
+        if closing.has_changed().unwrap_or(true) || shutdown.has_changed().unwrap_or(true) {
+            return;
+        }
         let drained = events.len() < 512;
         for e in events {
             cursor = e.rv;
@@ -197,6 +208,10 @@ async fn run(state: Arc<ServerState>, rt: Arc<ResourceType>, p: WatchParams, tx:
             continue;
         }
         tokio::select! {
+            // Ending wins over a new event that is ready at the same time.
+            biased;
+            _ = closing.changed() => return,
+            _ = shutdown.changed() => return,
             changed = notify.changed() => if changed.is_err() { return },
             _ = ticker.tick() => {
                 if p.bookmarks {
@@ -205,8 +220,6 @@ async fn run(state: Arc<ServerState>, rt: Arc<ResourceType>, p: WatchParams, tx:
                 }
             }
             _ = tokio::time::sleep_until(deadline) => return,
-            _ = closing.changed() => return,
-            _ = shutdown.changed() => return,
             _ = tx.closed() => return,
         }
     }
