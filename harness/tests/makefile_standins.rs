@@ -28,6 +28,20 @@ fn make(s: &StandIns, targets: &[&str]) -> std::process::Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    // A terminal's Ctrl-C reaches a make whose SIGINT is not ignored; a test run started in the
+    // background of a shell without job control (`nohup make test-under-load &`) inherits it
+    // ignored, and make and the stand-ins would keep ignoring it.
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires; nothing else runs here.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            for sig in [libc::SIGINT, libc::SIGTERM] {
+                if libc::signal(sig, libc::SIG_DFL) == libc::SIG_ERR {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
     cmd
 }
 

@@ -5,9 +5,7 @@
 //!
 //! A test steers them with files in the scratch directory: `fail` holds a command-line prefix
 //! whose command exits 1, `block` one whose command marks `blocked` and then waits (for a
-//! signal). The mark is a redirection, not `touch`: a shell that gets SIGINT while it waits
-//! for a child that exits normally (a `touch` that had already made the file) carries on, as
-//! sh does, and would then sleep through the interrupt the test sent once it saw the mark.
+//! signal). The mark is a redirection (no child process between the mark and the sleep).
 #![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt as _;
