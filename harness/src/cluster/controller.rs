@@ -82,6 +82,14 @@ pub async fn deploy(client: &kube::Client, options: &ControllerOptions<'_>) -> a
     Ok(())
 }
 
+/// Whether the controller's Deployment exists (a scenario may run without a controller).
+pub async fn deployed(client: &kube::Client) -> anyhow::Result<bool> {
+    let api: Api<Deployment> = Api::namespaced(client.clone(), CONTROLLER_NS);
+    let found =
+        api.get_opt(CONTROLLER).await.with_context(|| format!("reading deployment {CONTROLLER_NS}/{CONTROLLER}"))?;
+    Ok(found.is_some())
+}
+
 /// The controller's current leader (the Lease holder: its pod name).
 pub async fn leader(client: &kube::Client) -> anyhow::Result<String> {
     let leases: Api<Lease> = Api::namespaced(client.clone(), CONTROLLER_NS);

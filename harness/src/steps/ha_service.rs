@@ -5,7 +5,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cucumber::{given, then, when};
-use k8s_openapi::api::apps::v1::Deployment;
 
 use super::error::{StepResult, bail, ensure};
 use super::params::{SideParam, Span};
@@ -37,15 +36,10 @@ async fn ha_service(world: &mut HadrillWorld, name: String, replicas: i32) -> St
     let svc = service(world, &name)?;
     svc.create(replicas, otlp.as_deref()).await?;
     world.service.names.push(name);
-    if controller_present(world).await? {
+    if crate::cluster::controller::deployed(&world.client()?).await? {
         svc.adopted().await?;
     }
     Ok(())
-}
-
-async fn controller_present(world: &HadrillWorld) -> anyhow::Result<bool> {
-    let api: kube::Api<Deployment> = kube::Api::namespaced(world.client()?, crate::cluster::controller::CONTROLLER_NS);
-    Ok(api.get_opt(crate::cluster::controller::CONTROLLER).await?.is_some())
 }
 
 /// The node of the primary's first live pod.
