@@ -418,7 +418,7 @@ impl RunCluster {
             .await
             .with_context(|| format!("the API server of the {label} does not answer"))?;
         tracing::info!(cluster = %label, version = %version.git_version, "using the run-wide cluster");
-        warn_without_chaos_mesh(&client, &label).await;
+        warn_without_fault_engines(&client, &label).await;
         let runs = Arc::default();
         let shared = SharedCluster { provider: choice.provider(), client, label, ledger_dir, runs };
         Ok(RunCluster { provider: choice.provider(), owned, shared: Some(shared) })
@@ -541,7 +541,7 @@ async fn deploy(root: &Path, kubeconfig: &Path) -> anyhow::Result<()> {
 /// The fault engines are only needed by @chaos scenarios, so their absence is a warning, not
 /// an error: Chaos Mesh for pod, network and stress faults, the chaosblade-operator for node
 /// faults.
-async fn warn_without_chaos_mesh(client: &kube::Client, label: &str) {
+async fn warn_without_fault_engines(client: &kube::Client, label: &str) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     if let Ok(None) = crds.get_opt("podchaos.chaos-mesh.org").await {
         eprintln!(
