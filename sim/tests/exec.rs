@@ -336,24 +336,34 @@ async fn kube_rs_exec_and_portforward_speak_the_protocol() {
     assert_eq!((out.as_str(), status.status.as_deref()), ("round trip", Some("Success")));
 
     // -t: a terminal, resized on request (kubectl needs a terminal of its own for that).
+    // kube-rs sends the resize and stdin on channels of their own from one select loop, so a
+    // line can reach the terminal before the new size does (against kube-apiserver too): the
+    // shell prints its size for every line, and the test asks again until the size shows.
     let ap = AttachParams::interactive_tty().container("app");
-    let mut p =
-        pods.exec("web", ["/bin/sh", "-c", "read _; stty size; test -t 1 && echo tty"], &ap).await.expect("exec -t");
+    let script = "while read _; do stty size; test -t 1 && echo tty; done";
+    let mut p = pods.exec("web", ["/bin/sh", "-c", script], &ap).await.expect("exec -t");
     let mut size = p.terminal_size().expect("resize channel");
     futures::SinkExt::send(&mut size, kube::api::TerminalSize { width: 91, height: 33 }).await.expect("resize");
-    p.stdin().expect("stdin").write_all(b"go\n").await.expect("write");
+    let (mut stdin, mut stdout) = (p.stdin().expect("stdin"), p.stdout().expect("stdout"));
     let mut out = Vec::new();
-    let mut stdout = p.stdout().expect("stdout");
-    while !String::from_utf8_lossy(&out).contains("tty") {
-        let mut buf = [0u8; 256];
-        let n = tokio::time::timeout(Duration::from_secs(10), stdout.read(&mut buf))
-            .await
-            .expect("tty output")
-            .expect("read");
-        assert!(n > 0, "output ended early: {:?}", String::from_utf8_lossy(&out));
-        out.extend_from_slice(&buf[..n]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    for asked in 1.. {
+        stdin.write_all(b"go\n").await.expect("write");
+        while String::from_utf8_lossy(&out).matches("tty").count() < asked {
+            let mut buf = [0u8; 256];
+            let n = tokio::time::timeout_at(deadline, stdout.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no terminal size 33 91 within 30 s: {:?}", String::from_utf8_lossy(&out)))
+                .expect("read");
+            assert!(n > 0, "output ended early: {:?}", String::from_utf8_lossy(&out));
+            out.extend_from_slice(&buf[..n]);
+        }
+        if String::from_utf8_lossy(&out).contains("33 91") {
+            break;
+        }
     }
-    assert!(String::from_utf8_lossy(&out).contains("33 91"), "{:?}", String::from_utf8_lossy(&out));
+    drop(stdin);
+    p.abort();
 
     // WebSocket port-forward (v4.channel.k8s.io), two ports of one pod.
     let mut pf = pods.portforward("web", &[8080, 8081]).await.expect("portforward");
