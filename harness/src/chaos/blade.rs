@@ -258,7 +258,7 @@ pub(super) async fn await_timeout_recovery(
     }
     let nodes: Api<Node> = Api::all(client.clone());
     for name in blade.nodes() {
-        let ready = |o: Option<&Node>| o.is_some_and(node_ready);
+        let ready = |o: Option<&Node>| o.is_some_and(crate::probes::conditions::node_ready);
         match tokio::time::timeout_at(give_up, await_condition(nodes.clone(), &name, ready)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => bail!("{subject}: watching node {name}: {e}"),
@@ -270,14 +270,6 @@ pub(super) async fn await_timeout_recovery(
         }
     }
     Ok(SystemTime::now())
-}
-
-/// Whether the node's `Ready` condition is `True`.
-fn node_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 fn jiff_time(t: SystemTime) -> String {

@@ -327,11 +327,7 @@ pub async fn scenario_on(cluster: &SharedCluster, nodes: usize) -> anyhow::Resul
 /// Whether pods can land on `node`: Ready, not cordoned, no NoSchedule/NoExecute taint (a
 /// kind control plane next to workers has one).
 pub fn schedulable(node: &Node) -> bool {
-    let ready = node
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let ready = crate::probes::conditions::node_ready(node);
     let spec = node.spec.as_ref();
     let cordoned = spec.and_then(|s| s.unschedulable).unwrap_or(false);
     let tainted = spec
