@@ -783,10 +783,6 @@ impl Injection {
         self.timeline
     }
 
-    fn one_shot(&self) -> bool {
-        matches!(self.resource.action().as_str(), "pod-kill" | "container-kill")
-    }
-
     /// Ends the fault and waits (up to `timeout`) until it is recovered; the object is gone
     /// afterwards and recorded removed.
     pub async fn recover(mut self, how: Recovery, timeout: Duration) -> anyhow::Result<Timeline> {
@@ -798,7 +794,7 @@ impl Injection {
             let recovered = super::blade::await_timeout_recovery(&self.client, blade, self.timeline.created, timeout);
             self.timeline.recovered = Some(recovered.await?);
         } else if how == Recovery::Duration {
-            if self.one_shot() {
+            if self.resource.one_shot() {
                 bail!(
                     "{object}: {} is one-shot and never reports AllRecovered; recover it by delete",
                     self.resource.action()

@@ -161,6 +161,12 @@ impl ChaosResource {
         }
     }
 
+    /// Whether the fault acts once and ends at once (a PodChaos pod-kill or container-kill):
+    /// it reports no recovery and is only ever removed by delete.
+    pub fn one_shot(&self) -> bool {
+        matches!(self, ChaosResource::Pod(p) if p.spec.action.is_one_shot())
+    }
+
     /// How long the fault lasts by itself once injected: Chaos Mesh's `spec.duration` (none for
     /// the one-shot pod-kill and container-kill, which end at once and report no recovery),
     /// or a ChaosBlade's `timeout` matcher (chaosblade's own timer on the node). `None`: it
@@ -171,7 +177,7 @@ impl ChaosResource {
                 let secs = b.matcher("timeout")?.first()?.trim().parse::<u64>().ok()?;
                 Some(std::time::Duration::from_secs(secs))
             }
-            _ if matches!(self.action().as_str(), "pod-kill" | "container-kill") => None,
+            _ if self.one_shot() => None,
             _ => {
                 let text = self.to_value()["spec"]["duration"].as_str()?.to_string();
                 validate::parse_go_duration(&text).ok().map(|(_, d)| d)
